@@ -1,0 +1,106 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/udsvisor/udsvisor/supervisor/config"
+)
+
+func runCheck(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	cfgPath := configFlag(fs)
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	printPlan(stdout, cfg)
+	return nil
+}
+
+// printPlan shows what up would create and start, touching nothing.
+func printPlan(w io.Writer, cfg *config.Config) {
+	nsock := 0
+	for _, s := range cfg.Services {
+		nsock += len(s.Sockets)
+	}
+	fmt.Fprintf(w, "%s: ok: %d service(s), %d socket(s)\n", cfg.File, len(cfg.Services), nsock)
+	for _, warn := range cfg.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	fmt.Fprintf(w, "\ncontrol socket %s\n", cfg.Supervisor.ControlSocket)
+	for _, s := range cfg.Services {
+		fmt.Fprintf(w, "\nservice %s\n", s.Name)
+		fmt.Fprintf(w, "  user      %s (uid %d), group %s (gid %d), supplementary groups: %s\n",
+			s.User, s.UID, s.Group, s.GID, groupList(s.Groups))
+		fmt.Fprintf(w, "  command   %s\n", quoteArgv(s.Command))
+		fmt.Fprintf(w, "  directory %s, umask %04o\n", s.WorkingDir, s.Umask)
+		fmt.Fprintf(w, "  restart   %s; stop with %s, SIGKILL after %s\n",
+			s.Restart, unix.SignalName(s.StopSignal), s.StopTimeout)
+		for _, sock := range s.Sockets {
+			fd := 3 + sock.Index
+			if !sock.IsUnix() {
+				fmt.Fprintf(w, "  fd %d %-10q tcp  %s\n", fd, sock.Name, sock.Addr)
+				continue
+			}
+			fmt.Fprintf(w, "  fd %d %-10q unix %s  %s:%s %04o (s%s)\n", fd, sock.Name, sock.Path,
+				sock.OwnerName, sock.GroupName, sock.Mode, sock.Mode.String()[1:])
+			for _, d := range missingDirs(filepath.Dir(sock.Path)) {
+				fmt.Fprintf(w, "       creates directory %s  root:%s %04o\n", d, sock.GroupName, sock.DirectoryMode)
+			}
+		}
+	}
+}
+
+// missingDirs returns the directories of dir that do not exist yet,
+// outermost first.
+func missingDirs(dir string) []string {
+	var missing []string
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		missing = append([]string{d}, missing...)
+	}
+	return missing
+}
+
+func groupList(gids []uint32) string {
+	if len(gids) == 0 {
+		return "none"
+	}
+	names := make([]string, len(gids))
+	for i, gid := range gids {
+		id := strconv.FormatUint(uint64(gid), 10)
+		if g, err := user.LookupGroupId(id); err == nil {
+			names[i] = fmt.Sprintf("%s (%s)", g.Name, id)
+		} else {
+			names[i] = id
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+func quoteArgv(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$") {
+			a = strconv.Quote(a)
+		}
+		q[i] = a
+	}
+	return strings.Join(q, " ")
+}

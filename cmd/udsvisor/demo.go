@@ -1,0 +1,60 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"strconv"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/activation"
+)
+
+// runDemo is the demo backend of services.toml.example: an HTTP server
+// written for systemd socket activation, exactly as an app would be. It
+// never binds anything itself; it serves the sockets udsvisor passed.
+func runDemo(args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	if err := parseFlags(fs, args, os.Stderr); err != nil {
+		return err
+	}
+	byName, err := activation.ListenersWithNames()
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	if len(byName) == 0 {
+		return errors.New("demo: no sockets were passed (LISTEN_FDS is unset or LISTEN_PID is not this process); run it under udsvisor up, see services.toml.example")
+	}
+	who := strconv.Itoa(os.Getuid())
+	if u, err := user.LookupId(who); err == nil {
+		who = u.Username
+	}
+	errc := make(chan error, len(byName)) // every server may fail once
+	n := 0
+	for name, ls := range byName {
+		for _, l := range ls {
+			n++
+			fmt.Printf("demo: serving socket %q (%s) as %s, pid %d\n", name, l.Addr(), who, os.Getpid())
+			go func(name string, l net.Listener) {
+				srv := &http.Server{Handler: demoHandler(name, who), ReadHeaderTimeout: 10 * time.Second}
+				errc <- fmt.Errorf("demo: serve %s: %w", name, srv.Serve(l))
+			}(name, l)
+		}
+	}
+	return <-errc
+}
+
+func demoHandler(socket, who string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "Hello from the udsvisor demo: pid %d, user %s, socket %q\n", os.Getpid(), who, socket)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}

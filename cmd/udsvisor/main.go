@@ -1,0 +1,94 @@
+// Command udsvisor is a process supervisor that owns its services'
+// sockets: it binds Unix (or TCP) sockets with exact owner, group and
+// mode, starts each service as its own user with the sockets passed the
+// systemd way, and restarts services without ever closing the sockets.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/udsvisor/udsvisor/privdrop"
+	"github.com/udsvisor/udsvisor/supervisor/config"
+)
+
+const usage = `usage: udsvisor <command> [flags]
+
+commands:
+  up     -c FILE   bind the sockets and supervise the services of FILE
+  check  -c FILE   validate FILE and print what up would create and start
+  demo             the demo HTTP backend (run it under udsvisor up)
+  version          print the version
+  help             print this help
+
+FILE defaults to /etc/udsvisor/services.toml.
+`
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	// Before flags, logging or anything else: in the launch helper the
+	// process is about to become a service and must do nothing more.
+	if privdrop.IsHelper() {
+		privdrop.Main()
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one subcommand and returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "up":
+		err = runUp(args[1:], stderr)
+	case "check":
+		err = runCheck(args[1:], stdout)
+	case "demo":
+		err = runDemo(args[1:])
+	case "version", "--version":
+		fmt.Fprintln(stdout, "udsvisor", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "udsvisor: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	return report(err, args[0], stderr)
+}
+
+// usageError is a bad command line: exit code 2, like flag's own errors.
+type usageError struct{ error }
+
+// report prints err and picks the exit code: 0 for none, 2 for a bad
+// command line, 1 for everything else. Config errors are printed one per
+// line as file:line: key: message, so editors can jump to them.
+func report(err error, cmd string, stderr io.Writer) int {
+	var ue usageError
+	var ce config.Errors
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "udsvisor %s: %v\n", cmd, ue.error)
+		return 2
+	case errors.As(err, &ce):
+		for _, e := range ce {
+			fmt.Fprintln(stderr, e)
+		}
+		fmt.Fprintf(stderr, "udsvisor: %d error(s) in the config; nothing was changed\n", len(ce))
+		return 1
+	default:
+		fmt.Fprintf(stderr, "udsvisor: %v\n", err)
+		return 1
+	}
+}

@@ -1,0 +1,118 @@
+// Command testapp is the service that udsvisor's tests supervise: a real
+// program written the way an app for systemd socket activation is, with
+// go-systemd's activation package. On every socket it was given it serves
+// HTTP; GET / answers with a JSON report of what the process sees
+// (identity, LISTEN_* variables, open fds, environment), so tests can
+// compare it with what the kernel says in /proc.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sort"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/activation"
+)
+
+// Report is the JSON that GET / returns.
+type Report struct {
+	Pid        int      `json:"pid"`
+	Uid        int      `json:"uid"`
+	Gid        int      `json:"gid"`
+	Groups     []int    `json:"groups"`
+	Socket     string   `json:"socket"` // the LISTEN_FDNAMES name this request came in on
+	Names      []string `json:"names"`  // every name received
+	ListenPID  string   `json:"listen_pid"`
+	ListenFDs  string   `json:"listen_fds"`
+	FDNames    string   `json:"listen_fdnames"`
+	Env        []string `json:"env"`
+	Cwd        string   `json:"cwd"`
+	Grandchild int      `json:"grandchild,omitempty"`
+}
+
+func main() {
+	ignoreTerm := flag.Bool("ignore-term", false, "ignore SIGTERM")
+	grandchild := flag.Bool("grandchild", false, "start a SIGTERM-ignoring grandchild in the same process group")
+	sleeper := flag.Bool("sleeper", false, "internal: be that grandchild")
+	exitCode := flag.Int("exit", -1, "exit at once with this code")
+	delay := flag.Duration("delay", 0, "wait this long before serving")
+	hello := flag.String("hello", "", "print this line to stdout at start-up and to stderr with the pid")
+	flag.Parse()
+
+	if *sleeper {
+		signal.Ignore(syscall.SIGTERM)
+		select {}
+	}
+	if *hello != "" {
+		fmt.Println(*hello)
+		fmt.Fprintf(os.Stderr, "%s (stderr) pid %d\n", *hello, os.Getpid())
+	}
+	if *exitCode >= 0 {
+		os.Exit(*exitCode)
+	}
+	rep := Report{
+		Pid: os.Getpid(), Uid: os.Getuid(), Gid: os.Getgid(),
+		ListenPID: os.Getenv("LISTEN_PID"), ListenFDs: os.Getenv("LISTEN_FDS"),
+		FDNames: os.Getenv("LISTEN_FDNAMES"), Env: os.Environ(),
+	}
+	rep.Groups, _ = os.Getgroups()
+	rep.Cwd, _ = os.Getwd()
+	if *ignoreTerm {
+		signal.Ignore(syscall.SIGTERM)
+	}
+	if *grandchild {
+		cmd := exec.Command("/proc/self/exe", "-sleeper")
+		if err := cmd.Start(); err != nil {
+			log.Fatal(err)
+		}
+		rep.Grandchild = cmd.Process.Pid
+	}
+	time.Sleep(*delay)
+
+	byName, err := activation.ListenersWithNames()
+	if err != nil {
+		log.Fatal(err)
+	}
+	if len(byName) == 0 {
+		log.Fatal("no sockets passed (LISTEN_FDS unset or LISTEN_PID wrong)")
+	}
+	for name := range byName {
+		rep.Names = append(rep.Names, name)
+	}
+	sort.Strings(rep.Names)
+	for name, ls := range byName {
+		for _, l := range ls {
+			go serve(l, name, rep)
+		}
+	}
+	select {}
+}
+
+func serve(l net.Listener, name string, rep Report) {
+	rep.Socket = name
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(rep)
+	})
+	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
+		d, _ := time.ParseDuration(r.URL.Query().Get("d"))
+		time.Sleep(d)
+		fmt.Fprintf(w, "slept %v in %d\n", d, os.Getpid())
+	})
+	mux.HandleFunc("POST /exit", func(w http.ResponseWriter, r *http.Request) {
+		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
+		os.Exit(code)
+	})
+	log.Fatal(http.Serve(l, mux))
+}

@@ -1,0 +1,232 @@
+// Package testutil holds what the root tests of several packages share:
+// the root gate that refuses to skip under UDSVISOR_CI, test users made
+// with useradd, builds of real test binaries into world-readable
+// directories, and readers of /proc.
+package testutil
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// CI reports whether the tests run under .ci/run, where a missing
+// privilege or peer program is a failure rather than a skip.
+func CI() bool { return os.Getenv("UDSVISOR_CI") == "1" }
+
+// Unavailable skips the test, or fails it under UDSVISOR_CI=1.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if CI() {
+		t.Fatalf("UDSVISOR_CI=1: %s", msg)
+	}
+	t.Skip(msg)
+}
+
+// RequireRoot skips (or fails under CI) unless the test runs as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Unavailable(t, "needs root (euid %d)", os.Geteuid())
+	}
+}
+
+// RequireCommand returns the path of name, skipping (or failing under CI)
+// when it is not installed.
+func RequireCommand(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		Unavailable(t, "%s is not installed: %v", name, err)
+	}
+	return p
+}
+
+// User is a test user created with useradd.
+type User struct {
+	Name string
+	UID  uint32
+	GID  uint32
+}
+
+// EnsureUser creates the system user name (no home, no login shell) with
+// the given supplementary groups unless it exists, and returns its ids.
+// Test packages run in parallel, so an existing user and a locked
+// /etc/passwd are expected and retried; the users are kept afterwards for
+// the same reason (udsv-* is the reserved prefix).
+func EnsureUser(t testing.TB, name string, groups ...string) User {
+	t.Helper()
+	RequireRoot(t)
+	for attempt := 0; ; attempt++ {
+		if u, err := user.Lookup(name); err == nil {
+			uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+			gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+			if len(groups) > 0 {
+				// Membership may have been created by another package
+				// without these groups; usermod -a is idempotent.
+				out, err := exec.Command("usermod", "-a", "-G", strings.Join(groups, ","), name).CombinedOutput()
+				if err != nil && attempt < 50 {
+					time.Sleep(100 * time.Millisecond)
+					continue
+				} else if err != nil {
+					t.Fatalf("usermod %s: %v: %s", name, err, out)
+				}
+			}
+			return User{Name: name, UID: uint32(uid), GID: uint32(gid)}
+		}
+		args := []string{"-r", "-M", "-U", "-s", "/usr/sbin/nologin"}
+		if len(groups) > 0 {
+			args = append(args, "-G", strings.Join(groups, ","))
+		}
+		out, err := exec.Command("useradd", append(args, name)...).CombinedOutput()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+		case errors.As(err, &ee) && (ee.ExitCode() == 9 || ee.ExitCode() == 10) && attempt < 50:
+			// 9: created meanwhile by another package; 10: passwd locked.
+			time.Sleep(100 * time.Millisecond)
+		default:
+			t.Fatalf("useradd %s: %v: %s", name, err, out)
+		}
+	}
+}
+
+// EnsureGroup creates the system group name unless it exists and returns
+// its gid.
+func EnsureGroup(t testing.TB, name string) uint32 {
+	t.Helper()
+	RequireRoot(t)
+	for attempt := 0; ; attempt++ {
+		if g, err := user.LookupGroup(name); err == nil {
+			gid, _ := strconv.ParseUint(g.Gid, 10, 32)
+			return uint32(gid)
+		}
+		out, err := exec.Command("groupadd", "-r", name).CombinedOutput()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+		case errors.As(err, &ee) && (ee.ExitCode() == 9 || ee.ExitCode() == 10) && attempt < 50:
+			time.Sleep(100 * time.Millisecond)
+		default:
+			t.Fatalf("groupadd %s: %v: %s", name, err, out)
+		}
+	}
+}
+
+// RunDir makes a fresh root-owned 0755 directory under /run (a tmpfs on
+// Debian, like production socket directories) and removes it after the
+// test. Unlike t.TempDir, its parents are traversable by test users.
+func RunDir(t testing.TB) string {
+	t.Helper()
+	RequireRoot(t)
+	dir, err := os.MkdirTemp("/run", "udsvisor-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// Build compiles the Go package pkg (an import path or a directory) to a
+// binary named after its last element in dir, which it makes 0755 so that
+// test users can exec it (go test keeps its own binaries under a 0700
+// directory). Call it from TestMain.
+func Build(dir, pkg string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+	}
+	// The caller's umask may be udsvisor's 0077.
+	if err := os.Chmod(out, 0o755); err != nil {
+		return "", err
+	}
+	return out, nil
+}
+
+// ProcStatus returns the fields of /proc/PID/status, e.g. "Uid", "Groups",
+// "NoNewPrivs", "CapEff", "SigIgn", with their values trimmed.
+func ProcStatus(pid int) (map[string]string, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m := make(map[string]string)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok {
+			m[k] = strings.TrimSpace(v)
+		}
+	}
+	return m, sc.Err()
+}
+
+// ProcEnviron returns /proc/PID/environ as KEY=VALUE strings.
+func ProcEnviron(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return nil, err
+	}
+	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), nil
+}
+
+// ProcFDs returns the targets of /proc/PID/fd/N keyed by N.
+func ProcFDs(pid int) (map[int]string, error) {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[int]string, len(ents))
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		target, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue // closed meanwhile
+		}
+		m[n] = target
+	}
+	return m, nil
+}
+
+// Eventually polls cond every 10 ms until it returns nil or timeout
+// passes, then fails with the last error. Tests use it only to wait for
+// the outside world (a process to appear or vanish), never as a timing
+// assertion: timeouts are generous because CI machines are noisy.
+func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after %v: %v", timeout, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,223 @@
+package sockets
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxSunPath is the longest sun_path Go and x/sys accept (SECURITY-NOTES
+// 0.12).
+const maxSunPath = 107
+
+// bindUnix follows the recipe in the package doc. Every error path removes
+// what Bind created: the temporary name, the final name if it was already
+// published, and the directories.
+func (b *binder) bindUnix(spec Spec) (l *Listener, err error) {
+	w, err := b.walkDirs(spec)
+	if err != nil {
+		return nil, err
+	}
+	dirfd := w.last()
+	name := filepath.Base(spec.Path)
+	sock, node := -1, -1
+	var tmp string
+	var nodeSt unix.Stat_t
+	defer func() {
+		if err == nil {
+			return
+		}
+		if tmp != "" {
+			// The name is random and the directory writable only by
+			// root, so whatever is there now is our own node (or the
+			// link a test hook put in its place).
+			unix.Unlinkat(dirfd, tmp, 0)
+		}
+		if node >= 0 {
+			unlinkIfSame(dirfd, name, &nodeSt)
+			unix.Close(node)
+		}
+		if sock >= 0 {
+			unix.Close(sock)
+		}
+		w.removeCreated()
+		w.close()
+	}()
+
+	sock, err = unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "socket", Path: spec.Path, Err: err}
+	}
+	// Defence in depth for T4: bind(2) creates the node with the sockfs
+	// inode's mode minus the umask (af_unix.c unix_bind_bsd), so with this
+	// the node is born 0000 even if the caller forgot umask 0077.
+	if err := unix.Fchmod(sock, 0); err != nil {
+		return nil, fmt.Errorf("socket %s: %w", spec.Path, os.NewSyscallError("fchmod", err))
+	}
+	if tmp, err = bindTemp(sock, dirfd, name, spec.Path); err != nil {
+		return nil, err
+	}
+	if b.afterBind != nil {
+		b.afterBind(dirfd, tmp)
+	}
+
+	// Pin the node and check it before chown: a symlink or a hard link to
+	// another file at the temporary name must never be chowned (T3, T6).
+	node, err = ignoringEINTR(func() (int, error) {
+		return unix.Openat(dirfd, tmp, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	})
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: filepath.Join(filepath.Dir(spec.Path), tmp), Err: err}
+	}
+	if err := unix.Fstat(node, &nodeSt); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: filepath.Join(filepath.Dir(spec.Path), tmp), Err: err}
+	}
+	if k := nodeSt.Mode & unix.S_IFMT; k != unix.S_IFSOCK || nodeSt.Nlink != 1 {
+		return nil, fmt.Errorf("socket %s: temporary name %s was replaced by a %s with %d links; refusing",
+			spec.Path, tmp, kindName(k), nodeSt.Nlink)
+	}
+	if err := setOwnerFD(node, spec.UID, spec.GID, spec.Mode); err != nil {
+		return nil, fmt.Errorf("socket %s: %w", spec.Path, err)
+	}
+	if err := unix.Listen(sock, spec.Backlog); err != nil {
+		return nil, &os.PathError{Op: "listen", Path: spec.Path, Err: err}
+	}
+
+	if err := b.publish(dirfd, tmp, name, spec.Path); err != nil {
+		return nil, err
+	}
+	tmp = ""
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: spec.Path, Err: err}
+	}
+	if st.Dev != nodeSt.Dev || st.Ino != nodeSt.Ino {
+		return nil, fmt.Errorf("socket %s: replaced while being published; refusing", spec.Path)
+	}
+
+	l = &Listener{
+		spec:    spec,
+		file:    os.NewFile(uintptr(sock), spec.Path),
+		dir:     dirfd,
+		node:    node,
+		dev:     nodeSt.Dev,
+		ino:     nodeSt.Ino,
+		created: w.created,
+		fds:     w.trim(),
+	}
+	return l, nil
+}
+
+// bindTemp binds sock to a fresh temporary name in the directory dirfd
+// and returns the name. It binds through /proc/self/fd/<dirfd>, so the
+// node lands in the directory the walk verified, whatever its path now
+// leads to, and long directory paths do not count against sun_path.
+func bindTemp(sock, dirfd int, name, path string) (string, error) {
+	for attempt := 0; ; attempt++ {
+		tmp := tempName(dirfd, name)
+		err := unix.Bind(sock, &unix.SockaddrUnix{Name: procPath(dirfd, tmp)})
+		if err == unix.EADDRINUSE && attempt < 3 {
+			continue // a leftover with the same random name
+		}
+		if err != nil {
+			return "", &os.PathError{Op: "bind", Path: path, Err: err}
+		}
+		return tmp, nil
+	}
+}
+
+// tempName returns ".<name>.<random>.tmp", or ".<random>.tmp" when the
+// former would not fit in sun_path or NAME_MAX.
+func tempName(dirfd int, name string) string {
+	var r [6]byte
+	rand.Read(r[:]) // never fails (crypto/rand docs)
+	suffix := hex.EncodeToString(r[:]) + ".tmp"
+	tmp := "." + name + "." + suffix
+	if len(tmp) > 255 || len(procPath(dirfd, tmp)) > maxSunPath {
+		tmp = "." + suffix
+	}
+	return tmp
+}
+
+// unlinkIfSame unlinks name in dirfd if it is the file st describes.
+func unlinkIfSame(dirfd int, name string, st *unix.Stat_t) error {
+	var cur unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &cur, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err == unix.ENOENT {
+			return nil
+		}
+		return err
+	}
+	if cur.Dev != st.Dev || cur.Ino != st.Ino {
+		return nil
+	}
+	if err := unix.Unlinkat(dirfd, name, 0); err != nil && err != unix.ENOENT {
+		return err
+	}
+	return nil
+}
+
+// closeUnix removes the name and the directories that Bind created, if
+// they are still ours, and closes the directory fds.
+func (l *Listener) closeUnix() error {
+	var errs []error
+	st := unix.Stat_t{Dev: l.dev, Ino: l.ino}
+	if err := unlinkIfSame(l.dir, filepath.Base(l.spec.Path), &st); err != nil {
+		errs = append(errs, &os.PathError{Op: "unlink", Path: l.spec.Path, Err: err})
+	}
+	unix.Close(l.node)
+	if err := removeDirs(l.created); err != nil {
+		errs = append(errs, err)
+	}
+	for _, fd := range l.fds {
+		unix.Close(fd)
+	}
+	return errors.Join(errs...)
+}
+
+// setOwner applies owner and mode to the socket file Bind created, even
+// if its name was unlinked or replaced meanwhile. It first narrows the
+// mode to what both the old and the new setting allow, so that between
+// the steps nobody has access that neither grants.
+func (l *Listener) setOwner(uid, gid int, mode fs.FileMode) error {
+	p := l.spec.Path
+	var st unix.Stat_t
+	if err := unix.Fstat(l.node, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: p, Err: err}
+	}
+	narrow := fs.FileMode(st.Mode&0o777) & mode
+	if err := unix.Chmod(procPath(l.node, ""), uint32(narrow)); err != nil {
+		return &os.PathError{Op: "chmod", Path: p, Err: err}
+	}
+	if err := setOwnerFD(l.node, uid, gid, mode); err != nil {
+		return fmt.Errorf("socket %s: %w", p, err)
+	}
+	return nil
+}
+
+// kindName names a file type for error messages.
+func kindName(k uint32) string {
+	switch k {
+	case unix.S_IFREG:
+		return "regular file"
+	case unix.S_IFDIR:
+		return "directory"
+	case unix.S_IFLNK:
+		return "symlink"
+	case unix.S_IFIFO:
+		return "fifo"
+	case unix.S_IFCHR:
+		return "character device"
+	case unix.S_IFBLK:
+		return "block device"
+	case unix.S_IFSOCK:
+		return "socket"
+	}
+	return fmt.Sprintf("file of type %#o", k)
+}

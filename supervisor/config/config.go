@@ -1,0 +1,198 @@
+// Package config loads and validates a udsvisor services.toml.
+//
+// Load decodes strictly (an unknown key is an error), validates every
+// service in one pass and reports all problems at once, each naming the
+// file, the line and the full key, e.g.
+//
+//	services.toml:14: services.api.sockets[0].mode: "0778" is not an octal mode like "0660"
+//
+// The result is fully typed: modes are fs.FileMode, durations
+// time.Duration, signals unix.Signal, users and groups numeric ids, and
+// command[0] an absolute path. Nothing downstream parses strings or applies
+// defaults of its own.
+package config
+
+import (
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Defaults documented in services.toml.example.
+const (
+	DefaultControlSocket = "/run/udsvisor/control.sock"
+	DefaultSocketMode    = fs.FileMode(0o660)
+	DefaultDirectoryMode = fs.FileMode(0o755)
+	DefaultBacklog       = 4096
+	DefaultStopTimeout   = 10 * time.Second
+	DefaultUmask         = fs.FileMode(0o022)
+	DefaultPath          = "/usr/local/bin:/usr/bin:/bin"
+	DefaultMinUptime     = time.Second
+	DefaultStartLimit    = 12
+	DefaultControlMode   = fs.FileMode(0o660)
+)
+
+// Config is a validated services.toml.
+type Config struct {
+	// File is the path the config was loaded from, as given.
+	File       string
+	Supervisor Supervisor
+	// Services sorted by name.
+	Services []*Service
+	// Warnings are problems that do not stop udsvisor from starting
+	// (for example a world-connectable socket mode).
+	Warnings Errors
+}
+
+// Supervisor holds the [supervisor] table.
+type Supervisor struct {
+	ControlSocket string
+	ControlMode   fs.FileMode
+	// ControlGroup and StatusGroup are group ids; -1 when unset.
+	ControlGroup int
+	StatusGroup  int
+	LogFormat    string // "console" or "json"
+}
+
+// Restart is a service's restart policy.
+type Restart string
+
+// Restart policies.
+const (
+	RestartAlways    Restart = "always"
+	RestartOnFailure Restart = "on-failure"
+	RestartNever     Restart = "never"
+)
+
+// Service is one [services.NAME] table.
+type Service struct {
+	Name string
+	// Line is where [services.NAME] starts, for messages.
+	Line int
+	// Command is the argv; Command[0] is an absolute path resolved at load.
+	Command []string
+	// User and Group are the names as configured (or looked up from the ids).
+	User  string
+	Group string
+	UID   uint32
+	GID   uint32
+	// Groups are the supplementary group ids, exactly as configured
+	// (never root's, never the user's /etc/group memberships unless listed).
+	Groups     []uint32
+	Home       string // the user's home directory, for $HOME
+	WorkingDir string // "/" when not configured
+	// Environment is the configured environment as sorted KEY=VALUE pairs,
+	// without PATH/HOME/USER/LOGNAME/LISTEN_* (those are added at launch
+	// unless Environment sets PATH).
+	Environment []string
+	Restart     Restart
+	StopSignal  unix.Signal
+	StopTimeout time.Duration
+	// MinUptime: a run shorter than this counts as a failed start for the
+	// crash-loop back-off.
+	MinUptime time.Duration
+	// StartLimit is how many consecutive failed starts put the service
+	// into the failed state; 0 means never give up.
+	StartLimit int
+	Umask      fs.FileMode
+	AllowRoot  bool
+	Sockets    []*Socket
+}
+
+// Socket is one [[services.NAME.sockets]] entry: a listening socket that
+// udsvisor binds and passes to the service as fd 3+Index.
+type Socket struct {
+	// Key is the full key for messages, e.g. services.api.sockets[0].
+	Key   string
+	Line  int
+	Index int
+	// Name is the LISTEN_FDNAMES entry.
+	Name string
+	// Path is set for a Unix socket, Addr for TCP; exactly one of them.
+	Path   string
+	Addr   netip.AddrPort
+	Public bool
+	// Owner and Group of the socket file, and its modes (Unix only; the
+	// modes are zero for TCP).
+	OwnerName     string
+	GroupName     string
+	UID           uint32
+	GID           uint32
+	Mode          fs.FileMode
+	DirectoryMode fs.FileMode
+	Backlog       int
+}
+
+// Service returns the service called name, or nil.
+func (c *Config) Service(name string) *Service {
+	i := slices.IndexFunc(c.Services, func(s *Service) bool { return s.Name == name })
+	if i < 0 {
+		return nil
+	}
+	return c.Services[i]
+}
+
+// IsUnix reports whether the socket is a Unix domain socket.
+func (s *Socket) IsUnix() bool { return s.Path != "" }
+
+// String is the path or the TCP address.
+func (s *Socket) String() string {
+	if s.IsUnix() {
+		return s.Path
+	}
+	return s.Addr.String()
+}
+
+// Error is one problem in a config file.
+type Error struct {
+	File string
+	Line int // 0 when unknown
+	Key  string
+	Msg  string
+	// Err is the underlying error when there is one (an I/O error, the
+	// decoder's), for errors.Is and errors.As.
+	Err error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Key != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Key)
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Unwrap returns the underlying error, if any.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errors is every problem found in one load, in file order.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// Unwrap returns the errors, for errors.Is and errors.As.
+func (es Errors) Unwrap() []error {
+	errs := make([]error, len(es))
+	for i, e := range es {
+		errs[i] = e
+	}
+	return errs
+}

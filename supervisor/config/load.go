@@ -1,0 +1,233 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/BurntSushi/toml"
+)
+
+// maxFileSize bounds what Load reads; a services.toml is a few KiB.
+const maxFileSize = 4 << 20
+
+// Load reads, decodes and validates path. On any problem it returns a nil
+// *Config and an Errors (all problems, in file order).
+//
+// Like sshd's StrictModes it first refuses a file that others could have
+// written (SECURITY-NOTES T19): anyone who can edit it chooses what runs as
+// which user. Ownership by root is enforced only when running as root, so
+// that an unprivileged `check` works on a user's own copy. A refused file
+// is not parsed: its content is not the administrator's.
+func Load(path string) (*Config, error) {
+	fail := func(format string, args ...any) (*Config, error) {
+		return nil, Errors{{File: path, Msg: fmt.Sprintf(format, args...)}}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, Errors{{File: path, Msg: causeOf(err), Err: err}}
+	}
+	defer f.Close()
+	// Stat the open file, not the path, so that the checked file is the
+	// one read.
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, Errors{{File: path, Msg: causeOf(err), Err: err}}
+	}
+	if !fi.Mode().IsRegular() {
+		return fail("is %s, not a regular file; refusing", describeType(fi.Mode()))
+	}
+	var errs Errors
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 && st.Uid != 0 {
+		errs = append(errs, &Error{File: path, Msg: fmt.Sprintf("is owned by uid %d; refusing", st.Uid)})
+	}
+	switch perm := fi.Mode().Perm(); {
+	case perm&0o022 == 0o022:
+		errs = append(errs, &Error{File: path, Msg: "is writable by group and others; refusing"})
+	case perm&0o020 != 0:
+		errs = append(errs, &Error{File: path, Msg: "is writable by group; refusing"})
+	case perm&0o002 != 0:
+		errs = append(errs, &Error{File: path, Msg: "is writable by others; refusing"})
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, Errors{{File: path, Msg: causeOf(err), Err: err}}
+	}
+	if len(data) > maxFileSize {
+		return fail("is larger than %d bytes; refusing", maxFileSize)
+	}
+	return Parse(path, data)
+}
+
+// causeOf drops the op and path from a *PathError, which Error already
+// prints as the file name.
+func causeOf(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Op + ": " + pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// Parse is Load on bytes already read (file is the name used in messages).
+// It does not check file ownership.
+func Parse(file string, data []byte) (*Config, error) {
+	var raw map[string]any
+	if _, err := toml.Decode(string(data), &raw); err != nil {
+		return nil, Errors{decodeError(file, err)}
+	}
+	c := &checker{file: file, lines: locate(string(data)), somaxconn: readSomaxconn()}
+	cfg := &Config{File: file}
+	top := table{m: raw}
+	c.unknown(top, "supervisor", "services")
+	sup := table{key: "supervisor", m: map[string]any{}}
+	if t, ok := c.subTable(top, "supervisor"); ok {
+		sup = t
+	}
+	cfg.Supervisor = c.supervisor(sup)
+	if services, ok := c.subTable(top, "services"); ok {
+		for _, name := range sortedKeys(services.m) {
+			if s := c.service(name, services.m[name]); s != nil {
+				cfg.Services = append(cfg.Services, s)
+			}
+		}
+	}
+	var sockets []*Socket
+	for _, s := range cfg.Services {
+		sockets = append(sockets, s.Sockets...)
+	}
+	slices.SortStableFunc(sockets, func(a, b *Socket) int { return a.Line - b.Line })
+	c.crossCheck(cfg.Supervisor.ControlSocket, sockets)
+	c.sharedUsers(cfg.Services)
+	if len(c.errs) > 0 {
+		return nil, sortByLine(c.errs)
+	}
+	cfg.Warnings = sortByLine(c.warns)
+	return cfg, nil
+}
+
+// decodeError turns a decoder error (TOML syntax, a duplicate key or
+// table) into an Error at its line.
+func decodeError(file string, err error) *Error {
+	var pe toml.ParseError
+	if !errors.As(err, &pe) {
+		return &Error{File: file, Msg: err.Error(), Err: err}
+	}
+	msg := strings.TrimSuffix(pe.Message, ".")
+	// The decoder capitalises its messages; ours are lowercase.
+	if r, n := utf8.DecodeRuneInString(msg); n > 0 && len(msg) > n {
+		if next, _ := utf8.DecodeRuneInString(msg[n:]); unicode.IsLower(next) {
+			msg = string(unicode.ToLower(r)) + msg[n:]
+		}
+	}
+	return &Error{File: file, Line: pe.Position.Line, Msg: msg, Err: err}
+}
+
+func sortByLine(es Errors) Errors {
+	slices.SortStableFunc(es, func(a, b *Error) int { return a.Line - b.Line })
+	return es
+}
+
+// readSomaxconn returns net.core.somaxconn, or 0 if it cannot be read (the
+// backlog warning is then skipped).
+func readSomaxconn() int {
+	b, err := os.ReadFile("/proc/sys/net/core/somaxconn")
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+var supervisorKeys = []string{"control_socket", "control_mode", "control_group", "status_group", "log_format"}
+
+// supervisor converts the [supervisor] table.
+func (c *checker) supervisor(t table) Supervisor {
+	c.unknown(t, supervisorKeys...)
+	s := Supervisor{
+		ControlSocket: DefaultControlSocket,
+		ControlMode:   DefaultControlMode,
+		ControlGroup:  -1,
+		StatusGroup:   -1,
+		LogFormat:     "console",
+	}
+	if p, ok := c.str(t, "control_socket"); ok && c.unixPath(t.sub("control_socket"), p) {
+		s.ControlSocket = p
+	}
+	if m, ok := c.mode(t, "control_mode", "0660"); ok {
+		key := t.sub("control_mode")
+		switch {
+		case m&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0:
+			c.errorf(key, "setuid/setgid/sticky bits are meaningless on a socket")
+		case m&0o222 == 0:
+			c.errorf(key, "%q has no write bit: connect(2) needs write permission", t.m["control_mode"])
+		default:
+			s.ControlMode = m
+		}
+		if m&0o002 != 0 {
+			c.warnf(key, "\"%04o\" lets every local user connect; the peer check still applies", uint32(m.Perm()))
+		}
+	}
+	for _, g := range []struct {
+		name string
+		dst  *int
+	}{{"control_group", &s.ControlGroup}, {"status_group", &s.StatusGroup}} {
+		v, ok := t.m[g.name]
+		if !ok {
+			continue
+		}
+		name, gid, ok := c.groupValue(t.sub(g.name), v)
+		if !ok {
+			continue
+		}
+		*g.dst = int(gid)
+		if name == "www-data" && g.name == "control_group" {
+			// A web server that proxies to a socket can be steered into
+			// connecting to another one (Apache CVE-2021-40438).
+			c.warnf(t.sub(g.name), "www-data is a web server's group; a confused deputy could reach the control socket")
+		}
+	}
+	if f, ok := c.str(t, "log_format"); ok {
+		if f != "console" && f != "json" {
+			c.errorf(t.sub("log_format"), "%q must be console or json", f)
+		} else {
+			s.LogFormat = f
+		}
+	}
+	return s
+}
+
+// sharedUsers warns when services share a uid: each can signal, ptrace
+// and read the /proc/PID/fd of the other, so isolation between them is
+// gone. nobody is worse still, as unrelated daemons run as it too.
+func (c *checker) sharedUsers(services []*Service) {
+	first := map[uint32]*Service{}
+	for _, s := range services {
+		if s.User == "" {
+			continue
+		}
+		key := joinKey(joinKey("services", s.Name), "user")
+		if s.User == "nobody" {
+			c.warnf(key, "nobody is shared with unrelated daemons; give the service its own user")
+		}
+		if f, ok := first[s.UID]; ok {
+			c.warnf(key, "user %q is also the user of %s; the two can signal each other and read each other's /proc", s.User, joinKey("services", f.Name))
+			continue
+		}
+		first[s.UID] = s
+	}
+}

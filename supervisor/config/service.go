@@ -1,0 +1,236 @@
+package config
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+var serviceKeys = []string{
+	"command", "user", "allow_root", "group", "supplementary_groups", "working_dir",
+	"environment", "restart", "stop_signal", "stop_timeout", "min_uptime", "start_limit",
+	"umask", "sockets",
+}
+
+// serviceName is what a service may be called: the name appears in URLs
+// of the control API, in metrics labels and in log fields.
+var serviceName = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
+
+// reservedEnv are set by udsvisor for socket activation and readiness; a
+// configured value would misdirect the service (SECURITY-NOTES T14).
+var reservedEnv = []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET"}
+
+// service converts one [services.NAME] table.
+func (c *checker) service(name string, v any) *Service {
+	key := joinKey("services", name)
+	if !serviceName.MatchString(name) || name == "." || name == ".." {
+		c.errorf(key, "%q is not a valid service name; names are [A-Za-z0-9_.@-]{1,64}", name)
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		c.errorf(key, "must be a table like [%s], not %s", key, typeName(v))
+		return nil
+	}
+	t := table{key: key, m: m}
+	c.unknown(t, serviceKeys...)
+	s := &Service{
+		Name:        name,
+		Line:        c.lines.line(key),
+		WorkingDir:  "/",
+		Restart:     RestartAlways,
+		StopSignal:  unix.SIGTERM,
+		StopTimeout: DefaultStopTimeout,
+		MinUptime:   DefaultMinUptime,
+		StartLimit:  DefaultStartLimit,
+		Umask:       DefaultUmask,
+		AllowRoot:   c.boolean(t, "allow_root"),
+	}
+	c.identity(t, s)
+	if dir, ok := c.str(t, "working_dir"); ok {
+		switch {
+		case !filepath.IsAbs(dir):
+			c.errorf(t.sub("working_dir"), "%q must be absolute", dir)
+		case filepath.Clean(dir) != dir:
+			c.errorf(t.sub("working_dir"), "not a clean path; did you mean %q?", filepath.Clean(dir))
+		default:
+			s.WorkingDir = dir
+			c.openDir(t.sub("working_dir"), dir)
+		}
+	}
+	path := c.environment(t, s)
+	c.command(t, s, path)
+	if r, ok := c.str(t, "restart"); ok {
+		switch Restart(r) {
+		case RestartAlways, RestartOnFailure, RestartNever:
+			s.Restart = Restart(r)
+		default:
+			c.errorf(t.sub("restart"), "%q must be always, on-failure or never", r)
+		}
+	}
+	if sig, ok := c.signal(t, "stop_signal"); ok {
+		s.StopSignal = sig
+	}
+	if d, ok := c.duration(t, "stop_timeout"); ok {
+		s.StopTimeout = d
+	}
+	if d, ok := c.duration(t, "min_uptime"); ok {
+		s.MinUptime = d
+	}
+	if n, ok := c.integer(t, "start_limit"); ok {
+		if n < 0 || n > 1<<31-1 {
+			c.errorf(t.sub("start_limit"), "%d must be 0 (never give up) or a positive count", n)
+		} else {
+			s.StartLimit = int(n)
+		}
+	}
+	if m, ok := c.mode(t, "umask", "0022"); ok {
+		if m.Perm() != m {
+			c.errorf(t.sub("umask"), "%q is not a umask; it must be at most \"0777\"", t.m["umask"])
+		} else {
+			s.Umask = m
+		}
+	}
+	for i, st := range c.tables(t, "sockets") {
+		s.Sockets = append(s.Sockets, c.socket(s, st, i))
+	}
+	c.uniqueFDNames(s)
+	return s
+}
+
+// identity resolves user, group and supplementary groups.
+func (c *checker) identity(t table, s *Service) {
+	if _, ok := t.m["user"]; !ok {
+		c.errorf(t.sub("user"), "is required")
+	}
+	a, userOK := c.userValue(t, "user")
+	if userOK {
+		s.User, s.UID, s.GID, s.Home = a.name, a.uid, a.gid, a.home
+		s.Group = groupName(a.gid)
+		if a.uid == 0 && !s.AllowRoot {
+			c.errorf(t.sub("user"), "refusing to run as root; set allow_root = true")
+		}
+	}
+	if v, ok := t.m["group"]; ok {
+		if name, gid, ok := c.groupValue(t.sub("group"), v); ok {
+			s.Group, s.GID = name, gid
+			c.warnRiskyGroup(t.sub("group"), name, gid)
+		}
+	}
+	v, ok := t.m["supplementary_groups"]
+	if !ok {
+		return
+	}
+	arr, ok := v.([]any)
+	if !ok {
+		c.errorf(t.sub("supplementary_groups"), "must be an array of group names or ids, not %s", typeName(v))
+		return
+	}
+	s.Groups = []uint32{}
+	for i, e := range arr {
+		key := indexKey(t.sub("supplementary_groups"), i)
+		if name, gid, ok := c.groupValue(key, e); ok {
+			s.Groups = append(s.Groups, gid)
+			c.warnRiskyGroup(key, name, gid)
+		}
+	}
+}
+
+// environment fills s.Environment and returns the PATH to look command[0]
+// up in.
+func (c *checker) environment(t table, s *Service) string {
+	path := DefaultPath
+	env, ok := c.subTable(t, "environment")
+	if !ok {
+		return path
+	}
+	for _, k := range sortedKeys(env.m) {
+		key := env.sub(k)
+		v, ok := env.m[k].(string)
+		switch {
+		case !ok:
+			c.errorf(key, "must be a string, not %s", typeName(env.m[k]))
+		case k == "" || strings.ContainsAny(k, "=\x00"):
+			c.errorf(key, "%q is not a valid variable name (empty, or holds '=' or NUL)", k)
+		case strings.IndexByte(v, 0) >= 0:
+			c.errorf(key, "value contains a NUL byte")
+		case slices.Contains(reservedEnv, k):
+			c.errorf(key, "%s is set by udsvisor", k)
+		default:
+			s.Environment = append(s.Environment, k+"="+v)
+			if k == "PATH" {
+				path = v
+			}
+		}
+	}
+	return path
+}
+
+// signal reads a signal name with or without SIG, in any case, or a
+// number (TOML integer or digits).
+func (c *checker) signal(t table, name string) (unix.Signal, bool) {
+	v, ok := t.m[name]
+	if !ok {
+		return 0, false
+	}
+	key := t.sub(name)
+	var sig unix.Signal
+	switch v := v.(type) {
+	case int64:
+		if v > 0 && v < 65 {
+			sig = unix.Signal(v)
+		}
+	case string:
+		if n, err := strconv.Atoi(v); err == nil && n > 0 && n < 65 {
+			sig = unix.Signal(n)
+		} else if up := strings.ToUpper(v); strings.HasPrefix(up, "SIG") {
+			sig = unix.SignalNum(up)
+		} else {
+			sig = unix.SignalNum("SIG" + up)
+		}
+	default:
+		c.errorf(key, "must be a signal name like \"SIGTERM\", not %s", typeName(v))
+		return 0, false
+	}
+	// SignalName also rules out numbers without a name (real-time ones).
+	if sig == 0 || unix.SignalName(sig) == "" {
+		if s, ok := v.(string); ok {
+			c.errorf(key, "unknown signal %q", s)
+		} else {
+			c.errorf(key, "unknown signal %d", v)
+		}
+		return 0, false
+	}
+	return sig, true
+}
+
+// uniqueFDNames refuses two sockets of one service under the same name:
+// the service could not tell them apart in LISTEN_FDNAMES.
+func (c *checker) uniqueFDNames(s *Service) {
+	seen := map[string]*Socket{}
+	for _, sock := range s.Sockets {
+		if first, ok := seen[sock.Name]; ok {
+			c.errorf(sock.Key+".name", "%q is not a valid LISTEN_FDNAMES entry: %s already uses it (sockets are named after the service by default)", sock.Name, first.Key)
+			continue
+		}
+		seen[sock.Name] = sock
+	}
+}
+
+// openDir warns when the working directory is writable by others: they
+// could plant files the service reads or executes relative to it
+// (SECURITY-NOTES T20). A missing directory is the launch's business.
+func (c *checker) openDir(key, dir string) {
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		return
+	}
+	if fi.Mode().Perm()&0o002 != 0 && fi.Mode()&fs.ModeSticky == 0 {
+		c.warnf(key, "%s is writable by others", dir)
+	}
+}

@@ -1,0 +1,14 @@
+package supervisor
+
+import "errors"
+
+// Sentinel errors that callers (the control API, later) branch on with
+// errors.Is.
+var (
+	// ErrUnknownService: no service of that name in the config.
+	ErrUnknownService = errors.New("no such service")
+	// ErrNotRunning: the service has no live process to act on.
+	ErrNotRunning = errors.New("service is not running")
+	// ErrShuttingDown: udsvisor is stopping and takes no more requests.
+	ErrShuttingDown = errors.New("udsvisor is shutting down")
+)

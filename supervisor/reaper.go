@@ -1,0 +1,193 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"sync"
+	"time"
+	"unsafe"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// Exit is how a service's main process ended.
+type Exit struct {
+	Pid    int
+	Status unix.WaitStatus
+	Time   time.Time
+}
+
+// String reads like "exited with status 1" or "killed by SIGKILL".
+func (e Exit) String() string {
+	switch {
+	case e.Status.Exited():
+		return fmt.Sprintf("exited with status %d", e.Status.ExitStatus())
+	case e.Status.Signaled():
+		return "killed by " + unix.SignalName(e.Status.Signal())
+	default:
+		return fmt.Sprintf("ended with wait status %#x", uint32(e.Status))
+	}
+}
+
+// Reaper is the one place that waits for child processes. Every service
+// child is registered before Start returns, and its exit is delivered to
+// the channel given at Start. No other code calls wait: a second waiter
+// steals statuses (ECHILD), a known bug of reapers next to os/exec.
+//
+// Before a registered child is reaped, what is left of its process group
+// is SIGKILLed: while the zombie exists its pid, and so its pgid, cannot
+// be reused, so the kill can never hit a stranger (T23). For the same
+// reason Signal only reaches a child that has not been reaped yet.
+type Reaper struct {
+	log *zap.Logger
+	// reapOrphans is set when udsvisor is a subreaper or PID 1, so that
+	// grandchildren reparented to it are reaped too. In tests that share
+	// the process with os/exec users it stays off.
+	reapOrphans bool
+
+	mu    sync.Mutex
+	procs map[int]chan<- Exit // guarded by mu; registered, unreaped pids
+}
+
+// NewReaper returns a Reaper; call Run to make it reap.
+func NewReaper(log *zap.Logger, reapOrphans bool) *Reaper {
+	return &Reaper{log: log, reapOrphans: reapOrphans, procs: make(map[int]chan<- Exit)}
+}
+
+// Run reaps on every SIGCHLD until ctx is done.
+func (r *Reaper) Run(ctx context.Context) {
+	// Capacity 1 is enough: one pending SIGCHLD means "look again", and
+	// reap collects every waitable child each time.
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, unix.SIGCHLD)
+	defer signal.Stop(sigc)
+	r.reap() // children that exited before Notify
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sigc:
+			r.reap()
+		}
+	}
+}
+
+// Start starts cmd and registers its pid; exited receives its Exit and
+// must have room for it (capacity 1: a service has one child at a time).
+//
+// The lock keeps the reaper from seeing the child before it is
+// registered. The OS thread is locked because Linux ties Pdeathsig to the
+// thread that forked, not to the process (golang/go#27505).
+func (r *Reaper) Start(cmd *exec.Cmd, exited chan<- Exit) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	r.procs[cmd.Process.Pid] = exited
+	return nil
+}
+
+// Signal sends sig to the process group of the registered child pid.
+// It fails with ErrNotRunning once the child has been reaped, so a
+// signal never reaches a reused pid.
+func (r *Reaper) Signal(pid int, sig unix.Signal) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.procs[pid]; !ok || pid <= 1 {
+		return ErrNotRunning
+	}
+	// The child called setsid, so its pgid is its pid.
+	if err := unix.Kill(-pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("kill -%s -%d: %w", unix.SignalName(sig), pid, err)
+	}
+	return nil
+}
+
+// Pids returns the registered pids, for the final sweep at shutdown.
+func (r *Reaper) Pids() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pids := make([]int, 0, len(r.procs))
+	for pid := range r.procs {
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+func (r *Reaper) reap() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		pid, err := peekExited()
+		if err != nil || pid == 0 {
+			break
+		}
+		if _, ok := r.procs[pid]; ok {
+			r.collect(pid)
+			continue
+		}
+		if !r.reapOrphans {
+			// Someone else's child (a test's os/exec): leave it to its
+			// owner and look at ours one by one.
+			r.scanRegistered()
+			return
+		}
+		var ws unix.WaitStatus
+		if _, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); err == nil {
+			r.log.Debug("reaped orphan", zap.Int("pid", pid), zap.String("status", Exit{Pid: pid, Status: ws}.String()))
+		}
+	}
+}
+
+// scanRegistered collects registered children one by one; used when a
+// foreign child hides ours from the P_ALL peek.
+func (r *Reaper) scanRegistered() {
+	for pid := range r.procs {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+		if err == nil && siginfoPid(&info) == pid {
+			r.collect(pid)
+		}
+	}
+}
+
+// collect kills the rest of pid's group while the zombie still holds the
+// pgid, then reaps pid and delivers its Exit. Called with mu held.
+func (r *Reaper) collect(pid int) {
+	// A grandchild left in the group dies with the service.
+	_ = unix.Kill(-pid, unix.SIGKILL)
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
+		r.log.Error("wait4", zap.Int("pid", pid), zap.Error(err))
+	}
+	ch := r.procs[pid]
+	delete(r.procs, pid)
+	ch <- Exit{Pid: pid, Status: ws, Time: time.Now()}
+}
+
+// peekExited returns the pid of an exited child without reaping it, or 0.
+func peekExited() (int, error) {
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	if err != nil {
+		return 0, err
+	}
+	return siginfoPid(&info), nil
+}
+
+// siginfoPid reads si_pid, which x/sys's Siginfo keeps in an unexported
+// union: after three ints, aligned to a pointer (as in the kernel's
+// siginfo_t), first field of _sigchld. It is 0 when WNOHANG found nothing.
+func siginfoPid(info *unix.Siginfo) int {
+	off := (3*unsafe.Sizeof(int32(0)) + unsafe.Sizeof(uintptr(0)) - 1) &^ (unsafe.Sizeof(uintptr(0)) - 1)
+	return int(*(*int32)(unsafe.Add(unsafe.Pointer(info), off)))
+}

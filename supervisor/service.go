@@ -1,0 +1,420 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/udsvisor/udsvisor/privdrop"
+	"github.com/udsvisor/udsvisor/supervisor/config"
+)
+
+// request is a call into a service's goroutine. reply receives exactly one
+// error (nil on success) and must have room for it.
+type request struct {
+	op     op
+	sig    unix.Signal // for opSignal
+	status *Status     // filled for opStatus before reply
+	reply  chan error
+}
+
+type op int
+
+const (
+	opStart op = iota
+	opStop
+	opRestart
+	opSignal
+	opStatus
+)
+
+func (o op) String() string {
+	return [...]string{"start", "stop", "restart", "signal", "status"}[o]
+}
+
+// service runs one configured service. All fields below cmds are owned by
+// the run goroutine; nothing else reads or writes them.
+type service struct {
+	cfg    *config.Service
+	files  []*os.File // the listening sockets, fd 3.. in the child
+	env    []string   // the child's environment, built once
+	exe    string     // the launch helper (the udsvisor binary)
+	reaper *Reaper
+	log    *zap.Logger
+	cmds   chan request
+	// exited has room for one Exit because a service has at most one
+	// process, and the reaper must never block on a slow service.
+	exited chan Exit
+
+	st        State
+	since     time.Time
+	pid       int
+	startedAt time.Time
+	restarts  int
+	failures  int
+	started   bool // a first process was started (for counting restarts)
+	lastExit  *Exit
+	lastErr   string
+	// startAfterStop is set by a restart request while stopping.
+	startAfterStop bool
+	// waiters are stop requests answered when the process is gone.
+	waiters []chan error
+	timer   *time.Timer
+	timerC  <-chan time.Time // nil when no timer is armed
+}
+
+func newService(cfg *config.Service, files []*os.File, exe string, reaper *Reaper, log *zap.Logger) *service {
+	return &service{
+		cfg:    cfg,
+		files:  files,
+		env:    childEnv(cfg, files),
+		exe:    exe,
+		reaper: reaper,
+		log:    log.With(zap.String("service", cfg.Name)),
+		cmds:   make(chan request),
+		exited: make(chan Exit, 1),
+		st:     Stopped,
+		since:  time.Now(),
+	}
+}
+
+// childEnv builds the environment from scratch: nothing of udsvisor's own
+// (NOTIFY_SOCKET, INVOCATION_ID, LD_PRELOAD, secrets) reaches a child.
+// LISTEN_PID is added by the launch helper, which alone knows the pid.
+func childEnv(cfg *config.Service, files []*os.File) []string {
+	env := append([]string(nil), cfg.Environment...)
+	has := func(key string) bool {
+		for _, kv := range env {
+			if strings.HasPrefix(kv, key+"=") {
+				return true
+			}
+		}
+		return false
+	}
+	if !has("PATH") {
+		env = append(env, "PATH="+config.DefaultPath)
+	}
+	for _, kv := range [][2]string{{"HOME", cfg.Home}, {"USER", cfg.User}, {"LOGNAME", cfg.User}} {
+		if !has(kv[0]) {
+			env = append(env, kv[0]+"="+kv[1])
+		}
+	}
+	if len(files) > 0 {
+		names := make([]string, len(cfg.Sockets))
+		for i, s := range cfg.Sockets {
+			names[i] = s.Name
+		}
+		env = append(env, "LISTEN_FDS="+strconv.Itoa(len(files)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
+	}
+	return env
+}
+
+// call sends a request to the service goroutine and waits for its answer.
+func (s *service) call(ctx context.Context, r request) error {
+	r.reply = make(chan error, 1) // the goroutine answers without waiting for us
+	select {
+	case s.cmds <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// run is the service goroutine. It returns when ctx is done; by then the
+// supervisor has stopped the service through stop requests.
+func (s *service) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-s.cmds:
+			s.handle(r)
+		case ex := <-s.exited:
+			s.onExit(ex)
+		case <-s.timerC:
+			s.timerC = nil
+			s.onTimer()
+		}
+	}
+}
+
+func (s *service) transition(to State) {
+	if to == s.st {
+		return
+	}
+	s.log.Info("state", zap.String("from", string(s.st)), zap.String("to", string(to)), zap.Int("pid", s.pid))
+	s.st = to
+	s.since = time.Now()
+}
+
+func (s *service) arm(d time.Duration) {
+	s.disarm()
+	s.timer = time.NewTimer(d)
+	s.timerC = s.timer.C
+}
+
+func (s *service) disarm() {
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.timerC = nil
+}
+
+func (s *service) status() Status {
+	st := Status{
+		Name: s.cfg.Name, State: s.st, Since: s.since, Pid: s.pid,
+		StartedAt: s.startedAt, Restarts: s.restarts, Failures: s.failures,
+		LastError: s.lastErr,
+	}
+	if s.lastExit != nil {
+		ex := *s.lastExit
+		st.LastExit = &ex
+	}
+	return st
+}
+
+func (s *service) handle(r request) {
+	switch r.op {
+	case opStatus:
+		*r.status = s.status()
+		r.reply <- nil
+	case opStart:
+		r.reply <- s.start()
+	case opStop:
+		s.stop(r.reply)
+	case opRestart:
+		r.reply <- s.restart()
+	case opSignal:
+		if s.pid == 0 {
+			r.reply <- ErrNotRunning
+			return
+		}
+		r.reply <- s.reaper.Signal(s.pid, r.sig)
+	default:
+		r.reply <- fmt.Errorf("internal error: %s in state %s", r.op, s.st)
+	}
+}
+
+// start is an operator's (or the initial) start: it forgets past failures.
+func (s *service) start() error {
+	switch s.st {
+	case Starting, Running:
+		return nil
+	case Stopping:
+		s.startAfterStop = true
+		return nil
+	case Stopped, Exited, Failed, Backoff:
+		s.disarm()
+		s.failures = 0
+		s.spawn()
+		return nil
+	default:
+		return fmt.Errorf("internal error: start in state %s", s.st)
+	}
+}
+
+func (s *service) restart() error {
+	switch s.st {
+	case Starting, Running:
+		s.startAfterStop = true
+		s.stop(nil)
+		return nil
+	default:
+		return s.start()
+	}
+}
+
+// stop asks the process to end; reply (if not nil) is answered once no
+// process is left.
+func (s *service) stop(reply chan error) {
+	switch s.st {
+	case Starting, Running:
+		s.startAfterStop = false
+		if reply != nil {
+			s.waiters = append(s.waiters, reply)
+		}
+		s.transition(Stopping)
+		if err := s.reaper.Signal(s.pid, s.cfg.StopSignal); err != nil {
+			s.log.Warn("stop signal", zap.Error(err))
+		}
+		s.arm(s.cfg.StopTimeout)
+	case Stopping:
+		s.startAfterStop = false
+		if reply != nil {
+			s.waiters = append(s.waiters, reply)
+		}
+	case Backoff, Exited, Failed, Stopped:
+		s.disarm()
+		if s.st == Backoff {
+			s.transition(Stopped)
+		}
+		if reply != nil {
+			reply <- nil
+		}
+	default:
+		if reply != nil {
+			reply <- fmt.Errorf("internal error: stop in state %s", s.st)
+		}
+	}
+}
+
+func (s *service) onTimer() {
+	switch s.st {
+	case Starting:
+		// Alive for MinUptime: the start succeeded.
+		s.failures = 0
+		s.transition(Running)
+	case Backoff:
+		s.spawn()
+	case Stopping:
+		s.log.Warn("stop timeout passed; killing the process group",
+			zap.Int("pid", s.pid), zap.Duration("stop_timeout", s.cfg.StopTimeout))
+		if err := s.reaper.Signal(s.pid, unix.SIGKILL); err != nil {
+			s.log.Warn("kill", zap.Error(err))
+		}
+	case Running, Stopped, Exited, Failed:
+		// A timer that fired as it was being replaced; nothing to do.
+	default:
+		s.log.Error("internal error: timer in state " + string(s.st))
+	}
+}
+
+func (s *service) onExit(ex Exit) {
+	if ex.Pid != s.pid {
+		s.log.Error("internal error: exit of unknown pid", zap.Int("pid", ex.Pid))
+		return
+	}
+	s.lastExit = &ex
+	s.pid = 0
+	s.disarm()
+	fields := []zap.Field{zap.Int("pid", ex.Pid), zap.String("status", ex.String()),
+		zap.Duration("uptime", ex.Time.Sub(s.startedAt).Round(time.Millisecond))}
+	switch s.st {
+	case Stopping:
+		s.log.Info("stopped", fields...)
+		for _, w := range s.waiters {
+			w <- nil
+		}
+		s.waiters = nil
+		s.transition(Stopped)
+		if s.startAfterStop {
+			s.startAfterStop = false
+			s.failures = 0
+			s.spawn()
+		}
+	case Starting, Running:
+		s.log.Warn("process ended", fields...)
+		if s.st == Starting {
+			s.failures++
+		} else {
+			s.failures = 1
+		}
+		s.afterFailure(ex.Status.Exited() && ex.Status.ExitStatus() == 0)
+	default:
+		s.log.Error("internal error: exit in state "+string(s.st), fields...)
+	}
+}
+
+// afterFailure applies the restart policy once the process is gone.
+func (s *service) afterFailure(clean bool) {
+	switch {
+	case s.cfg.Restart == config.RestartNever,
+		s.cfg.Restart == config.RestartOnFailure && clean:
+		s.transition(Exited)
+	case s.cfg.StartLimit > 0 && s.failures >= s.cfg.StartLimit:
+		s.log.Error("start limit reached; giving up until started again",
+			zap.Int("failures", s.failures))
+		s.transition(Failed)
+	default:
+		d := backoffDelay(s.failures)
+		if d == 0 {
+			s.spawn()
+			return
+		}
+		s.log.Info("restart scheduled", zap.Duration("in", d), zap.Int("failures", s.failures))
+		s.transition(Backoff)
+		s.arm(d)
+	}
+}
+
+// spawn starts a new process. The sockets are not touched: they stay
+// bound and listening in udsvisor, so connections queue in the kernel
+// backlog until the new process accepts them.
+func (s *service) spawn() {
+	if s.started {
+		s.restarts++
+	}
+	s.started = true
+	pid, err := s.launch()
+	if err != nil {
+		s.lastErr = err.Error()
+		s.log.Error("start failed", zap.Error(err))
+		if pid == 0 {
+			// Nothing runs, so no exit will come: count it here.
+			s.failures++
+			s.transition(Backoff)
+			s.afterFailure(false)
+			return
+		}
+		// The helper runs and will exit 127; onExit counts it.
+	} else {
+		s.lastErr = ""
+	}
+	s.pid = pid
+	s.startedAt = time.Now()
+	s.transition(Starting)
+	s.arm(s.cfg.MinUptime)
+}
+
+// launch starts the launch helper, which becomes the command. It returns
+// the pid whenever a process was created, even with an error.
+func (s *service) launch() (int, error) {
+	c := s.cfg
+	stdout, err := newOutput(s.log, "stdout")
+	if err != nil {
+		return 0, err
+	}
+	stderr, err := newOutput(s.log, "stderr")
+	if err != nil {
+		stdout.abort()
+		return 0, err
+	}
+	spec := &privdrop.Spec{
+		Path: c.Command[0], Args: c.Command, Env: s.env, Dir: c.WorkingDir,
+		UID: c.UID, GID: c.GID, Groups: c.Groups, Umask: uint32(c.Umask),
+		NumFDs: len(s.files),
+	}
+	l, err := privdrop.Prepare(s.exe, spec, s.files, stdout.w, stderr.w)
+	if err != nil {
+		stdout.abort()
+		stderr.abort()
+		return 0, fmt.Errorf("start %s: %w", s.cfg.Name, err)
+	}
+	if err := s.reaper.Start(l.Cmd, s.exited); err != nil {
+		l.Abort()
+		stdout.abort()
+		stderr.abort()
+		return 0, fmt.Errorf("start %s: %w", s.cfg.Name, err)
+	}
+	pid := l.Cmd.Process.Pid
+	stdout.start(pid)
+	stderr.start(pid)
+	err = l.AfterStart()
+	// The reaper owns the wait; release the pidfd os/exec opened.
+	_ = l.Cmd.Process.Release()
+	if err != nil {
+		return pid, fmt.Errorf("start %s: %w", s.cfg.Name, err)
+	}
+	return pid, nil
+}

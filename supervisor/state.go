@@ -1,0 +1,71 @@
+package supervisor
+
+import "time"
+
+// State is where a service is in its life cycle. See the package doc for
+// the transitions.
+type State string
+
+// The states of a service.
+const (
+	// Stopped: no process, and none wanted (initial, or after stop).
+	Stopped State = "stopped"
+	// Starting: a process runs but has not yet lived MinUptime.
+	Starting State = "starting"
+	// Running: the process has lived at least MinUptime.
+	Running State = "running"
+	// Backoff: the process ended and a restart is scheduled.
+	Backoff State = "backoff"
+	// Stopping: StopSignal was sent; waiting for the process to end,
+	// SIGKILL after StopTimeout.
+	Stopping State = "stopping"
+	// Exited: the process ended and the restart policy says to leave it.
+	Exited State = "exited"
+	// Failed: StartLimit consecutive starts failed; udsvisor gave up
+	// until an operator starts it again.
+	Failed State = "failed"
+)
+
+// Status is a copy of a service's state, safe to keep and print.
+type Status struct {
+	Name  string
+	State State
+	// Since is when State was entered.
+	Since time.Time
+	// Pid is the main process, 0 when none runs.
+	Pid int
+	// StartedAt is when Pid was started.
+	StartedAt time.Time
+	// Restarts counts processes started after the first one.
+	Restarts int
+	// Failures counts consecutive failed starts (reset once a process
+	// lives MinUptime).
+	Failures int
+	// LastExit is how the previous process ended; nil before the first.
+	LastExit *Exit
+	// LastError is why the last start failed before the command ran.
+	LastError string
+}
+
+// backoffDelay is the pause before the next start after the n-th
+// consecutive failure: none after the first (a service that was healthy
+// and crashed, or was killed, comes back at once, the socket having kept
+// its connections queued), then 100 ms doubling to a 30 s cap, so a crash
+// loop cannot spin (daemontools, s6 and systemd all pace restarts).
+func backoffDelay(n int) time.Duration {
+	const (
+		first = 100 * time.Millisecond
+		max   = 30 * time.Second
+	)
+	if n <= 1 {
+		return 0
+	}
+	d := first
+	for i := 2; i < n; i++ {
+		d *= 2
+		if d >= max {
+			return max
+		}
+	}
+	return d
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs what the tests need (when missing) and runs every test.
+# Run it as root on Debian 12: most tests create sockets owned by other
+# users and start processes as test users (udsv-*), which needs root.
+# .ci/run calls this script with UDSVISOR_CI=1, under which a missing
+# privilege or a missing peer program fails the run instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "test.sh: run as root (the tests create users and drop privileges)" >&2
+	exit 1
+fi
+
+# Debian packages the integration tests drive, and what proves each one.
+declare -A probe=(
+	[nginx]=/usr/sbin/nginx
+	[apache2]=/usr/sbin/apache2
+	[uvicorn]=/usr/bin/uvicorn
+	[gunicorn]=/usr/bin/gunicorn
+	[systemd]=/usr/bin/systemd-socket-activate
+	[curl]=/usr/bin/curl
+	[passwd]=/usr/sbin/useradd
+)
+missing=()
+for pkg in "${!probe[@]}"; do
+	[ -x "${probe[$pkg]}" ] || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+	echo "test.sh: installing ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+export PATH="$PATH:/usr/local/go/bin:$(go env GOPATH)/bin"
+staticcheck=$(go env GOPATH)/bin/staticcheck
+if [ ! -x "$staticcheck" ]; then
+	go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+fi
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "test.sh: gofmt would change: $unformatted" >&2
+	exit 1
+fi
+go vet ./...
+"$staticcheck" ./...
+go test -count=1 -timeout 15m ./...
+
+# Short fuzzing runs, so that a crasher found later fails the build; the
+# committed corpora under testdata/fuzz run in every plain go test too.
+go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 20s ./supervisor/config
+echo "test.sh: all tests passed"
