@@ -361,8 +361,14 @@ func (s *service) spawn() {
 		s.lastErr = err.Error()
 		s.log.Error("start failed", zap.Error(err))
 		if pid == 0 {
-			// Nothing runs, so no exit will come: count it here.
+			// Nothing runs, so no exit will come: count it here. A
+			// service that could not even start has failed, whatever
+			// its restart policy.
 			s.failures++
+			if s.cfg.Restart == config.RestartNever {
+				s.transition(Failed)
+				return
+			}
 			s.transition(Backoff)
 			s.afterFailure(false)
 			return
@@ -376,6 +382,10 @@ func (s *service) spawn() {
 	s.transition(Starting)
 	s.arm(s.cfg.MinUptime)
 }
+
+// launchTimeout bounds the launch helper's work between fork and exec,
+// which normally takes milliseconds.
+const launchTimeout = 30 * time.Second
 
 // launch starts the launch helper, which becomes the command. It returns
 // the pid whenever a process was created, even with an error.
@@ -410,7 +420,15 @@ func (s *service) launch() (int, error) {
 	pid := l.Cmd.Process.Pid
 	stdout.start(pid)
 	stderr.start(pid)
+	// A helper that neither execs nor reports within a generous bound is
+	// stuck (reading its spec, say); killing it makes AfterStart return
+	// and the exit is handled like any failed start.
+	watchdog := time.AfterFunc(launchTimeout, func() {
+		s.log.Error("launch helper stuck; killing it", zap.Int("pid", pid))
+		_ = s.reaper.Signal(pid, unix.SIGKILL)
+	})
 	err = l.AfterStart()
+	watchdog.Stop()
 	// The reaper owns the wait; release the pidfd os/exec opened.
 	_ = l.Cmd.Process.Release()
 	if err != nil {

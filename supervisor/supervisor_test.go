@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -106,15 +107,13 @@ func TestChildIdentityAndSockets(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(env)
-	wantEnv := []string{
-		"APP_ENV=test", "HOME=/", "LISTEN_FDNAMES=http:metrics", "LISTEN_FDS=2",
-		"LISTEN_PID=" + strconv.Itoa(st.Pid), "LOGNAME=udsv-a", "PATH=/usr/local/bin:/usr/bin:/bin", "USER=udsv-a",
+	pw, err := user.Lookup("udsv-a")
+	if err != nil {
+		t.Fatal(err)
 	}
-	// useradd -M gives no home; the config resolves whatever passwd says.
-	for i, kv := range env {
-		if strings.HasPrefix(kv, "HOME=") {
-			env[i] = "HOME=/"
-		}
+	wantEnv := []string{
+		"APP_ENV=test", "HOME=" + pw.HomeDir, "LISTEN_FDNAMES=http:metrics", "LISTEN_FDS=2",
+		"LISTEN_PID=" + strconv.Itoa(st.Pid), "LOGNAME=udsv-a", "PATH=/usr/local/bin:/usr/bin:/bin", "USER=udsv-a",
 	}
 	if !slices.Equal(env, wantEnv) {
 		t.Errorf("environment\n got %q\nwant %q", env, wantEnv)
