@@ -107,8 +107,13 @@ func start(t *testing.T, text string) *harness {
 func startIn(t *testing.T, dir, text string) *harness {
 	t.Helper()
 	testutil.RequireRoot(t)
+	return startCfg(t, dir, parse(t, expand(text, dir)))
+}
+
+// startCfg runs a supervisor on cfg, whose sockets are under dir.
+func startCfg(t *testing.T, dir string, cfg *config.Config) *harness {
+	t.Helper()
 	h := &harness{t: t, dir: dir, logs: &syncBuffer{}}
-	cfg := parse(t, expand(text, h.dir))
 	h.sup = New(cfg, newLogger(h.logs), Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1) // Run returns once

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/udsvisor/udsvisor/supervisor/api"
 )
 
 // maxLine caps one logged line. A longer one is logged in pieces, so a
@@ -17,16 +20,17 @@ const maxLine = 16 << 10
 // output is one pipe from a child's stdout or stderr into the log.
 type output struct {
 	log    *zap.Logger
+	ring   *logRing
 	stream string
 	r, w   *os.File
 }
 
-func newOutput(log *zap.Logger, stream string) (*output, error) {
+func newOutput(log *zap.Logger, ring *logRing, stream string) (*output, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("pipe for %s: %w", stream, err)
 	}
-	return &output{log: log, stream: stream, r: r, w: w}, nil
+	return &output{log: log, ring: ring, stream: stream, r: r, w: w}, nil
 }
 
 // start closes udsvisor's copy of the write end (the child has its own)
@@ -44,7 +48,9 @@ func (o *output) start(pid int) {
 				if line[len(line)-1] == '\n' {
 					line = line[:len(line)-1]
 				}
-				log.Info(string(line))
+				text := string(line)
+				log.Info(text)
+				o.ring.add(api.LogLine{Time: time.Now(), Pid: pid, Stream: o.stream, Line: text})
 			}
 			switch {
 			case err == nil, errors.Is(err, bufio.ErrBufferFull):

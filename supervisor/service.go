@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -19,8 +20,9 @@ import (
 // error (nil on success) and must have room for it.
 type request struct {
 	op     op
-	sig    unix.Signal // for opSignal
-	status *Status     // filled for opStatus before reply
+	sig    unix.Signal     // for opSignal
+	status *Status         // filled for opStatus before reply
+	cfg    *config.Service // for opReconfigure
 	reply  chan error
 }
 
@@ -32,10 +34,11 @@ const (
 	opRestart
 	opSignal
 	opStatus
+	opReconfigure
 )
 
 func (o op) String() string {
-	return [...]string{"start", "stop", "restart", "signal", "status"}[o]
+	return [...]string{"start", "stop", "restart", "signal", "status", "reconfigure"}[o]
 }
 
 // service runs one configured service. All fields below cmds are owned by
@@ -47,7 +50,11 @@ type service struct {
 	exe    string     // the launch helper (the udsvisor binary)
 	reaper *Reaper
 	log    *zap.Logger
+	logs   *logRing
 	cmds   chan request
+	// done is closed when run returns; requests then fail with
+	// errServiceGone instead of waiting forever.
+	done chan struct{}
 	// exited has room for one Exit because a service has at most one
 	// process, and the reaper must never block on a slow service.
 	exited chan Exit
@@ -69,7 +76,7 @@ type service struct {
 	timerC  <-chan time.Time // nil when no timer is armed
 }
 
-func newService(cfg *config.Service, files []*os.File, exe string, reaper *Reaper, log *zap.Logger) *service {
+func newService(cfg *config.Service, files []*os.File, exe string, reaper *Reaper, logs *logRing, log *zap.Logger) *service {
 	return &service{
 		cfg:    cfg,
 		files:  files,
@@ -77,8 +84,10 @@ func newService(cfg *config.Service, files []*os.File, exe string, reaper *Reape
 		exe:    exe,
 		reaper: reaper,
 		log:    log.With(zap.String("service", cfg.Name)),
+		logs:   logs,
 		cmds:   make(chan request),
 		exited: make(chan Exit, 1),
+		done:   make(chan struct{}),
 		st:     Stopped,
 		since:  time.Now(),
 	}
@@ -120,6 +129,8 @@ func (s *service) call(ctx context.Context, r request) error {
 	r.reply = make(chan error, 1) // the goroutine answers without waiting for us
 	select {
 	case s.cmds <- r:
+	case <-s.done:
+		return errServiceGone
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -131,9 +142,13 @@ func (s *service) call(ctx context.Context, r request) error {
 	}
 }
 
+// errServiceGone: the service was removed (by a reload) meanwhile.
+var errServiceGone = errors.New("service removed")
+
 // run is the service goroutine. It returns when ctx is done; by then the
 // supervisor has stopped the service through stop requests.
 func (s *service) run(ctx context.Context) {
+	defer close(s.done)
 	for {
 		select {
 		case <-ctx.Done():
@@ -175,7 +190,7 @@ func (s *service) status() Status {
 	st := Status{
 		Name: s.cfg.Name, State: s.st, Since: s.since, Pid: s.pid,
 		StartedAt: s.startedAt, Restarts: s.restarts, Failures: s.failures,
-		LastError: s.lastErr,
+		LastError: s.lastErr, cfg: s.cfg,
 	}
 	if s.lastExit != nil {
 		ex := *s.lastExit
@@ -188,6 +203,11 @@ func (s *service) handle(r request) {
 	switch r.op {
 	case opStatus:
 		*r.status = s.status()
+		r.reply <- nil
+	case opReconfigure:
+		// Only what does not touch the process may change here (socket
+		// ownership, applied by the caller on the live socket).
+		s.cfg = r.cfg
 		r.reply <- nil
 	case opStart:
 		r.reply <- s.start()
@@ -391,11 +411,11 @@ const launchTimeout = 30 * time.Second
 // the pid whenever a process was created, even with an error.
 func (s *service) launch() (int, error) {
 	c := s.cfg
-	stdout, err := newOutput(s.log, "stdout")
+	stdout, err := newOutput(s.log, s.logs, "stdout")
 	if err != nil {
 		return 0, err
 	}
-	stderr, err := newOutput(s.log, "stderr")
+	stderr, err := newOutput(s.log, s.logs, "stderr")
 	if err != nil {
 		stdout.abort()
 		return 0, err

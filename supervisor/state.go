@@ -1,6 +1,10 @@
 package supervisor
 
-import "time"
+import (
+	"time"
+
+	"github.com/udsvisor/udsvisor/supervisor/config"
+)
 
 // State is where a service is in its life cycle. See the package doc for
 // the transitions.
@@ -45,6 +49,8 @@ type Status struct {
 	LastExit *Exit
 	// LastError is why the last start failed before the command ran.
 	LastError string
+	// cfg is the service's definition at the time of the status.
+	cfg *config.Service
 }
 
 // backoffDelay is the pause before the next start after the n-th

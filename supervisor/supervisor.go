@@ -17,14 +17,13 @@
 //	stopping --StopTimeout-->      SIGKILL to the process group
 //
 // The listening sockets are bound before the first start and stay open
-// in udsvisor until it exits: a restart never closes, rebinds or unlinks
-// them, so connections queue in the kernel backlog while no process
-// accepts, and the next process serves them.
+// in udsvisor until it exits or a reload removes them: a restart never
+// closes, rebinds or unlinks them, so connections queue in the kernel
+// backlog while no process accepts, and the next process serves them.
 package supervisor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -49,16 +48,38 @@ type Options struct {
 
 // Supervisor runs the services of one config.
 type Supervisor struct {
-	cfg    *config.Config
 	log    *zap.Logger
 	opts   Options
 	reaper *Reaper
-	// services is filled by Run before any request can arrive and is
-	// not changed afterwards, so it needs no lock.
-	services map[string]*service
-	ready    chan struct{} // closed once services is filled
-	// listeners in config order, closed at the end of Run.
-	listeners []*sockets.Listener
+	ready  chan struct{} // closed once the first services exist
+
+	// reloadMu serialises Reload and shutdown, the only writers of the
+	// fields below mu.
+	reloadMu sync.Mutex
+
+	// mu guards the fields below. They are replaced as a whole (never
+	// modified in place) by Run and Reload, so a reader may keep what it
+	// got after unlocking.
+	mu       sync.RWMutex
+	cfg      *config.Config
+	services map[string]*running
+	// pool holds every bound listener by socketKey.
+	pool    map[string]*pooled
+	closing bool
+	// bound counts Binds, to close listeners in reverse order.
+	bound uint64
+}
+
+// pooled is a bound listener and when it was bound.
+type pooled struct {
+	*sockets.Listener
+	seq uint64
+}
+
+// running is a service and the cancel of the goroutine that owns it.
+type running struct {
+	svc    *service
+	cancel context.CancelFunc
 }
 
 // New returns a Supervisor for cfg; Run starts it.
@@ -82,40 +103,31 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) *Supervisor {
 // it removes what it had bound, starts nothing and returns the error.
 // started, if not nil, is called once every service has been started.
 func (s *Supervisor) Run(ctx context.Context, started func()) error {
-	if err := s.bind(); err != nil {
+	pool, err := s.bindAll(s.cfg, nil)
+	if err != nil {
 		return err
 	}
-	defer s.closeListeners()
+	s.pool = pool
 
 	reaperCtx, stopReaper := context.WithCancel(context.Background())
-	var reaperDone sync.WaitGroup
-	reaperDone.Add(1)
+	reaperDone := make(chan struct{})
 	go func() {
-		defer reaperDone.Done()
+		defer close(reaperDone)
 		s.reaper.Run(reaperCtx)
 	}()
-	defer func() {
-		stopReaper()
-		reaperDone.Wait()
-	}()
 
-	svcCtx, stopServices := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for _, svc := range s.services {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			svc.run(svcCtx)
-		}()
+	s.services = make(map[string]*running, len(s.cfg.Services))
+	for _, c := range s.cfg.Services {
+		s.services[c.Name] = s.launchService(c, newLogRing())
 	}
 	close(s.ready)
-	for _, name := range s.Names() {
-		if err := s.services[name].call(ctx, request{op: opStart}); err != nil && ctx.Err() == nil {
-			s.log.Error("start", zap.String("service", name), zap.Error(err))
+	for _, c := range s.cfg.Services {
+		if err := s.services[c.Name].svc.call(ctx, request{op: opStart}); err != nil && ctx.Err() == nil {
+			s.log.Error("start", zap.String("service", c.Name), zap.Error(err))
 		}
 	}
 	if ctx.Err() == nil {
-		s.log.Info("udsvisor is up", zap.Int("services", len(s.services)), zap.Int("sockets", len(s.listeners)))
+		s.log.Info("udsvisor is up", zap.Int("services", len(s.services)), zap.Int("sockets", len(s.pool)))
 		if started != nil {
 			started()
 		}
@@ -123,47 +135,97 @@ func (s *Supervisor) Run(ctx context.Context, started func()) error {
 
 	<-ctx.Done()
 	s.log.Info("shutting down")
-	s.stopAll()
-	stopServices()
-	wg.Wait()
+	s.reloadMu.Lock()
+	s.mu.Lock()
+	s.closing = true
+	services, pool := s.services, s.pool
+	s.mu.Unlock()
+	s.reloadMu.Unlock()
+
+	stopServices(maps(services))
+	closeListeners(pool, nil, s.log)
+	stopReaper()
+	<-reaperDone
 	return nil
 }
 
-// stopAll stops every service in parallel and waits until none runs.
-func (s *Supervisor) stopAll() {
+func maps(m map[string]*running) []*running {
+	rs := make([]*running, 0, len(m))
+	for _, r := range m {
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+// launchService creates the service for c with its sockets from the pool
+// and starts its goroutine (not its process).
+func (s *Supervisor) launchService(c *config.Service, logs *logRing) *running {
+	files := make([]*os.File, len(c.Sockets))
+	for i, sock := range c.Sockets {
+		files[i] = s.pool[socketKey(sock)].File()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{svc: newService(c, files, s.opts.Exe, s.reaper, logs, s.log), cancel: cancel}
+	go r.svc.run(ctx)
+	return r
+}
+
+// stopServices stops the services in parallel, waits until none has a
+// process, then ends their goroutines.
+func stopServices(rs []*running) {
 	var wg sync.WaitGroup
-	for _, svc := range s.services {
+	for _, r := range rs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := svc.call(context.Background(), request{op: opStop}); err != nil {
-				svc.log.Error("stop", zap.Error(err))
+			if err := r.svc.call(context.Background(), request{op: opStop}); err != nil {
+				r.svc.log.Error("stop", zap.Error(err))
 			}
+			r.cancel()
+			<-r.svc.done
 		}()
 	}
 	wg.Wait()
 }
 
-// bind creates every service's sockets in config order and builds the
-// services. On error, everything bound so far is removed again.
-func (s *Supervisor) bind() error {
-	s.services = make(map[string]*service, len(s.cfg.Services))
-	for _, c := range s.cfg.Services {
-		files := make([]*os.File, 0, len(c.Sockets))
+// socketKey identifies a socket across configs: the same key means the
+// same bound listener can serve it.
+func socketKey(c *config.Socket) string {
+	if c.IsUnix() {
+		return fmt.Sprintf("unix:%s:%d", c.Path, c.Backlog)
+	}
+	return fmt.Sprintf("tcp:%s:%d", c.Addr, c.Backlog)
+}
+
+// bindAll returns a pool with a listener for every socket of cfg, taking
+// those already in have and binding the others. On error it closes what
+// it bound (not what it took from have) and returns the error. Called by
+// Run and by Reload with reloadMu held.
+func (s *Supervisor) bindAll(cfg *config.Config, have map[string]*pooled) (map[string]*pooled, error) {
+	pool := make(map[string]*pooled)
+	var fresh []*sockets.Listener
+	for _, c := range cfg.Services {
 		for _, sock := range c.Sockets {
+			key := socketKey(sock)
+			if l, ok := have[key]; ok {
+				pool[key] = l
+				continue
+			}
 			l, err := sockets.Bind(socketSpec(sock))
 			if err != nil {
-				s.closeListeners()
-				return fmt.Errorf("service %s: %w", c.Name, err)
+				for i := len(fresh) - 1; i >= 0; i-- {
+					fresh[i].Close()
+				}
+				return nil, fmt.Errorf("service %s: %w", c.Name, err)
 			}
-			s.listeners = append(s.listeners, l)
-			files = append(files, l.File())
+			fresh = append(fresh, l)
+			s.bound++
+			pool[key] = &pooled{Listener: l, seq: s.bound}
 			s.log.Info("socket ready", zap.String("service", c.Name), zap.String("socket", sock.Name),
 				zap.String("address", sock.String()))
 		}
-		s.services[c.Name] = newService(c, files, s.opts.Exe, s.reaper, s.log)
 	}
-	return nil
+	return pool, nil
 }
 
 func socketSpec(c *config.Socket) sockets.Spec {
@@ -174,70 +236,21 @@ func socketSpec(c *config.Socket) sockets.Spec {
 	}
 }
 
-func (s *Supervisor) closeListeners() {
-	// Reverse order, so directories created for an earlier socket are
-	// removed after the sockets inside them.
-	for i := len(s.listeners) - 1; i >= 0; i-- {
-		if err := s.listeners[i].Close(); err != nil {
-			s.log.Warn("remove socket", zap.Error(err))
+// closeListeners closes the listeners of pool that keep does not hold,
+// removing their socket files, newest first: a directory is removed by
+// the Bind that created it, which must come after the sockets bound into
+// it later.
+func closeListeners(pool, keep map[string]*pooled, log *zap.Logger) {
+	var ls []*pooled
+	for key, l := range pool {
+		if _, ok := keep[key]; !ok {
+			ls = append(ls, l)
 		}
 	}
-	s.listeners = nil
-}
-
-// Names returns the service names, sorted.
-func (s *Supervisor) Names() []string {
-	names := make([]string, 0, len(s.cfg.Services))
-	for _, c := range s.cfg.Services {
-		names = append(names, c.Name)
+	sort.Slice(ls, func(i, j int) bool { return ls[i].seq > ls[j].seq })
+	for _, l := range ls {
+		if err := l.Close(); err != nil {
+			log.Warn("remove socket", zap.Error(err))
+		}
 	}
-	sort.Strings(names)
-	return names
-}
-
-func (s *Supervisor) service(ctx context.Context, name string) (*service, error) {
-	select {
-	case <-s.ready:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	svc, ok := s.services[name]
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownService, name)
-	}
-	return svc, nil
-}
-
-// Status returns a copy of the named service's state.
-func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
-	svc, err := s.service(ctx, name)
-	if err != nil {
-		return Status{}, err
-	}
-	var st Status
-	err = svc.call(ctx, request{op: opStatus, status: &st})
-	return st, err
-}
-
-// Start starts a stopped, exited or failed service.
-func (s *Supervisor) Start(ctx context.Context, name string) error { return s.do(ctx, name, opStart) }
-
-// Stop stops the service and returns once its process is gone.
-func (s *Supervisor) Stop(ctx context.Context, name string) error { return s.do(ctx, name, opStop) }
-
-// Restart stops the service's process, if any, and starts a new one. The
-// sockets stay bound throughout.
-func (s *Supervisor) Restart(ctx context.Context, name string) error {
-	return s.do(ctx, name, opRestart)
-}
-
-func (s *Supervisor) do(ctx context.Context, name string, o op) error {
-	svc, err := s.service(ctx, name)
-	if err != nil {
-		return err
-	}
-	if err := svc.call(ctx, request{op: o}); err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("%s %s: %w", o, name, err)
-	}
-	return nil
 }

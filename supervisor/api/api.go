@@ -1,0 +1,87 @@
+// Package api holds the JSON types of udsvisor's control API (version 1),
+// shared by the server (supervisor/control) and the client
+// (supervisor/control/client). Field names are the wire format: change
+// them only with a new API version.
+package api
+
+import "time"
+
+// Service is a service's state, as GET /v1/services and
+// GET /v1/services/{name} return it.
+type Service struct {
+	Name  string `json:"name"`
+	State string `json:"state"` // stopped, starting, running, backoff, stopping, exited, failed
+	// Since is when State was entered.
+	Since time.Time `json:"since"`
+	// Pid is the main process, 0 when none runs.
+	Pid int `json:"pid"`
+	// Pids are the service's live processes that udsvisor knows (the main
+	// process today); empty when none runs.
+	Pids []int `json:"pids"`
+	// Instances is how many processes of the service run (0 or 1).
+	Instances int `json:"instances"`
+	// StartedAt is when Pid started; nil when none runs.
+	StartedAt *time.Time `json:"started_at,omitempty"`
+	// UptimeSeconds is the age of Pid; 0 when none runs.
+	UptimeSeconds float64 `json:"uptime_seconds"`
+	Restarts      int     `json:"restarts"`
+	// Failures counts consecutive failed starts.
+	Failures  int      `json:"failures"`
+	LastExit  *Exit    `json:"last_exit,omitempty"`
+	LastError string   `json:"last_error,omitempty"`
+	Sockets   []Socket `json:"sockets"`
+}
+
+// Exit is how a process ended.
+type Exit struct {
+	Pid int `json:"pid"`
+	// Code is the exit status, nil when the process was killed.
+	Code *int `json:"code,omitempty"`
+	// Signal is the signal that killed it ("SIGKILL"), empty otherwise.
+	Signal string    `json:"signal,omitempty"`
+	Time   time.Time `json:"time"`
+	// Description reads "exited with status 1" or "killed by SIGKILL".
+	Description string `json:"description"`
+}
+
+// Socket is one of a service's listening sockets.
+type Socket struct {
+	Name string `json:"name"` // the LISTEN_FDNAMES entry
+	FD   int    `json:"fd"`   // its fd number in the service: 3, 4, ...
+	// Path is set for a Unix socket, Address ("127.0.0.1:8080") for TCP.
+	Path    string `json:"path,omitempty"`
+	Address string `json:"address,omitempty"`
+	Owner   string `json:"owner,omitempty"` // Unix only
+	Group   string `json:"group,omitempty"` // Unix only
+	Mode    string `json:"mode,omitempty"`  // Unix only, "0660"
+}
+
+// LogLine is one line a service's process wrote.
+type LogLine struct {
+	Time   time.Time `json:"time"`
+	Pid    int       `json:"pid"`
+	Stream string    `json:"stream"` // "stdout" or "stderr"
+	Line   string    `json:"line"`
+}
+
+// SignalRequest is the body of POST /v1/services/{name}/signal.
+type SignalRequest struct {
+	// Signal is a name with or without the SIG prefix ("HUP", "SIGUSR1").
+	Signal string `json:"signal"`
+}
+
+// ReloadResult is the answer of POST /v1/reload.
+type ReloadResult struct {
+	Added     []string `json:"added"`
+	Removed   []string `json:"removed"`
+	Changed   []string `json:"changed"`
+	Unchanged []string `json:"unchanged"`
+}
+
+// Error is the body of every error response.
+type Error struct {
+	Error string `json:"error"`
+	// Details lists every problem when there are several (a broken
+	// config on reload: one file:line: key: message each).
+	Details []string `json:"details,omitempty"`
+}

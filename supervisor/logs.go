@@ -1,0 +1,74 @@
+package supervisor
+
+import (
+	"sync"
+
+	"github.com/udsvisor/udsvisor/supervisor/api"
+)
+
+// logLines is how many lines of output each service keeps for ctl logs.
+const logLines = 1000
+
+// followBuffer is how many lines a follower may fall behind before lines
+// are dropped for it: a slow reader must never block a service's output.
+const followBuffer = 256
+
+// logRing keeps a service's recent output and feeds followers. It is
+// shared by the output readers of successive processes and the control
+// API, hence the mutex; it is not service state.
+type logRing struct {
+	mu    sync.Mutex
+	lines []api.LogLine // ring of at most logLines
+	next  int           // where the next line goes once full
+	subs  map[chan api.LogLine]struct{}
+}
+
+func newLogRing() *logRing {
+	return &logRing{subs: make(map[chan api.LogLine]struct{})}
+}
+
+func (r *logRing) add(l api.LogLine) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.lines) < logLines {
+		r.lines = append(r.lines, l)
+	} else {
+		r.lines[r.next] = l
+		r.next = (r.next + 1) % logLines
+	}
+	for ch := range r.subs {
+		select {
+		case ch <- l:
+		default: // the follower is too slow; it misses this line
+		}
+	}
+}
+
+// last returns the newest n lines, oldest first (all when n <= 0).
+func (r *logRing) last(n int) []api.LogLine {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ordered := append(append([]api.LogLine(nil), r.lines[r.next:]...), r.lines[:r.next]...)
+	if n > 0 && n < len(ordered) {
+		ordered = ordered[len(ordered)-n:]
+	}
+	return ordered
+}
+
+// subscribe returns a channel of new lines and the function that ends
+// the subscription and closes the channel.
+func (r *logRing) subscribe() (<-chan api.LogLine, func()) {
+	ch := make(chan api.LogLine, followBuffer)
+	r.mu.Lock()
+	r.subs[ch] = struct{}{}
+	r.mu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			r.mu.Lock()
+			delete(r.subs, ch)
+			r.mu.Unlock()
+			close(ch)
+		})
+	}
+}

@@ -1,0 +1,188 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/udsvisor/udsvisor/supervisor/api"
+)
+
+// Names returns the service names, sorted.
+func (s *Supervisor) Names() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	names := make([]string, 0, len(s.cfg.Services))
+	for _, c := range s.cfg.Services {
+		names = append(names, c.Name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (s *Supervisor) service(ctx context.Context, name string) (*service, error) {
+	select {
+	case <-s.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closing {
+		return nil, ErrShuttingDown
+	}
+	r, ok := s.services[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownService, name)
+	}
+	return r.svc, nil
+}
+
+// Status returns a copy of the named service's state.
+func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
+	svc, err := s.service(ctx, name)
+	if err != nil {
+		return Status{}, err
+	}
+	return svc.statusOf(ctx)
+}
+
+func (svc *service) statusOf(ctx context.Context) (Status, error) {
+	var st Status
+	err := svc.call(ctx, request{op: opStatus, status: &st})
+	if errors.Is(err, errServiceGone) {
+		return Status{}, fmt.Errorf("%w: %q", ErrUnknownService, svc.cfg.Name)
+	}
+	return st, err
+}
+
+// Start starts a stopped, exited or failed service.
+func (s *Supervisor) Start(ctx context.Context, name string) error {
+	return s.do(ctx, name, opStart, 0)
+}
+
+// Stop stops the service and returns once its process is gone.
+func (s *Supervisor) Stop(ctx context.Context, name string) error { return s.do(ctx, name, opStop, 0) }
+
+// Restart stops the service's process, if any, and starts a new one. The
+// sockets stay bound throughout.
+func (s *Supervisor) Restart(ctx context.Context, name string) error {
+	return s.do(ctx, name, opRestart, 0)
+}
+
+// Signal sends sig to the process group of the service's running
+// process; ErrNotRunning when there is none.
+func (s *Supervisor) Signal(ctx context.Context, name string, sig unix.Signal) error {
+	return s.do(ctx, name, opSignal, sig)
+}
+
+func (s *Supervisor) do(ctx context.Context, name string, o op, sig unix.Signal) error {
+	svc, err := s.service(ctx, name)
+	if err != nil {
+		return err
+	}
+	err = svc.call(ctx, request{op: o, sig: sig})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errServiceGone):
+		return fmt.Errorf("%w: %q", ErrUnknownService, name)
+	default:
+		return fmt.Errorf("%s %s: %w", o, name, err)
+	}
+}
+
+// List returns every service for the control API, sorted by name.
+func (s *Supervisor) List(ctx context.Context) ([]api.Service, error) {
+	out := []api.Service{}
+	for _, name := range s.Names() {
+		a, err := s.Get(ctx, name)
+		if errors.Is(err, ErrUnknownService) {
+			continue // removed by a reload meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// Get returns one service for the control API.
+func (s *Supervisor) Get(ctx context.Context, name string) (api.Service, error) {
+	svc, err := s.service(ctx, name)
+	if err != nil {
+		return api.Service{}, err
+	}
+	st, err := svc.statusOf(ctx)
+	if err != nil {
+		return api.Service{}, err
+	}
+	return toAPI(st), nil
+}
+
+// Logs returns the newest n lines the service wrote (all kept if n <= 0).
+func (s *Supervisor) Logs(ctx context.Context, name string, n int) ([]api.LogLine, error) {
+	svc, err := s.service(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return svc.logs.last(n), nil
+}
+
+// Follow streams the lines the service writes from now on, until ctx is
+// done; then the channel is closed. A follower that falls behind misses
+// lines rather than slowing the service.
+func (s *Supervisor) Follow(ctx context.Context, name string) (<-chan api.LogLine, error) {
+	svc, err := s.service(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	ch, cancel := svc.logs.subscribe()
+	go func() {
+		<-ctx.Done()
+		cancel()
+	}()
+	return ch, nil
+}
+
+func toAPI(st Status) api.Service {
+	a := api.Service{
+		Name: st.Name, State: string(st.State), Since: st.Since, Pid: st.Pid, Pids: []int{},
+		Restarts: st.Restarts, Failures: st.Failures, LastError: st.LastError, Sockets: []api.Socket{},
+	}
+	if st.Pid != 0 {
+		started := st.StartedAt
+		a.Pids = []int{st.Pid}
+		a.Instances = 1
+		a.StartedAt = &started
+		a.UptimeSeconds = time.Since(started).Seconds()
+	}
+	if ex := st.LastExit; ex != nil {
+		e := &api.Exit{Pid: ex.Pid, Time: ex.Time, Description: ex.String()}
+		if ex.Status.Exited() {
+			code := ex.Status.ExitStatus()
+			e.Code = &code
+		} else if ex.Status.Signaled() {
+			e.Signal = unix.SignalName(ex.Status.Signal())
+		}
+		a.LastExit = e
+	}
+	for _, c := range st.cfg.Sockets {
+		sock := api.Socket{Name: c.Name, FD: 3 + c.Index}
+		if c.IsUnix() {
+			sock.Path = c.Path
+			sock.Owner = c.OwnerName
+			sock.Group = c.GroupName
+			sock.Mode = fmt.Sprintf("%04o", c.Mode)
+		} else {
+			sock.Address = c.Addr.String()
+		}
+		a.Sockets = append(a.Sockets, sock)
+	}
+	return a
+}

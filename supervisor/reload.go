@@ -1,0 +1,156 @@
+package supervisor
+
+import (
+	"context"
+	"reflect"
+	"sort"
+
+	"go.uber.org/zap"
+
+	"github.com/udsvisor/udsvisor/supervisor/api"
+	"github.com/udsvisor/udsvisor/supervisor/config"
+)
+
+// Reload re-reads the config file the supervisor was started with and
+// applies the difference without disturbing what did not change:
+//
+//   - a broken config is rejected whole (config.Errors) and nothing
+//     changes; so is one whose new sockets cannot be bound;
+//   - new services start; removed services stop and their sockets are
+//     removed;
+//   - a service whose definition changed is restarted; sockets it keeps
+//     (same path or address and backlog) stay bound, so no connection is
+//     refused during the restart;
+//   - a service whose only change is its sockets' owner, group or mode
+//     keeps running: the new ownership is applied to the live socket file;
+//   - an unchanged service is not touched (same pid, same socket).
+func (s *Supervisor) Reload(ctx context.Context) (api.ReloadResult, error) {
+	res := api.ReloadResult{Added: []string{}, Removed: []string{}, Changed: []string{}, Unchanged: []string{}}
+	select {
+	case <-s.ready:
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	s.mu.RLock()
+	closing, oldCfg, oldServices, oldPool := s.closing, s.cfg, s.services, s.pool
+	s.mu.RUnlock()
+	if closing {
+		return res, ErrShuttingDown
+	}
+
+	cfg, err := config.Load(oldCfg.File)
+	if err != nil {
+		return res, err
+	}
+	pool, err := s.bindAll(cfg, oldPool)
+	if err != nil {
+		return res, err
+	}
+
+	type plan int
+	const (
+		keep plan = iota
+		reown
+		restart
+		add
+	)
+	plans := make(map[string]plan, len(cfg.Services))
+	var stop []*running
+	for _, c := range cfg.Services {
+		old, ok := oldServices[c.Name]
+		switch {
+		case !ok:
+			plans[c.Name] = add
+			res.Added = append(res.Added, c.Name)
+		case sameService(old.svc.cfg, c, false):
+			plans[c.Name] = keep
+			res.Unchanged = append(res.Unchanged, c.Name)
+		case sameService(old.svc.cfg, c, true):
+			plans[c.Name] = reown
+			res.Changed = append(res.Changed, c.Name)
+		default:
+			plans[c.Name] = restart
+			res.Changed = append(res.Changed, c.Name)
+			stop = append(stop, old)
+		}
+	}
+	for name, old := range oldServices {
+		if _, ok := plans[name]; !ok {
+			res.Removed = append(res.Removed, name)
+			stop = append(stop, old)
+		}
+	}
+	sort.Strings(res.Removed)
+
+	// Ownership first: a service that stays must see its new mode at
+	// once, and a failure here still leaves every service running.
+	for _, c := range cfg.Services {
+		for _, sock := range c.Sockets {
+			l := pool[socketKey(sock)]
+			spec := l.Spec()
+			if sock.IsUnix() && (spec.UID != int(sock.UID) || spec.GID != int(sock.GID) || spec.Mode != sock.Mode) {
+				if err := l.SetOwner(int(sock.UID), int(sock.GID), sock.Mode); err != nil {
+					s.log.Error("reload: set socket owner", zap.String("service", c.Name), zap.Error(err))
+				}
+			}
+		}
+	}
+
+	stopServices(stop)
+	services := make(map[string]*running, len(cfg.Services))
+	s.mu.Lock()
+	s.pool = pool
+	for _, c := range cfg.Services {
+		switch plans[c.Name] {
+		case keep, reown:
+			services[c.Name] = oldServices[c.Name]
+		case restart:
+			services[c.Name] = s.launchService(c, oldServices[c.Name].svc.logs)
+		case add:
+			services[c.Name] = s.launchService(c, newLogRing())
+		}
+	}
+	s.cfg, s.services = cfg, services
+	s.mu.Unlock()
+	closeListeners(oldPool, pool, s.log)
+
+	for _, c := range cfg.Services {
+		switch plans[c.Name] {
+		case reown:
+			if err := services[c.Name].svc.call(ctx, request{op: opReconfigure, cfg: c}); err != nil {
+				s.log.Error("reload: reconfigure", zap.String("service", c.Name), zap.Error(err))
+			}
+		case restart, add:
+			if err := services[c.Name].svc.call(ctx, request{op: opStart}); err != nil {
+				s.log.Error("reload: start", zap.String("service", c.Name), zap.Error(err))
+			}
+		}
+	}
+	s.log.Info("reloaded", zap.Strings("added", res.Added), zap.Strings("removed", res.Removed),
+		zap.Strings("changed", res.Changed), zap.Int("unchanged", len(res.Unchanged)))
+	return res, nil
+}
+
+// sameService reports whether a and b define the same service, ignoring
+// where they are written in the file and, with ignoreOwnership, the
+// owner, group and modes of their sockets.
+func sameService(a, b *config.Service, ignoreOwnership bool) bool {
+	return reflect.DeepEqual(comparableCopy(a, ignoreOwnership), comparableCopy(b, ignoreOwnership))
+}
+
+func comparableCopy(c *config.Service, ignoreOwnership bool) config.Service {
+	cp := *c
+	cp.Line = 0
+	cp.Sockets = make([]*config.Socket, len(c.Sockets))
+	for i, sock := range c.Sockets {
+		sc := *sock
+		sc.Line = 0
+		if ignoreOwnership {
+			sc.OwnerName, sc.GroupName, sc.UID, sc.GID, sc.Mode, sc.DirectoryMode = "", "", 0, 0, 0, 0
+		}
+		cp.Sockets[i] = &sc
+	}
+	return cp
+}

@@ -1,0 +1,157 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/udsvisor/udsvisor/internal/testutil"
+	"github.com/udsvisor/udsvisor/supervisor/config"
+)
+
+// reloadService is one service of the reload test's config.
+func reloadService(name, extra, sockExtra string) string {
+	return fmt.Sprintf(`
+[services.%[1]s]
+command = ["$APP"]
+user = "udsv-a"
+%[2]s
+[[services.%[1]s.sockets]]
+path = "$DIR/%[1]s.sock"
+%[3]s
+`, name, extra, sockExtra)
+}
+
+// startFromFile writes text to a config file and runs a supervisor on
+// it, as up does, so that Reload can re-read the file.
+func startFromFile(t *testing.T, text string) (*harness, string) {
+	t.Helper()
+	testutil.RequireRoot(t)
+	dir := testutil.RunDir(t)
+	file := filepath.Join(dir, "services.toml")
+	writeConfig(t, file, dir, text)
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startCfg(t, dir, cfg), file
+}
+
+func writeConfig(t *testing.T, file, dir, text string) {
+	t.Helper()
+	if err := os.WriteFile(file, []byte(expand(text, dir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Reload adds, removes, changes and leaves alone exactly the right
+// services: an unchanged service keeps its pid and socket, a changed one
+// is restarted on the same socket, an ownership-only change is applied to
+// the live socket without a restart.
+func TestReloadAppliesTheDifference(t *testing.T) {
+	users(t)
+	before := reloadService("keep", "", "") + reloadService("change", `environment = { V = "1" }`, "") +
+		reloadService("remove", "", "") + reloadService("reown", "", `mode = "0660"`)
+	after := reloadService("keep", "", "") + reloadService("change", `environment = { V = "2" }`, "") +
+		reloadService("reown", "", `mode = "0600"`) + reloadService("add", "", "")
+	h, file := startFromFile(t, before)
+	sock := func(name string) string { return filepath.Join(h.dir, name+".sock") }
+	pids := map[string]int{}
+	type identity struct {
+		ino   uint64
+		btime any
+	}
+	ids := map[string]identity{}
+	for _, name := range []string{"keep", "change", "remove", "reown"} {
+		rep, err := getReport(sock(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids[name] = rep.Pid
+		ino, bt := statxIdentity(t, sock(name))
+		ids[name] = identity{ino, bt}
+	}
+
+	writeConfig(t, file, h.dir, after)
+	res, err := h.sup.Reload(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		got, want []string
+	}{
+		{res.Added, []string{"add"}}, {res.Removed, []string{"remove"}},
+		{res.Changed, []string{"change", "reown"}}, {res.Unchanged, []string{"keep"}},
+	} {
+		slices.Sort(c.got)
+		if !slices.Equal(c.got, c.want) {
+			t.Errorf("reload result %+v", res)
+			break
+		}
+	}
+
+	for name, samePid := range map[string]bool{"keep": true, "reown": true, "change": false} {
+		rep, err := getReport(sock(name))
+		if err != nil {
+			t.Fatalf("%s after reload: %v", name, err)
+		}
+		if (rep.Pid == pids[name]) != samePid {
+			t.Errorf("%s: pid %d before, %d after; same pid wanted: %v", name, pids[name], rep.Pid, samePid)
+		}
+		if ino, bt := statxIdentity(t, sock(name)); (identity{ino, bt}) != ids[name] {
+			t.Errorf("%s: socket re-created by the reload", name)
+		}
+	}
+	if rep, _ := getReport(sock("change")); !slices.Contains(rep.Env, "V=2") {
+		t.Errorf("changed service runs with %v, want V=2", rep.Env)
+	}
+	if fi, err := os.Lstat(sock("reown")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("reowned socket: %v %v, want mode 0600", fi.Mode(), err)
+	}
+	if _, err := getReport(sock("add")); err != nil {
+		t.Errorf("added service: %v", err)
+	}
+	if _, err := os.Lstat(sock("remove")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("removed service's socket: %v", err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if alive(pids["remove"]) {
+			return fmt.Errorf("removed service's pid %d alive", pids["remove"])
+		}
+		return nil
+	})
+	if _, err := h.sup.Status(context.Background(), "remove"); !errors.Is(err, ErrUnknownService) {
+		t.Errorf("status of the removed service: %v", err)
+	}
+}
+
+// A broken config is rejected whole, with every error, and nothing
+// changes.
+func TestBrokenReloadChangesNothing(t *testing.T) {
+	users(t)
+	text := reloadService("a", "", "") + reloadService("b", "", "")
+	h, file := startFromFile(t, text)
+	pa := h.waitState("a", Starting).Pid
+	pb := h.waitState("b", Starting).Pid
+
+	broken := strings.Replace(text, `user = "udsv-a"`, `user = "nosuch-user"`, 1) +
+		reloadService("c", `restart = "sometimes"`, "")
+	writeConfig(t, file, h.dir, broken)
+	_, err := h.sup.Reload(context.Background())
+	var ce config.Errors
+	if !errors.As(err, &ce) || len(ce) != 2 {
+		t.Fatalf("reload of a broken config: %v, want 2 config errors", err)
+	}
+	if h.status("a").Pid != pa || h.status("b").Pid != pb {
+		t.Error("a broken reload restarted a service")
+	}
+	if _, err := os.Lstat(filepath.Join(h.dir, "c.sock")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a broken reload bound a socket: %v", err)
+	}
+}
