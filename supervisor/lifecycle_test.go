@@ -227,3 +227,23 @@ path = "$DIR/app.sock"
 		t.Errorf("request through the replaced socket: %v", err)
 	}
 }
+
+// Restart replaces the process; the socket stays the same.
+func TestRestartStartsANewProcess(t *testing.T) {
+	users(t)
+	h := start(t, appConfig)
+	first := h.waitState("app", Starting).Pid
+	if err := h.sup.Restart(context.Background(), "app"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 20*time.Second, func() error {
+		st := h.status("app")
+		if st.Pid == 0 || st.Pid == first || st.Restarts != 1 {
+			return fmt.Errorf("after restart: %s pid %d restarts %d (first pid %d)", st.State, st.Pid, st.Restarts, first)
+		}
+		return nil
+	})
+	if alive(first) {
+		t.Errorf("the first process %d is still alive", first)
+	}
+}

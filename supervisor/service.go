@@ -247,8 +247,8 @@ func (s *service) start() error {
 func (s *service) restart() error {
 	switch s.st {
 	case Starting, Running:
+		s.stop(nil) // clears startAfterStop: a plain stop cancels a pending restart
 		s.startAfterStop = true
-		s.stop(nil)
 		return nil
 	default:
 		return s.start()

@@ -1,17 +1,20 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"os/user"
 	"strconv"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/activation"
+	"golang.org/x/sys/unix"
 )
 
 // runDemo is the demo backend of services.toml.example: an HTTP server
@@ -33,19 +36,34 @@ func runDemo(args []string) error {
 	if u, err := user.LookupId(who); err == nil {
 		who = u.Username
 	}
+	// SIGTERM (udsvisor's default stop_signal) finishes the requests in
+	// flight, then exits 0. The channel holds the one signal that matters.
+	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM, unix.SIGINT)
+	defer stop()
+	var servers []*http.Server
 	errc := make(chan error, len(byName)) // every server may fail once
-	n := 0
 	for name, ls := range byName {
 		for _, l := range ls {
-			n++
-			fmt.Printf("demo: serving socket %q (%s) as %s, pid %d\n", name, l.Addr(), who, os.Getpid())
+			fmt.Printf("demo: serving socket %q as %s, pid %d\n", name, who, os.Getpid())
+			srv := &http.Server{Handler: demoHandler(name, who), ReadHeaderTimeout: 10 * time.Second}
+			servers = append(servers, srv)
 			go func(name string, l net.Listener) {
-				srv := &http.Server{Handler: demoHandler(name, who), ReadHeaderTimeout: 10 * time.Second}
 				errc <- fmt.Errorf("demo: serve %s: %w", name, srv.Serve(l))
 			}(name, l)
 		}
 	}
-	return <-errc
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	fmt.Println("demo: stopping")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, srv := range servers {
+		srv.Shutdown(shutdownCtx)
+	}
+	return nil
 }
 
 func demoHandler(socket, who string) http.Handler {

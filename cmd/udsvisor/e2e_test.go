@@ -24,13 +24,17 @@ import (
 )
 
 // udsvisorBin is the real binary, built by TestMain, so that these tests
-// exercise exactly what an operator runs, launch helper included.
-var udsvisorBin string
+// exercise exactly what an operator runs, launch helper included; testApp
+// is integration/testapp, the service the tests supervise.
+var udsvisorBin, testApp string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "udsvisor-e2e-")
 	if err == nil {
 		udsvisorBin, err = testutil.Build(dir, "github.com/udsvisor/udsvisor/cmd/udsvisor")
+	}
+	if err == nil {
+		testApp, err = testutil.Build(dir, "github.com/udsvisor/udsvisor/integration/testapp")
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

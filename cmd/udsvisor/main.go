@@ -20,6 +20,8 @@ const usage = `usage: udsvisor <command> [flags]
 commands:
   up     -c FILE   bind the sockets and supervise the services of FILE
   check  -c FILE   validate FILE and print what up would create and start
+  ctl    [-s SOCKET] status|start|stop|restart|signal|logs|reload ...
+                   talk to a running udsvisor through its control socket
   demo             the demo HTTP backend (run it under udsvisor up)
   version          print the version
   help             print this help
@@ -51,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runUp(args[1:], stderr)
 	case "check":
 		err = runCheck(args[1:], stdout)
+	case "ctl":
+		err = runCtl(args[1:], stdout, stderr)
 	case "demo":
 		err = runDemo(args[1:])
 	case "version", "--version":
@@ -68,11 +72,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 type usageError struct{ error }
 
 // report prints err and picks the exit code: 0 for none, 2 for a bad
-// command line, 1 for everything else. Config errors are printed one per
+// command line, the error's own code when it has one (ctl status: 3 when
+// a named service is not running, like systemctl), 1 for everything else. Config errors are printed one per
 // line as file:line: key: message, so editors can jump to them.
 func report(err error, cmd string, stderr io.Writer) int {
 	var ue usageError
 	var ce config.Errors
+	var coded interface{ ExitCode() int }
 	switch {
 	case err == nil:
 		return 0
@@ -87,6 +93,9 @@ func report(err error, cmd string, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "udsvisor: %d error(s) in the config; nothing was changed\n", len(ce))
 		return 1
+	case errors.As(err, &coded):
+		fmt.Fprintf(stderr, "udsvisor: %v\n", err)
+		return coded.ExitCode()
 	default:
 		fmt.Fprintf(stderr, "udsvisor: %v\n", err)
 		return 1

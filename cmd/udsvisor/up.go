@@ -2,17 +2,22 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/udsvisor/udsvisor/sockets"
 	"github.com/udsvisor/udsvisor/supervisor"
 	"github.com/udsvisor/udsvisor/supervisor/config"
+	"github.com/udsvisor/udsvisor/supervisor/control"
 )
 
 func runUp(args []string, stderr io.Writer) error {
@@ -41,6 +46,14 @@ func runUp(args []string, stderr io.Writer) error {
 		log.Warn(w.Error())
 	}
 
+	// The control socket comes first: while another udsvisor answers on
+	// it, this one must touch nothing, not even a stale service socket.
+	ctl, err := bindControl(cfg.Supervisor)
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+
 	// Grandchildren that escape their service's process group are
 	// reparented to udsvisor rather than to PID 1, so that they are
 	// reaped here.
@@ -52,24 +65,84 @@ func runUp(args []string, stderr io.Writer) error {
 	// The channel holds one signal per kind that matters.
 	sigc := make(chan os.Signal, 4)
 	signal.Notify(sigc, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	defer signal.Stop(sigc)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() {
-		for sig := range sigc {
-			switch sig {
-			case unix.SIGHUP:
-				log.Warn("SIGHUP received; reloading the config is not supported by this version, nothing changed")
-			default:
-				log.Info("signal received; stopping", zap.String("signal", sig.String()))
-				cancel()
-			}
-		}
-	}()
 
 	sup := supervisor.New(cfg, log, supervisor.Options{ReapOrphans: true})
-	if err := sup.Run(ctx, nil); err != nil {
-		return err
+	srv := control.New(sup, control.Options{
+		ControlGID: cfg.Supervisor.ControlGroup, StatusGID: cfg.Supervisor.StatusGroup, Log: log,
+	})
+	l, err := net.FileListener(ctl.File())
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w", cfg.Supervisor.ControlSocket, err)
+	}
+	srvDone := make(chan error, 1) // Serve returns once
+	go func() { srvDone <- srv.Serve(ctx, l) }()
+
+	go handleSignals(ctx, sigc, sup, log, cancel)
+	ready := func() { notify(log, daemon.SdNotifyReady) }
+	runErr := sup.Run(ctx, ready)
+	cancel()
+	if err := <-srvDone; err != nil {
+		log.Warn("control API", zap.Error(err))
+	}
+	if runErr != nil {
+		return runErr
 	}
 	log.Info("udsvisor stopped")
 	return nil
+}
+
+// bindControl creates the control socket root:control_group with
+// control_mode, through the same safe path as service sockets. A live
+// socket there means another udsvisor runs.
+func bindControl(c config.Supervisor) (*sockets.Listener, error) {
+	gid := max(c.ControlGroup, 0)
+	l, err := sockets.Bind(sockets.Spec{
+		Path: c.ControlSocket, UID: 0, GID: gid, Mode: c.ControlMode, DirMode: 0o755, Backlog: 128,
+	})
+	if errors.Is(err, sockets.ErrLive) {
+		return nil, fmt.Errorf("udsvisor is already running: %w", err)
+	}
+	return l, err
+}
+
+// handleSignals stops on SIGTERM/SIGINT and reloads on SIGHUP, until
+// shutdown begins; a SIGHUP during shutdown is ignored.
+func handleSignals(ctx context.Context, sigc <-chan os.Signal, sup *supervisor.Supervisor, log *zap.Logger, stop func()) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig := <-sigc:
+			if sig != unix.SIGHUP {
+				log.Info("signal received; stopping", zap.String("signal", sig.String()))
+				notify(log, daemon.SdNotifyStopping)
+				stop()
+				return
+			}
+			log.Info("SIGHUP received; reloading the config")
+			notify(log, daemon.SdNotifyReloading)
+			if _, err := sup.Reload(ctx); err != nil {
+				var ce config.Errors
+				if errors.As(err, &ce) {
+					for _, e := range ce {
+						log.Error("reload refused: " + e.Error())
+					}
+				} else {
+					log.Error("reload refused", zap.Error(err))
+				}
+			}
+			notify(log, daemon.SdNotifyReady)
+		}
+	}
+}
+
+// notify tells systemd (Type=notify) about udsvisor's state; without
+// NOTIFY_SOCKET it does nothing.
+func notify(log *zap.Logger, state string) {
+	if _, err := daemon.SdNotify(false, state); err != nil {
+		log.Warn("sd_notify", zap.String("state", state), zap.Error(err))
+	}
 }

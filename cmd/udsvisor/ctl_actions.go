@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"unicode"
+
+	"github.com/udsvisor/udsvisor/supervisor/api"
+	"github.com/udsvisor/udsvisor/supervisor/control/client"
+)
+
+// action is `ctl start|stop|restart NAME...`. Like systemctl it prints
+// nothing on success. It goes on past a service the server refused
+// (unknown, wrong state), naming each; a failure to reach the server or a
+// refused permission stops it, since every other name would fail alike.
+func (c *ctl) action(ctx context.Context, verb string, args []string) error {
+	fs := c.flags(verb, "NAME...")
+	names, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(names) == 0 {
+		return usageError{fmt.Errorf("%s needs at least one service name", verb)}
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	do := map[string]func(context.Context, string) (api.Service, error){
+		"start": cl.Start, "stop": cl.Stop, "restart": cl.Restart,
+	}[verb]
+	var errs []error
+	for _, name := range names {
+		if _, err := do(ctx, name); err != nil {
+			err = fmt.Errorf("%s %s: %w", verb, name, err)
+			var ae *client.APIError
+			if !errors.As(err, &ae) || ae.Status == http.StatusForbidden {
+				return err
+			}
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// signal is `ctl signal NAME SIG`; the server parses SIG.
+func (c *ctl) signal(ctx context.Context, args []string) error {
+	fs := c.flags("signal", "NAME SIG")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usageError{errors.New("signal needs a service name and a signal, like: signal web HUP")}
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	if _, err := cl.Signal(ctx, pos[0], pos[1]); err != nil {
+		return fmt.Errorf("signal %s: %w", pos[0], err)
+	}
+	return nil
+}
+
+// logs is `ctl logs NAME [-n N] [-f]`. With -f it streams until Ctrl-C,
+// which ends it successfully, like tail -f.
+func (c *ctl) logs(ctx context.Context, args []string) error {
+	fs := c.flags("logs", "NAME [-n N] [-f]")
+	n := fs.Int("n", 10, "print the last `N` lines; 0 prints every line kept")
+	follow := fs.Bool("f", false, "then print new lines as they come, until interrupted")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{errors.New("logs needs exactly one service name")}
+	}
+	if *n < 0 {
+		return usageError{fmt.Errorf("-n %d: must be 0 or more", *n)}
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	if *follow {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+	}
+	name := pos[0]
+	err = cl.Logs(ctx, name, *n, *follow, func(l api.LogLine) error {
+		_, err := io.WriteString(c.stdout, formatLogLine(name, l))
+		return err
+	})
+	if *follow && errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("logs %s: %w", name, err)
+	}
+	return nil
+}
+
+// logTime is RFC 3339 in UTC with milliseconds: lines of one burst share
+// their second.
+const logTime = "2006-01-02T15:04:05.000Z07:00"
+
+// formatLogLine writes l as "TIME NAME[PID] STREAM: text\n".
+func formatLogLine(name string, l api.LogLine) string {
+	return fmt.Sprintf("%s %s[%d] %s: %s\n", l.Time.UTC().Format(logTime), name, l.Pid, l.Stream, printable(l.Line))
+}
+
+// printable escapes control characters: a line comes from an unprivileged
+// service and must not drive the operator's terminal (escape sequences
+// can retitle it, hide text or, on some terminals, inject input).
+func printable(s string) string {
+	if !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if isControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool { return r != '\t' && unicode.IsControl(r) }
+
+// reload is `ctl reload`: it prints what the new config changed.
+func (c *ctl) reload(ctx context.Context, args []string) error {
+	if err := c.noArgs("reload", args); err != nil {
+		return err
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	res, err := cl.Reload(ctx)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	printReload(c.stdout, res)
+	return nil
+}
+
+func printReload(w io.Writer, res api.ReloadResult) {
+	for _, row := range []struct {
+		label string
+		names []string
+	}{
+		{"added", res.Added}, {"removed", res.Removed},
+		{"changed", res.Changed}, {"unchanged", res.Unchanged},
+	} {
+		list := "none"
+		if len(row.names) > 0 {
+			list = strings.Join(row.names, " ")
+		}
+		fmt.Fprintf(w, "%-10s %s\n", row.label+":", list)
+	}
+}
+
+// metrics is `ctl metrics`: the Prometheus text, as GET /metrics gives it.
+func (c *ctl) metrics(ctx context.Context, args []string) error {
+	if err := c.noArgs("metrics", args); err != nil {
+		return err
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	text, err := cl.Metrics(ctx)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	_, err = io.WriteString(c.stdout, text)
+	return err
+}
+
+// noArgs parses the flags of a command that takes no argument.
+func (c *ctl) noArgs(cmd string, args []string) error {
+	pos, err := parseArgs(c.flags(cmd, ""), args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError{fmt.Errorf("%s takes no argument, got %q", cmd, pos[0])}
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"os/user"
+	"slices"
+	"strconv"
+)
+
+// Peer is who is at the other end of a control connection, as the kernel
+// recorded it when the client connected.
+type Peer struct {
+	UID, GID uint32
+	PID      int32
+	// Groups are the supplementary groups.
+	Groups []uint32
+}
+
+// inGroup reports whether gid is p's primary or a supplementary group.
+func (p Peer) inGroup(gid int) bool {
+	if gid < 0 {
+		return false
+	}
+	return p.GID == uint32(gid) || slices.Contains(p.Groups, uint32(gid))
+}
+
+// access is what a route needs.
+type access int
+
+const (
+	// accessRead: GET endpoints, allowed to root, control_group and
+	// status_group.
+	accessRead access = iota
+	// accessWrite: everything that changes state, allowed to root and
+	// control_group only.
+	accessWrite
+)
+
+type peerKey struct{}
+
+// ContextWithPeer returns ctx carrying p as the request's credentials. The
+// server attaches the credentials it read at Accept this way; tests that
+// drive Handler without a socket do the same.
+func ContextWithPeer(ctx context.Context, p Peer) context.Context {
+	return context.WithValue(ctx, peerKey{}, p)
+}
+
+// peerFrom returns the credentials attached to ctx.
+func peerFrom(ctx context.Context) (Peer, bool) {
+	p, ok := ctx.Value(peerKey{}).(Peer)
+	return p, ok
+}
+
+// may reports whether p has access a. Root and control_group may do
+// everything, status_group may read; nobody else may do anything, whatever
+// the socket file's mode says (a loosened mode is the first gate failing,
+// not a grant).
+func (s *Server) may(p Peer, a access) bool {
+	if p.UID == 0 || p.inGroup(s.opts.ControlGID) {
+		return true
+	}
+	return a == accessRead && p.inGroup(s.opts.StatusGID)
+}
+
+// denial explains to p why the request needing a was refused.
+func (s *Server) denial(p Peer, a access, method, path string) string {
+	if a == accessWrite && p.inGroup(s.opts.StatusGID) {
+		return fmt.Sprintf("permission denied: uid %d may only read (group %s); %s %s needs root%s",
+			p.UID, groupName(s.opts.StatusGID), method, path, s.orControlGroup())
+	}
+	msg := fmt.Sprintf("permission denied: uid %d is not root", p.UID)
+	var groups []string
+	if s.opts.ControlGID >= 0 {
+		groups = append(groups, groupName(s.opts.ControlGID))
+	}
+	if s.opts.StatusGID >= 0 {
+		groups = append(groups, groupName(s.opts.StatusGID))
+	}
+	switch len(groups) {
+	case 1:
+		msg += " and not in group " + groups[0]
+	case 2:
+		msg += " and not in group " + groups[0] + " or " + groups[1]
+	}
+	return msg
+}
+
+func (s *Server) orControlGroup() string {
+	if s.opts.ControlGID < 0 {
+		return ""
+	}
+	return " or group " + groupName(s.opts.ControlGID)
+}
+
+// groupName returns the name of gid, or the number when it has none. It
+// is looked up per message, since only an error message needs it.
+func groupName(gid int) string {
+	if g, err := user.LookupGroupId(strconv.Itoa(gid)); err == nil {
+		return g.Name
+	}
+	return strconv.Itoa(gid)
+}

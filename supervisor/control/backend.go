@@ -1,0 +1,32 @@
+package control
+
+import (
+	"context"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/udsvisor/udsvisor/supervisor/api"
+)
+
+// Backend is what the control API drives: the supervisor. Errors are
+// mapped to status codes with errors.Is / errors.As:
+// supervisor.ErrUnknownService → 404, supervisor.ErrNotRunning → 409,
+// supervisor.ErrShuttingDown → 503, config.Errors → 422 (each error in
+// api.Error.Details), anything else → 500.
+type Backend interface {
+	// List returns every service, sorted by name.
+	List(ctx context.Context) ([]api.Service, error)
+	Get(ctx context.Context, name string) (api.Service, error)
+	Start(ctx context.Context, name string) error
+	// Stop returns once the service's process is gone.
+	Stop(ctx context.Context, name string) error
+	Restart(ctx context.Context, name string) error
+	// Signal sends sig to the process group of the running service.
+	Signal(ctx context.Context, name string, sig unix.Signal) error
+	// Logs returns the last n lines the service wrote (n <= 0: all kept).
+	Logs(ctx context.Context, name string, n int) ([]api.LogLine, error)
+	// Follow streams new lines until ctx is done, then closes the channel.
+	Follow(ctx context.Context, name string) (<-chan api.LogLine, error)
+	// Reload re-reads the config file udsvisor was started with.
+	Reload(ctx context.Context) (api.ReloadResult, error)
+}

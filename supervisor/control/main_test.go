@@ -1,0 +1,254 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/udsvisor/udsvisor/internal/testutil"
+	"github.com/udsvisor/udsvisor/sockets"
+)
+
+// helperEnv switches the test binary into a one-request HTTP client, run
+// as a test user so that the server sees that user's credentials.
+const helperEnv = "UDSV_CONTROL_HELPER"
+
+// Exit codes of the helper; a completed HTTP exchange is 0 whatever its
+// status.
+const (
+	helperOK     = 0
+	helperEACCES = 13
+	helperOther  = 1
+)
+
+// helperRequest is what the helper sends, passed as JSON in helperEnv.
+type helperRequest struct {
+	Sock, Method, Path, Body string
+	// Bind, when set, is the client's own socket address: a hostile name
+	// must not change who the server thinks the client is.
+	Bind string
+}
+
+// helperResult is what the helper prints.
+type helperResult struct {
+	Status int
+	Body   string
+}
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(helperEnv); spec != "" {
+		os.Exit(runHelper(spec))
+	}
+	// sockets.Bind relies on the umask that `udsvisor up` sets at start.
+	unix.Umask(0o077)
+	os.Exit(m.Run())
+}
+
+func runHelper(spec string) int {
+	var req helperRequest
+	if err := json.Unmarshal([]byte(spec), &req); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return helperOther
+	}
+	var laddr *net.UnixAddr
+	if req.Bind != "" {
+		laddr = &net.UnixAddr{Name: req.Bind, Net: "unix"}
+		defer os.Remove(req.Bind)
+	}
+	c, err := net.DialUnix("unix", laddr, &net.UnixAddr{Name: req.Sock, Net: "unix"})
+	if err != nil {
+		if errors.Is(err, syscall.EACCES) {
+			return helperEACCES
+		}
+		fmt.Fprintln(os.Stderr, err)
+		return helperOther
+	}
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(context.Context, string, string) (net.Conn, error) { return c, nil },
+	}}
+	hr, err := http.NewRequest(req.Method, "http://udsvisor"+req.Path, strings.NewReader(req.Body))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return helperOther
+	}
+	resp, err := client.Do(hr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return helperOther
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return helperOther
+	}
+	json.NewEncoder(os.Stdout).Encode(helperResult{Status: resp.StatusCode, Body: string(body)})
+	return helperOK
+}
+
+// helperBinary copies the test binary where a test user can exec it: go
+// test keeps it under a 0700 directory.
+func helperBinary(t *testing.T) string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(testutil.RunDir(t), "control.test")
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Written under umask 0077.
+	if err := os.Chmod(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// requestAs runs req as user u with exactly the supplementary groups
+// given, and returns the helper's exit code and result.
+func requestAs(t *testing.T, bin string, u testutil.User, groups []uint32, req helperRequest) (int, helperResult) {
+	t.Helper()
+	spec, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = []string{helperEnv + "=" + string(spec)}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: append([]uint32{}, groups...)},
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		if ee.ExitCode() == helperOther {
+			t.Fatalf("request as %s: %s", u.Name, stderr.String())
+		}
+		return ee.ExitCode(), helperResult{}
+	default:
+		t.Fatalf("run helper as %s: %v: %s", u.Name, err, stderr.String())
+	}
+	var res helperResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("helper as %s printed %q: %v", u.Name, out, err)
+	}
+	return helperOK, res
+}
+
+// testServer is a Server serving a socket made by sockets.Bind.
+type testServer struct {
+	sock string
+	srv  *Server
+	// ino is the sockfs inode number of the listening socket, as ss and
+	// /proc/PID/fd show it.
+	ino string
+	// stop shuts the server down and waits for Serve to return.
+	stop func()
+}
+
+// startServer binds a control socket root:gid with mode in a fresh
+// directory under /run and serves it with a Server on b; tweak, if not
+// nil, adjusts the Server before it serves.
+func startServer(t *testing.T, b Backend, opts Options, gid int, mode fs.FileMode, tweak func(*Server)) *testServer {
+	t.Helper()
+	testutil.RequireRoot(t)
+	sock := filepath.Join(testutil.RunDir(t), "ctl", "control.sock")
+	sl, err := sockets.Bind(sockets.Spec{Path: sock, UID: 0, GID: gid, Mode: mode, DirMode: 0o755, Backlog: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nl, err := net.FileListener(sl.File())
+	if err != nil {
+		sl.Close()
+		t.Fatal(err)
+	}
+	srv := New(b, opts)
+	if tweak != nil {
+		tweak(srv)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1) // read by stop, which may run after the test moved on
+	go func() { done <- srv.Serve(ctx, nl) }()
+	stopped := false
+	link, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", sl.File().Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{sock: sock, srv: srv, ino: strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")}
+	ts.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("Serve did not return 30 s after its context ended")
+		}
+	}
+	t.Cleanup(func() {
+		ts.stop()
+		if err := sl.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return ts
+}
+
+// client returns an HTTP client for the server, running as root (the
+// test process).
+func (ts *testServer) client() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", ts.sock)
+		},
+	}}
+}
+
+// do sends one request as root and returns the status and body.
+func (ts *testServer) do(t *testing.T, method, path, body string) (int, string) {
+	t.Helper()
+	c := ts.client()
+	defer c.CloseIdleConnections()
+	req, err := http.NewRequest(method, "http://udsvisor"+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}

@@ -1,0 +1,221 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/udsvisor/udsvisor/supervisor"
+	"github.com/udsvisor/udsvisor/supervisor/api"
+)
+
+// route is one endpoint. The table is fixed: no handler dispatches on a
+// caller's string, execs it or opens a path it names (supervisord's
+// CVE-2017-11610 walked object names from the request).
+type route struct {
+	method, pattern string
+	access          access
+	handle          func(s *Server, w http.ResponseWriter, r *http.Request) error
+}
+
+// routes is the whole API.
+var routes = []route{
+	{"GET", "/v1/services", accessRead, (*Server).list},
+	{"GET", "/v1/services/{name}", accessRead, (*Server).get},
+	{"POST", "/v1/services/{name}/start", accessWrite, action(Backend.Start)},
+	{"POST", "/v1/services/{name}/stop", accessWrite, action(Backend.Stop)},
+	{"POST", "/v1/services/{name}/restart", accessWrite, action(Backend.Restart)},
+	{"POST", "/v1/services/{name}/signal", accessWrite, (*Server).signal},
+	{"GET", "/v1/services/{name}/logs", accessRead, (*Server).logs},
+	{"POST", "/v1/reload", accessWrite, (*Server).reload},
+	{"GET", "/metrics", accessRead, (*Server).metrics},
+}
+
+// dispatch refuses callers who may not even read, then answers unknown
+// paths and methods in JSON, and hands the rest to the mux.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	p, ok := peerFrom(r.Context())
+	if !ok {
+		writeJSON(w, http.StatusForbidden, api.Error{Error: "permission denied: no peer credentials"})
+		return
+	}
+	if !s.may(p, accessRead) {
+		s.deny(w, r, p, accessRead)
+		return
+	}
+	// The API has no redirects: a path the mux would clean (a "..", a
+	// trailing or double slash) is simply not an endpoint.
+	if ep := r.URL.EscapedPath(); !strings.HasPrefix(ep, "/") || path.Clean(ep) != ep {
+		writeJSON(w, http.StatusNotFound, api.Error{Error: fmt.Sprintf("no such endpoint: %s %s", r.Method, ep)})
+		return
+	}
+	if h, pattern := s.mux.Handler(r); pattern == "" {
+		rec := &headerRecorder{h: make(http.Header)}
+		h.ServeHTTP(rec, r)
+		if rec.status == http.StatusMethodNotAllowed {
+			allow := rec.h.Get("Allow")
+			w.Header().Set("Allow", allow)
+			writeJSON(w, http.StatusMethodNotAllowed, api.Error{
+				Error: fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow)})
+			return
+		}
+		writeJSON(w, http.StatusNotFound, api.Error{Error: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)})
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// guard wraps rt's handler with its access check and, for a write, the
+// audit log line naming the caller.
+func (s *Server) guard(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := peerFrom(r.Context()) // dispatch checked it is there
+		if !s.may(p, rt.access) {
+			s.deny(w, r, p, rt.access)
+			return
+		}
+		if rt.access == accessWrite {
+			sw := &statusWriter{ResponseWriter: w}
+			w = sw
+			start := time.Now()
+			defer func() {
+				s.log.Info("control request", zap.String("method", r.Method), zap.String("path", r.URL.Path),
+					zap.Uint32("uid", p.UID), zap.Int32("pid", p.PID), zap.Int("status", sw.status),
+					zap.Duration("duration", time.Since(start)))
+			}()
+		}
+		if err := rt.handle(s, w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+func (s *Server) deny(w http.ResponseWriter, r *http.Request, p Peer, a access) {
+	s.log.Warn("control request denied", zap.String("method", r.Method), zap.String("path", r.URL.Path),
+		zap.Uint32("uid", p.UID), zap.Uint32("gid", p.GID), zap.Int32("pid", p.PID))
+	writeJSON(w, http.StatusForbidden, api.Error{Error: s.denial(p, a, r.Method, r.URL.Path)})
+}
+
+// serviceName returns the {name} of r once it is a valid service name. An
+// invalid one (such as "../x" from "..%2Fx") cannot name a service, so it
+// is a 404 without asking the backend.
+func serviceName(r *http.Request) (string, error) {
+	name := r.PathValue("name")
+	if !validName(name) {
+		return "", fmt.Errorf("service %q: %w (names are [A-Za-z0-9_.@-]{1,64})", name, supervisor.ErrUnknownService)
+	}
+	return name, nil
+}
+
+func validName(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for _, c := range []byte(name) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '_' || c == '.' || c == '@' || c == '-'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
+	svcs, err := s.b.List(r.Context())
+	if err != nil {
+		return err
+	}
+	if svcs == nil {
+		svcs = []api.Service{} // [] rather than null on the wire
+	}
+	writeJSON(w, http.StatusOK, svcs)
+	return nil
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
+	name, err := serviceName(r)
+	if err != nil {
+		return err
+	}
+	return s.answerService(r.Context(), w, name)
+}
+
+// answerService answers with the service's state, after an action too.
+func (s *Server) answerService(ctx context.Context, w http.ResponseWriter, name string) error {
+	svc, err := s.b.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, svc)
+	return nil
+}
+
+// action returns the handler of a POST that takes no arguments: its body
+// must be empty or {}.
+func action(do func(Backend, context.Context, string) error) func(*Server, http.ResponseWriter, *http.Request) error {
+	return func(s *Server, w http.ResponseWriter, r *http.Request) error {
+		name, err := serviceName(r)
+		if err != nil {
+			return err
+		}
+		if err := decodeBody(w, r, &struct{}{}, true); err != nil {
+			return err
+		}
+		if err := do(s.b, r.Context(), name); err != nil {
+			return err
+		}
+		return s.answerService(r.Context(), w, name)
+	}
+}
+
+func (s *Server) signal(w http.ResponseWriter, r *http.Request) error {
+	name, err := serviceName(r)
+	if err != nil {
+		return err
+	}
+	var req api.SignalRequest
+	if err := decodeBody(w, r, &req, false); err != nil {
+		return err
+	}
+	sig, err := parseSignal(req.Signal)
+	if err != nil {
+		return err
+	}
+	if err := s.b.Signal(r.Context(), name, sig); err != nil {
+		return err
+	}
+	return s.answerService(r.Context(), w, name)
+}
+
+// parseSignal accepts a signal name with or without the SIG prefix, in
+// any case: "HUP", "sigusr1", "SIGTERM".
+func parseSignal(name string) (unix.Signal, error) {
+	n := strings.ToUpper(name)
+	if !strings.HasPrefix(n, "SIG") {
+		n = "SIG" + n
+	}
+	sig := unix.SignalNum(n)
+	if sig == 0 {
+		return 0, badRequest("unknown signal %q", name)
+	}
+	return sig, nil
+}
+
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) error {
+	if err := decodeBody(w, r, &struct{}{}, true); err != nil {
+		return err
+	}
+	res, err := s.b.Reload(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}

@@ -1,0 +1,239 @@
+// Package control serves udsvisor's control API: HTTP/1.1 with JSON
+// bodies on a Unix socket (never TCP), authorised by the kernel's peer
+// credentials.
+//
+// The socket is bound by the caller with sockets.Bind (root:control_group,
+// control_mode) and handed to Serve as a net.Listener (net.FileListener of
+// the sockets.Listener's File). The file mode is only the first gate: at
+// Accept, the server reads the client's uid, gid and pid (SO_PEERCRED) and
+// its supplementary groups (SO_PEERGROUPS) from the kernel and attaches
+// them to the request context through http.Server.ConnContext. Root and
+// members of control_group may do everything; members of status_group may
+// only read (GET); everyone else gets 403, even if the socket's mode was
+// loosened by mistake. Every mutating request is logged with the caller's
+// uid and pid.
+//
+// Routes (the table is in routes.go; every name must match
+// [A-Za-z0-9_.@-]{1,64} before any lookup):
+//
+//	GET  /v1/services                      []api.Service
+//	GET  /v1/services/{name}               api.Service
+//	POST /v1/services/{name}/start         api.Service after the action
+//	POST /v1/services/{name}/stop          api.Service after the action
+//	POST /v1/services/{name}/restart       api.Service after the action
+//	POST /v1/services/{name}/signal        {"signal":"HUP"} → api.Service
+//	GET  /v1/services/{name}/logs?lines=N&follow=1   api.LogLine per line (NDJSON)
+//	POST /v1/reload                        api.ReloadResult
+//	GET  /metrics                          Prometheus text format
+//
+// Errors are api.Error bodies: 400 for a malformed request (bad JSON,
+// unknown fields, trailing data, a body over 64 KiB, an unknown signal),
+// 403, 404 (unknown path or service), 405, then the Backend's errors as
+// backend.go maps them (409, 422, 503, 500).
+//
+// Against slow or numerous clients (SECURITY-NOTES T16-T18) the server
+// bounds header reading time, idle time and header size, and accepts at
+// most MaxConns connections at once; further clients wait in the kernel's
+// backlog. Follow streams end when the server shuts down.
+package control
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// DefaultMaxConns is the connection cap when Options.MaxConns is 0.
+const DefaultMaxConns = 256
+
+// Options configure a Server.
+type Options struct {
+	// ControlGID is the group whose members may do everything; -1: root
+	// only.
+	ControlGID int
+	// StatusGID is the group whose members may read; -1: none.
+	StatusGID int
+	// Log receives one event per mutating request and per refusal; nil
+	// discards.
+	Log *zap.Logger
+	// MaxConns caps concurrent connections (0: DefaultMaxConns).
+	MaxConns int
+}
+
+// Server serves the control API on an already-listening socket.
+type Server struct {
+	b       Backend
+	opts    Options
+	log     *zap.Logger
+	handler http.Handler
+	mux     *http.ServeMux
+
+	// Tests shorten or force these; New sets the production values.
+	readHeaderTimeout time.Duration
+	idleTimeout       time.Duration
+	// shutdownTimeout bounds how long Serve waits for requests in flight
+	// (a stop waits for the service's stop_timeout) before closing them.
+	shutdownTimeout time.Duration
+	// noPeerGroups forces the /proc/PID/status fallback for kernels
+	// without SO_PEERGROUPS.
+	noPeerGroups bool
+}
+
+// New returns a Server driving b.
+func New(b Backend, opts Options) *Server {
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = DefaultMaxConns
+	}
+	log := opts.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &Server{
+		b:                 b,
+		opts:              opts,
+		log:               log,
+		readHeaderTimeout: 5 * time.Second,
+		idleTimeout:       60 * time.Second,
+		shutdownTimeout:   30 * time.Second,
+	}
+	s.mux = http.NewServeMux()
+	for _, rt := range routes {
+		s.mux.Handle(rt.method+" "+rt.pattern, s.guard(rt))
+	}
+	s.handler = http.HandlerFunc(s.dispatch)
+	return s
+}
+
+// Handler returns the API as an http.Handler. Requests must carry their
+// credentials in their context (ContextWithPeer); a request without them
+// is refused.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+type streamsKey struct{}
+
+// Serve serves l until ctx is done, then shuts down gracefully: it stops
+// accepting, ends follow streams, waits for the other requests in flight
+// and returns nil. It closes l. l must be a Unix socket listener, since
+// every connection is authorised by its peer credentials.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	// streams is cancelled at shutdown so that follow streams, which never
+	// end by themselves, let Shutdown finish; other requests keep their
+	// context and complete.
+	streams, endStreams := context.WithCancel(context.Background())
+	defer endStreams()
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.readHeaderTimeout,
+		IdleTimeout:       s.idleTimeout,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+		BaseContext: func(net.Listener) context.Context {
+			return context.WithValue(context.Background(), streamsKey{}, streams)
+		},
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if pc, ok := c.(*peerConn); ok {
+				return ContextWithPeer(ctx, pc.peer)
+			}
+			return ctx // no credentials: every request is refused
+		},
+	}
+	srv.RegisterOnShutdown(endStreams)
+	ll := &limitListener{
+		Listener:     l,
+		sem:          make(chan struct{}, s.opts.MaxConns),
+		done:         make(chan struct{}),
+		log:          s.log,
+		noPeerGroups: s.noPeerGroups,
+	}
+	served := make(chan error, 1) // the Serve goroutine may outlive a select that moved on
+	go func() { served <- srv.Serve(ll) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		s.log.Warn("control: requests still running at shutdown; closing them", zap.Error(err))
+		srv.Close()
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// limitListener accepts at most cap(sem) connections at a time and reads
+// each one's peer credentials at Accept. A client beyond the cap waits in
+// the kernel backlog until a connection closes.
+type limitListener struct {
+	net.Listener
+	sem          chan struct{} // one token per open connection
+	done         chan struct{} // closed by Close, to unblock an Accept waiting for a token
+	closeOnce    sync.Once
+	log          *zap.Logger
+	noPeerGroups bool
+}
+
+// Accept waits for a free slot, then for a connection whose credentials
+// it can read. A connection whose credentials cannot be read is closed and
+// skipped rather than returned as an error, which would stop the server.
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			<-l.sem
+			// http.Server backs off and retries on a temporary error
+			// (EMFILE), and stops on any other.
+			return nil, err
+		}
+		p, err := readPeer(c, l.noPeerGroups)
+		if err != nil {
+			l.log.Warn("control: refusing connection", zap.Error(err))
+			c.Close()
+			continue
+		}
+		return &peerConn{Conn: c, peer: p, release: func() { <-l.sem }}, nil
+	}
+}
+
+// Close stops accepting and closes the listener.
+func (l *limitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+// peerConn is an accepted connection with the credentials read at Accept.
+type peerConn struct {
+	net.Conn
+	peer    Peer
+	release func()
+	once    sync.Once
+}
+
+// CloseWrite half-closes the connection, which http.Server does before
+// closing it after a response (the wrapper would hide the method).
+func (c *peerConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// Close closes the connection and frees its slot, once.
+func (c *peerConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
