@@ -175,6 +175,7 @@ path = "$DIR/two/c.sock"
 `)
 	for name, n := range map[string]int{"one": 2, "two": 1} {
 		st := h.waitState(name, Starting)
+		testutil.WaitNanosleep(t, st.Pid)
 		fds, err := testutil.ProcFDs(st.Pid)
 		if err != nil {
 			t.Fatal(err)

@@ -258,6 +258,7 @@ path = %q
 		}
 		return nil
 	})
+	testutil.WaitNanosleep(t, child)
 	fds, err := testutil.ProcFDs(child)
 	if err != nil {
 		t.Fatal(err)

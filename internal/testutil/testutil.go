@@ -230,3 +230,20 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// WaitNanosleep waits until pid (a /bin/sleep) is blocked in its sleep.
+// Right after exec the dynamic loader still holds libc open, so a test
+// that reads /proc/PID/fd must wait for the program proper to run.
+func WaitNanosleep(t testing.TB, pid int) {
+	t.Helper()
+	Eventually(t, 10*time.Second, func() error {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", pid))
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(b), "nanosleep") {
+			return fmt.Errorf("pid %d waits in %q, not yet in its sleep", pid, b)
+		}
+		return nil
+	})
+}
