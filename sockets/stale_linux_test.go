@@ -46,7 +46,7 @@ func TestExistingName(t *testing.T) {
 					t.Logf("inode number %d reused", ino)
 				}
 				dial(t, p)
-				wantEntries(t, base, "a.sock")
+				wantEntries(t, base, ".a.sock.udsvisor", "a.sock")
 			})
 		}
 	})

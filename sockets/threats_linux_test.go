@@ -150,7 +150,7 @@ func TestTempNodeNeverLooser(t *testing.T) {
 				}
 				wantNode(t, p, unix.S_IFSOCK, 0, 0, mode)
 				wantNode(t, filepath.Dir(p), unix.S_IFDIR, 0, 0, 0o755)
-				wantEntries(t, filepath.Dir(p), "a.sock")
+				wantEntries(t, filepath.Dir(p), ".a.sock.udsvisor", "a.sock")
 			})
 		}
 	}

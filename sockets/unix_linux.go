@@ -41,6 +41,7 @@ func (b *binder) bindUnix(spec Spec) (l *Listener, err error) {
 		}
 		if node >= 0 {
 			unlinkIfSame(dirfd, name, &nodeSt)
+			unlinkIfSame(dirfd, privateName(name), &nodeSt)
 			unix.Close(node)
 		}
 		if sock >= 0 {
@@ -93,6 +94,9 @@ func (b *binder) bindUnix(spec Spec) (l *Listener, err error) {
 		return nil, err
 	}
 	tmp = ""
+	if err := linkPrivate(node, dirfd, name, spec.Path); err != nil {
+		return nil, err
+	}
 	var st unix.Stat_t
 	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return nil, &os.PathError{Op: "stat", Path: spec.Path, Err: err}
@@ -168,8 +172,12 @@ func unlinkIfSame(dirfd int, name string, st *unix.Stat_t) error {
 func (l *Listener) closeUnix() error {
 	var errs []error
 	st := unix.Stat_t{Dev: l.dev, Ino: l.ino}
-	if err := unlinkIfSame(l.dir, filepath.Base(l.spec.Path), &st); err != nil {
+	name := filepath.Base(l.spec.Path)
+	if err := unlinkIfSame(l.dir, name, &st); err != nil {
 		errs = append(errs, &os.PathError{Op: "unlink", Path: l.spec.Path, Err: err})
+	}
+	if err := unlinkIfSame(l.dir, privateName(name), &st); err != nil {
+		errs = append(errs, &os.PathError{Op: "unlink", Path: filepath.Join(filepath.Dir(l.spec.Path), privateName(name)), Err: err})
 	}
 	unix.Close(l.node)
 	if err := removeDirs(l.created); err != nil {

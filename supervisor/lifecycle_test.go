@@ -247,3 +247,30 @@ func TestRestartStartsANewProcess(t *testing.T) {
 		t.Errorf("the first process %d is still alive", first)
 	}
 }
+
+// A socket name that was unlinked (an app that removes its socket when it
+// exits, or an operator's rm) is linked again to the same listening
+// socket when the process exits, before the restart.
+func TestUnlinkedSocketNameIsRestored(t *testing.T) {
+	users(t)
+	h := start(t, appConfig)
+	sock := filepath.Join(h.dir, "app", "http.sock")
+	rep, err := getReport(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino, btime := statxIdentity(t, sock)
+	if err := os.Remove(sock); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Kill(rep.Pid, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		_, err := getReport(sock)
+		return err
+	})
+	if ino2, btime2 := statxIdentity(t, sock); ino2 != ino || btime2 != btime {
+		t.Error("the restored name is a new socket, not the one udsvisor kept listening")
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -190,4 +192,54 @@ func peekExited() (int, error) {
 func siginfoPid(info *unix.Siginfo) int {
 	off := (3*unsafe.Sizeof(int32(0)) + unsafe.Sizeof(uintptr(0)) - 1) &^ (unsafe.Sizeof(uintptr(0)) - 1)
 	return int(*(*int32)(unsafe.Add(unsafe.Pointer(info), off)))
+}
+
+// KillOrphans SIGKILLs every child of udsvisor that is not a registered
+// service process: grandchildren that escaped their service's process
+// group (double fork and setsid) and were reparented to udsvisor, the
+// subreaper. Process groups cannot hold such processes; only a cgroup
+// could. It waits up to timeout for them to be reaped and returns how many
+// it killed. Used at shutdown, after every service has stopped.
+func (r *Reaper) KillOrphans(timeout time.Duration) int {
+	killed := 0
+	r.mu.Lock()
+	for _, pid := range ownChildren() {
+		if _, registered := r.procs[pid]; registered {
+			continue
+		}
+		// Still our unreaped child (so its pid cannot have been reused)?
+		// The reaper reaps only under mu, which we hold.
+		var info unix.Siginfo
+		if unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil) != nil {
+			continue
+		}
+		if unix.Kill(pid, unix.SIGKILL) == nil {
+			killed++
+			r.log.Warn("killing a process that escaped its service's process group", zap.Int("pid", pid))
+		}
+	}
+	r.mu.Unlock()
+	deadline := time.Now().Add(timeout)
+	for killed > 0 && len(ownChildren()) > len(r.Pids()) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // the reaper collects them on SIGCHLD
+	}
+	return killed
+}
+
+// ownChildren lists the children of every thread of this process.
+func ownChildren() []int {
+	tasks, _ := os.ReadDir("/proc/self/task")
+	var pids []int
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
 }

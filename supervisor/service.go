@@ -44,14 +44,17 @@ func (o op) String() string {
 // service runs one configured service. All fields below cmds are owned by
 // the run goroutine; nothing else reads or writes them.
 type service struct {
-	cfg    *config.Service
-	files  []*os.File // the listening sockets, fd 3.. in the child
-	env    []string   // the child's environment, built once
-	exe    string     // the launch helper (the udsvisor binary)
-	reaper *Reaper
-	log    *zap.Logger
-	logs   *logRing
-	cmds   chan request
+	cfg   *config.Service
+	files []*os.File // the listening sockets, fd 3.. in the child
+	// restore links the sockets' names again if the process (or anyone)
+	// unlinked them; called after every exit, before a restart.
+	restore func()
+	env     []string // the child's environment, built once
+	exe     string   // the launch helper (the udsvisor binary)
+	reaper  *Reaper
+	log     *zap.Logger
+	logs    *logRing
+	cmds    chan request
 	// done is closed when run returns; requests then fail with
 	// errServiceGone instead of waiting forever.
 	done chan struct{}
@@ -76,20 +79,21 @@ type service struct {
 	timerC  <-chan time.Time // nil when no timer is armed
 }
 
-func newService(cfg *config.Service, files []*os.File, exe string, reaper *Reaper, logs *logRing, log *zap.Logger) *service {
+func newService(cfg *config.Service, files []*os.File, restore func(), exe string, reaper *Reaper, logs *logRing, log *zap.Logger) *service {
 	return &service{
-		cfg:    cfg,
-		files:  files,
-		env:    childEnv(cfg, files),
-		exe:    exe,
-		reaper: reaper,
-		log:    log.With(zap.String("service", cfg.Name)),
-		logs:   logs,
-		cmds:   make(chan request),
-		exited: make(chan Exit, 1),
-		done:   make(chan struct{}),
-		st:     Stopped,
-		since:  time.Now(),
+		cfg:     cfg,
+		files:   files,
+		restore: restore,
+		env:     childEnv(cfg, files),
+		exe:     exe,
+		reaper:  reaper,
+		log:     log.With(zap.String("service", cfg.Name)),
+		logs:    logs,
+		cmds:    make(chan request),
+		exited:  make(chan Exit, 1),
+		done:    make(chan struct{}),
+		st:      Stopped,
+		since:   time.Now(),
 	}
 }
 
@@ -318,6 +322,7 @@ func (s *service) onExit(ex Exit) {
 	s.lastExit = &ex
 	s.pid = 0
 	s.disarm()
+	s.restore()
 	fields := []zap.Field{zap.Int("pid", ex.Pid), zap.String("status", ex.String()),
 		zap.Duration("uptime", ex.Time.Sub(s.startedAt).Round(time.Millisecond))}
 	switch s.st {

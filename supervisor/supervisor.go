@@ -28,6 +28,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -143,6 +144,9 @@ func (s *Supervisor) Run(ctx context.Context, started func()) error {
 	s.reloadMu.Unlock()
 
 	stopServices(maps(services))
+	if s.opts.ReapOrphans {
+		s.reaper.KillOrphans(5 * time.Second)
+	}
 	closeListeners(pool, nil, s.log)
 	stopReaper()
 	<-reaperDone
@@ -161,11 +165,25 @@ func maps(m map[string]*running) []*running {
 // and starts its goroutine (not its process).
 func (s *Supervisor) launchService(c *config.Service, logs *logRing) *running {
 	files := make([]*os.File, len(c.Sockets))
+	listeners := make([]*pooled, len(c.Sockets))
 	for i, sock := range c.Sockets {
-		files[i] = s.pool[socketKey(sock)].File()
+		listeners[i] = s.pool[socketKey(sock)]
+		files[i] = listeners[i].File()
+	}
+	log := s.log.With(zap.String("service", c.Name))
+	restore := func() {
+		for _, l := range listeners {
+			restored, err := l.Restore()
+			switch {
+			case err != nil:
+				log.Error("socket name is gone and cannot be restored", zap.Error(err))
+			case restored:
+				log.Warn("socket name was unlinked; restored it", zap.String("path", l.Spec().Path))
+			}
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{svc: newService(c, files, s.opts.Exe, s.reaper, logs, s.log), cancel: cancel}
+	r := &running{svc: newService(c, files, restore, s.opts.Exe, s.reaper, logs, s.log), cancel: cancel}
 	go r.svc.run(ctx)
 	return r
 }
