@@ -104,7 +104,8 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) *Supervisor {
 // it removes what it had bound, starts nothing and returns the error.
 // started, if not nil, is called once every service has been started.
 func (s *Supervisor) Run(ctx context.Context, started func()) error {
-	pool, err := s.bindAll(s.cfg, nil)
+	cfg := s.cfg // Reload replaces s.cfg once ready is closed
+	pool, err := s.bindAll(cfg, nil)
 	if err != nil {
 		return err
 	}
@@ -117,18 +118,23 @@ func (s *Supervisor) Run(ctx context.Context, started func()) error {
 		s.reaper.Run(reaperCtx)
 	}()
 
-	s.services = make(map[string]*running, len(s.cfg.Services))
-	for _, c := range s.cfg.Services {
-		s.services[c.Name] = s.launchService(c, newLogRing())
+	first := make(map[string]*running, len(cfg.Services))
+	for _, c := range cfg.Services {
+		first[c.Name] = s.launchService(c, newLogRing())
 	}
+	s.mu.Lock()
+	s.services = first
+	s.mu.Unlock()
+	// From here a reload may replace s.services; the first start uses
+	// the services this run created.
 	close(s.ready)
-	for _, c := range s.cfg.Services {
-		if err := s.services[c.Name].svc.call(ctx, request{op: opStart}); err != nil && ctx.Err() == nil {
+	for _, c := range cfg.Services {
+		if err := first[c.Name].svc.call(ctx, request{op: opStart}); err != nil && ctx.Err() == nil {
 			s.log.Error("start", zap.String("service", c.Name), zap.Error(err))
 		}
 	}
 	if ctx.Err() == nil {
-		s.log.Info("udsvisor is up", zap.Int("services", len(s.services)), zap.Int("sockets", len(s.pool)))
+		s.log.Info("udsvisor is up", zap.Int("services", len(first)), zap.Int("sockets", len(pool)))
 		if started != nil {
 			started()
 		}
