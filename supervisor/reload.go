@@ -143,6 +143,8 @@ func sameService(a, b *config.Service, ignoreOwnership bool) bool {
 func comparableCopy(c *config.Service, ignoreOwnership bool) config.Service {
 	cp := *c
 	cp.Line = 0
+	// Routes matter to the reverse proxy only, and carry line numbers.
+	cp.Proxy = nil
 	cp.Sockets = make([]*config.Socket, len(c.Sockets))
 	for i, sock := range c.Sockets {
 		sc := *sock

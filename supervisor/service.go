@@ -75,8 +75,11 @@ type service struct {
 	startAfterStop bool
 	// waiters are stop requests answered when the process is gone.
 	waiters []chan error
-	timer   *time.Timer
-	timerC  <-chan time.Time // nil when no timer is armed
+	// restartWaiters are restart requests answered once the new process
+	// has been started (or the restart was cancelled by a stop).
+	restartWaiters []chan error
+	timer          *time.Timer
+	timerC         <-chan time.Time // nil when no timer is armed
 }
 
 func newService(cfg *config.Service, files []*os.File, restore func(), exe string, reaper *Reaper, logs *logRing, log *zap.Logger) *service {
@@ -218,7 +221,7 @@ func (s *service) handle(r request) {
 	case opStop:
 		s.stop(r.reply)
 	case opRestart:
-		r.reply <- s.restart()
+		s.restart(r.reply)
 	case opSignal:
 		if s.pid == 0 {
 			r.reply <- ErrNotRunning
@@ -248,14 +251,19 @@ func (s *service) start() error {
 	}
 }
 
-func (s *service) restart() error {
+// restart answers reply once a new process has been started, as
+// systemctl restart does, so that a caller sees the new pid.
+func (s *service) restart(reply chan error) {
 	switch s.st {
 	case Starting, Running:
 		s.stop(nil) // clears startAfterStop: a plain stop cancels a pending restart
 		s.startAfterStop = true
-		return nil
+		s.restartWaiters = append(s.restartWaiters, reply)
+	case Stopping:
+		s.startAfterStop = true
+		s.restartWaiters = append(s.restartWaiters, reply)
 	default:
-		return s.start()
+		reply <- s.start()
 	}
 }
 
@@ -333,11 +341,21 @@ func (s *service) onExit(ex Exit) {
 		}
 		s.waiters = nil
 		s.transition(Stopped)
+		var result error
 		if s.startAfterStop {
 			s.startAfterStop = false
 			s.failures = 0
 			s.spawn()
+			if s.lastErr != "" {
+				result = errors.New(s.lastErr)
+			}
+		} else {
+			result = errors.New("restart cancelled: the service was stopped")
 		}
+		for _, w := range s.restartWaiters {
+			w <- result
+		}
+		s.restartWaiters = nil
 	case Starting, Running:
 		s.log.Warn("process ended", fields...)
 		if s.st == Starting {
