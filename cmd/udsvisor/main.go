@@ -22,6 +22,8 @@ commands:
   check  -c FILE   validate FILE and print what up would create and start
   ctl    [-s SOCKET] status|start|stop|restart|signal|logs|reload ...
                    talk to a running udsvisor through its control socket
+  proxy  nginx|apache|caddy|haproxy -c FILE [--listen ADDR] [--proxy-user USER]
+                   print the reverse-proxy config for the services' routes
   demo             the demo HTTP backend (run it under udsvisor up)
   version          print the version
   help             print this help
@@ -55,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runCheck(args[1:], stdout)
 	case "ctl":
 		err = runCtl(args[1:], stdout, stderr)
+	case "proxy":
+		err = runProxy(args[1:], stdout, stderr)
 	case "demo":
 		err = runDemo(args[1:])
 	case "version", "--version":

@@ -102,6 +102,9 @@ type Service struct {
 	Umask      fs.FileMode
 	AllowRoot  bool
 	Sockets    []*Socket
+	// Proxy are the routes `udsvisor proxy` generates for the service;
+	// none means the service is not exposed through the proxy.
+	Proxy []*Route
 }
 
 // Socket is one [[services.NAME.sockets]] entry: a listening socket that

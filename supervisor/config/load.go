@@ -110,6 +110,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	slices.SortStableFunc(sockets, func(a, b *Socket) int { return a.Line - b.Line })
 	c.crossCheck(cfg.Supervisor.ControlSocket, sockets)
 	c.sharedUsers(cfg.Services)
+	c.crossRoutes(cfg.Services)
 	if len(c.errs) > 0 {
 		return nil, sortByLine(c.errs)
 	}

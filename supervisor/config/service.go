@@ -15,7 +15,7 @@ import (
 var serviceKeys = []string{
 	"command", "user", "allow_root", "group", "supplementary_groups", "working_dir",
 	"environment", "restart", "stop_signal", "stop_timeout", "min_uptime", "start_limit",
-	"umask", "sockets",
+	"umask", "sockets", "proxy",
 }
 
 // serviceName is what a service may be called: the name appears in URLs
@@ -100,6 +100,7 @@ func (c *checker) service(name string, v any) *Service {
 		s.Sockets = append(s.Sockets, c.socket(s, st, i))
 	}
 	c.uniqueFDNames(s)
+	c.routes(s, t)
 	return s
 }
 

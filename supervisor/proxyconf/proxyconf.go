@@ -1,0 +1,241 @@
+// Package proxyconf writes reverse-proxy configurations (nginx, Apache,
+// Caddy, HAProxy) for the [[services.NAME.proxy]] routes of a config, and
+// checks that the proxy's user can reach the sockets they route to.
+//
+// Every generator passes the request path on unchanged: a route at
+// /api/ sends /api/users to the service as /api/users. Stripping the
+// prefix would break every link, redirect and cookie path the service
+// builds from its own idea of where it lives; a service behind a prefix
+// serves under that prefix. All four kinds agree on this, and on matching
+// the longest location first.
+package proxyconf
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/udsvisor/udsvisor/supervisor/config"
+)
+
+// Kinds are the proxies Generate knows, in the order usage lists them.
+var Kinds = []string{"nginx", "apache", "caddy", "haproxy"}
+
+// Options shape the generated config beyond what services.toml says.
+type Options struct {
+	// Listen is where the proxy listens: a port ("80", the default) or
+	// an IP literal and a port ("127.0.0.1:8080", "[::1]:8080").
+	Listen string
+	// ServerName names the server of the routes without a host: nginx
+	// server_name (default "_", which matches nothing and so leaves the
+	// server to be picked as the listen's default), Apache ServerName
+	// and the Caddy site address (default none).
+	ServerName string
+}
+
+// Generate writes the config of kind (one of Kinds) for every route in
+// cfg to w. Services without routes are left out; a config without any
+// route is an error, since the output would serve nothing.
+func Generate(w io.Writer, kind string, cfg *config.Config, opts Options) error {
+	gen, ok := map[string]func(io.Writer, *plan) error{
+		"nginx": nginx, "apache": apache, "caddy": caddy, "haproxy": haproxy,
+	}[kind]
+	if !ok {
+		return fmt.Errorf("unknown proxy %q; use one of %s", kind, strings.Join(Kinds, ", "))
+	}
+	p, err := newPlan(kind, cfg, opts)
+	if err != nil {
+		return err
+	}
+	return gen(w, p)
+}
+
+// plan is the routes of a config arranged for writing: one upstream per
+// routed socket, and the routes grouped into virtual hosts.
+type plan struct {
+	kind, file string
+	listen     listenAddr
+	serverName string // "" when not given
+	upstreams  []*upstream
+	// vhosts: the default one (host "") first when it has routes, then
+	// by host name.
+	vhosts []*vhost
+}
+
+type upstream struct {
+	// name is unique in the plan and made only of [A-Za-z0-9_], so that
+	// it is valid as an nginx upstream and a HAProxy backend name.
+	name string
+	unix bool
+	// addr is the socket path, or host:port for a TCP socket.
+	addr string
+}
+
+type vhost struct {
+	host   string
+	routes []route // longest location first
+}
+
+type route struct {
+	location string
+	up       *upstream
+}
+
+// listenAddr is Options.Listen split up; host is "" for every address.
+type listenAddr struct{ host, port string }
+
+// String is host:port, or the bare port.
+func (l listenAddr) String() string {
+	if l.host == "" {
+		return l.port
+	}
+	return net.JoinHostPort(l.host, l.port)
+}
+
+// safeToken is what Generate writes unquoted into a proxy config. Config
+// values are validated already; socket paths may hold more, and a space,
+// quote, ';', '|' or brace in one would change the generated directives.
+var safeToken = regexp.MustCompile(`^[A-Za-z0-9._~@+,=:/-]+$`)
+
+// hostName is a DNS name for --server-name.
+var hostName = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$`)
+
+func newPlan(kind string, cfg *config.Config, opts Options) (*plan, error) {
+	p := &plan{kind: kind, file: cfg.File, serverName: opts.ServerName}
+	var err error
+	if p.listen, err = parseListen(opts.Listen); err != nil {
+		return nil, err
+	}
+	if n := opts.ServerName; n != "" && n != "_" && !hostName.MatchString(n) {
+		return nil, fmt.Errorf("server name %q is not a DNS name like \"www.example.com\"", n)
+	}
+	bySocket := map[*config.Socket]*upstream{}
+	names := map[string]bool{}
+	hosts := map[string]*vhost{}
+	for _, svc := range cfg.Services {
+		for _, r := range svc.Proxy {
+			up, ok := bySocket[r.Socket]
+			if !ok {
+				if up, err = newUpstream(svc.Name, r.Socket, names); err != nil {
+					return nil, err
+				}
+				bySocket[r.Socket] = up
+				p.upstreams = append(p.upstreams, up)
+			}
+			vh, ok := hosts[r.Host]
+			if !ok {
+				vh = &vhost{host: r.Host}
+				hosts[r.Host] = vh
+				p.vhosts = append(p.vhosts, vh)
+			}
+			vh.routes = append(vh.routes, route{location: r.Location, up: up})
+		}
+	}
+	if len(p.upstreams) == 0 {
+		return nil, fmt.Errorf("%s has no [[services.NAME.proxy]] routes; nothing to generate", cfg.File)
+	}
+	slices.SortStableFunc(p.vhosts, func(a, b *vhost) int { return strings.Compare(a.host, b.host) })
+	for _, vh := range p.vhosts {
+		// Apache and HAProxy take the first match, so the longest
+		// prefix goes first; the others sort alike to read the same.
+		slices.SortStableFunc(vh.routes, func(a, b route) int {
+			if d := len(b.location) - len(a.location); d != 0 {
+				return d
+			}
+			return strings.Compare(a.location, b.location)
+		})
+	}
+	return p, nil
+}
+
+func newUpstream(service string, s *config.Socket, names map[string]bool) (*upstream, error) {
+	base := "udsvisor_" + identifier(service) + "_" + identifier(s.Name)
+	name := base
+	for i := 2; names[name]; i++ {
+		name = base + "_" + strconv.Itoa(i)
+	}
+	names[name] = true
+	up := &upstream{name: name, unix: s.IsUnix()}
+	if !up.unix {
+		up.addr = connectAddr(s.Addr).String()
+		return up, nil
+	}
+	if !safeToken.MatchString(s.Path) {
+		return nil, fmt.Errorf("%s.path: %q cannot be written into a proxy config unquoted; use only letters, digits and ._~@+,=:/-", s.Key, s.Path)
+	}
+	up.addr = s.Path
+	return up, nil
+}
+
+// connectAddr is where the proxy connects for a TCP socket: a wildcard
+// bind is reached on loopback (IPv4, which [::] also accepts since Linux
+// defaults to bindv6only=0).
+func connectAddr(a netip.AddrPort) netip.AddrPort {
+	if a.Addr().IsUnspecified() {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), a.Port())
+	}
+	return a
+}
+
+// identifier maps s to [A-Za-z0-9_]; newUpstream numbers any collision.
+func identifier(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// parseListen accepts a port, or an IP literal (or "*") and a port.
+func parseListen(s string) (listenAddr, error) {
+	if s == "" {
+		return listenAddr{port: "80"}, nil
+	}
+	l := listenAddr{port: s}
+	if strings.Contains(s, ":") {
+		var err error
+		if l.host, l.port, err = net.SplitHostPort(s); err != nil {
+			return listenAddr{}, fmt.Errorf("listen address %q: want a port or IP:PORT, e.g. \"127.0.0.1:8080\"", s)
+		}
+		if l.host == "*" {
+			l.host = ""
+		} else if _, err := netip.ParseAddr(l.host); err != nil {
+			return listenAddr{}, fmt.Errorf("listen address %q: %q is not an IP address", s, l.host)
+		}
+	}
+	if n, err := strconv.ParseUint(l.port, 10, 16); err != nil || n == 0 {
+		return listenAddr{}, fmt.Errorf("listen address %q: port must be 1-65535", s)
+	}
+	return l, nil
+}
+
+// header is the comment every output starts with: the command that
+// made it, so that it is regenerated rather than edited. The file name is
+// the one value not validated, so it is quoted when it could end the
+// comment line.
+func (p *plan) header(w io.Writer, lines ...string) {
+	file := p.file
+	if !safeToken.MatchString(file) {
+		file = strconv.Quote(file)
+	}
+	fmt.Fprintf(w, "# Generated by: udsvisor proxy %s -c %s", p.kind, file)
+	if p.listen != (listenAddr{port: "80"}) {
+		fmt.Fprintf(w, " --listen %s", p.listen)
+	}
+	if p.serverName != "" {
+		fmt.Fprintf(w, " --server-name %s", p.serverName)
+	}
+	fmt.Fprintln(w, "\n# Regenerate it rather than edit it.")
+	for _, l := range lines {
+		fmt.Fprintf(w, "# %s\n", l)
+	}
+	fmt.Fprintln(w, "# Request paths are passed on unchanged: a route at /api/ sends /api/x to the")
+	fmt.Fprintln(w, "# service as /api/x, so the service must serve under its prefix.")
+}
