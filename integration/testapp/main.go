@@ -38,6 +38,7 @@ type Report struct {
 	Env        []string `json:"env"`
 	Cwd        string   `json:"cwd"`
 	Grandchild int      `json:"grandchild,omitempty"`
+	Path       string   `json:"path,omitempty"` // the request's path
 }
 
 func main() {
@@ -47,6 +48,7 @@ func main() {
 	exitCode := flag.Int("exit", -1, "exit at once with this code")
 	delay := flag.Duration("delay", 0, "wait this long before serving")
 	hello := flag.String("hello", "", "print this line to stdout at start-up and to stderr with the pid")
+	bind := flag.String("bind", "", "bind this Unix socket path itself (unlink, bind, chmod 0666) instead of using socket activation, the way apps do without udsvisor")
 	flag.Parse()
 
 	if *sleeper {
@@ -79,6 +81,9 @@ func main() {
 	}
 	time.Sleep(*delay)
 
+	if *bind != "" {
+		serve(selfBind(*bind), "bind", rep)
+	}
 	byName, err := activation.ListenersWithNames()
 	if err != nil {
 		log.Fatal(err)
@@ -101,7 +106,11 @@ func main() {
 func serve(l net.Listener, name string, rep Report) {
 	rep.Socket = name
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+	// Every path answers, so a reverse proxy may strip its location
+	// prefix or not.
+	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
+		rep := rep
+		rep.Path = r.URL.Path
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(rep)
 	})
@@ -115,4 +124,25 @@ func serve(l net.Listener, name string, rep Report) {
 		os.Exit(code)
 	})
 	log.Fatal(http.Serve(l, mux))
+}
+
+// selfBind listens on path the way apps without socket activation do:
+// remove whatever is there and bind anew. From the death of the previous
+// process to the listen, connections are refused or find no socket, and
+// until the chmod the proxy is denied; the integration tests measure that
+// gap against udsvisor-owned sockets.
+func selfBind(path string) net.Listener {
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		log.Fatal(err)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// The proxy runs as another user; 0666 is what such apps commonly
+	// resort to, and the directory decides who reaches it.
+	if err := os.Chmod(path, 0o666); err != nil {
+		log.Fatal(err)
+	}
+	return l
 }

@@ -73,29 +73,52 @@ func TestGolden(t *testing.T) {
 # Request paths are passed on unchanged: a route at /api/ sends /api/x to the
 # service as /api/x, so the service must serve under its prefix.
 
-# Each socket is listed 3 times: nginx retries a failed request only on the
+# Each socket is listed 10 times: nginx retries a failed request only on the
 # next server, so a request whose process was killed is retried on the same
 # socket (idempotent requests only; nginx never retries a POST that was sent).
+# More copies than keepalive connections: after a kill, every cached
+# connection leads to the dead process, and a retry takes those first.
 # max_fails=0: a restart never marks the socket unavailable.
 upstream udsvisor_api_http {
     server unix:/run/udsv-proxy-test/api.sock max_fails=0;
     server unix:/run/udsv-proxy-test/api.sock max_fails=0;
     server unix:/run/udsv-proxy-test/api.sock max_fails=0;
-    keepalive 16;
+    server unix:/run/udsv-proxy-test/api.sock max_fails=0;
+    server unix:/run/udsv-proxy-test/api.sock max_fails=0;
+    server unix:/run/udsv-proxy-test/api.sock max_fails=0;
+    server unix:/run/udsv-proxy-test/api.sock max_fails=0;
+    server unix:/run/udsv-proxy-test/api.sock max_fails=0;
+    server unix:/run/udsv-proxy-test/api.sock max_fails=0;
+    server unix:/run/udsv-proxy-test/api.sock max_fails=0;
+    keepalive 8;
 }
 
 upstream udsvisor_api_metrics {
     server unix:/run/udsv-proxy-test/metrics.sock max_fails=0;
     server unix:/run/udsv-proxy-test/metrics.sock max_fails=0;
     server unix:/run/udsv-proxy-test/metrics.sock max_fails=0;
-    keepalive 16;
+    server unix:/run/udsv-proxy-test/metrics.sock max_fails=0;
+    server unix:/run/udsv-proxy-test/metrics.sock max_fails=0;
+    server unix:/run/udsv-proxy-test/metrics.sock max_fails=0;
+    server unix:/run/udsv-proxy-test/metrics.sock max_fails=0;
+    server unix:/run/udsv-proxy-test/metrics.sock max_fails=0;
+    server unix:/run/udsv-proxy-test/metrics.sock max_fails=0;
+    server unix:/run/udsv-proxy-test/metrics.sock max_fails=0;
+    keepalive 8;
 }
 
 upstream udsvisor_web_web {
     server unix:/run/udsv-proxy-test/web/web.sock max_fails=0;
     server unix:/run/udsv-proxy-test/web/web.sock max_fails=0;
     server unix:/run/udsv-proxy-test/web/web.sock max_fails=0;
-    keepalive 16;
+    server unix:/run/udsv-proxy-test/web/web.sock max_fails=0;
+    server unix:/run/udsv-proxy-test/web/web.sock max_fails=0;
+    server unix:/run/udsv-proxy-test/web/web.sock max_fails=0;
+    server unix:/run/udsv-proxy-test/web/web.sock max_fails=0;
+    server unix:/run/udsv-proxy-test/web/web.sock max_fails=0;
+    server unix:/run/udsv-proxy-test/web/web.sock max_fails=0;
+    server unix:/run/udsv-proxy-test/web/web.sock max_fails=0;
+    keepalive 8;
 }
 
 server {
@@ -111,7 +134,7 @@ server {
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_set_header X-Forwarded-Proto $scheme;
         proxy_next_upstream error timeout;
-        proxy_next_upstream_tries 3;
+        proxy_next_upstream_tries 10;
     }
 
     location / {
@@ -123,7 +146,7 @@ server {
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_set_header X-Forwarded-Proto $scheme;
         proxy_next_upstream error timeout;
-        proxy_next_upstream_tries 3;
+        proxy_next_upstream_tries 10;
     }
 }
 
@@ -140,7 +163,7 @@ server {
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_set_header X-Forwarded-Proto $scheme;
         proxy_next_upstream error timeout;
-        proxy_next_upstream_tries 3;
+        proxy_next_upstream_tries 10;
     }
 }
 `[1:]},

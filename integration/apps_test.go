@@ -1,0 +1,270 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/udsvisor/udsvisor/internal/testutil"
+)
+
+// answer is what the test apps reply: testdata's Python apps and
+// integration/testapp share these fields.
+type answer struct {
+	Server string   `json:"server"` // "uvicorn", "gunicorn"; empty for testapp
+	Pid    int      `json:"pid"`
+	Ppid   int      `json:"ppid"`
+	UID    int      `json:"uid"`
+	Path   string   `json:"path"`
+	Socket string   `json:"socket"` // testapp: the LISTEN_FDNAMES name that served
+	Names  []string `json:"names"`  // testapp: every name it was given
+}
+
+// fetch GETs url through the front server and decodes a 200 answer.
+func fetch(t *testing.T, url string) answer {
+	t.Helper()
+	a, err := tryFetch(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func tryFetch(url string) (answer, error) {
+	var a answer
+	client := &http.Client{Timeout: 20 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		return a, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return a, fmt.Errorf("GET %s: %s %v\n%s", url, resp.Status, err, body)
+	}
+	if err := json.Unmarshal(body, &a); err != nil {
+		return a, fmt.Errorf("GET %s: %w in %q", url, err, body)
+	}
+	return a, nil
+}
+
+// waitWorkers waits until n distinct gunicorn workers of arbiter have
+// answered through url: every worker serves the socket it inherited from
+// the arbiter.
+func waitWorkers(t *testing.T, url string, arbiter, n int) {
+	t.Helper()
+	seen := map[int]bool{}
+	testutil.Eventually(t, 30*time.Second, func() error {
+		a, err := tryFetch(url)
+		if err != nil {
+			return err
+		}
+		if a.Server != "gunicorn" || a.Ppid != arbiter {
+			return fmt.Errorf("answer %+v is not from a worker of gunicorn pid %d", a, arbiter)
+		}
+		seen[a.Pid] = true
+		if len(seen) < n {
+			return fmt.Errorf("workers seen: %v, want %d", seen, n)
+		}
+		return nil
+	})
+}
+
+// checkSocket asserts what lstat says about the socket file on disk.
+func checkSocket(t *testing.T, path string, mode os.FileMode, owner testutil.User, group string) {
+	t.Helper()
+	g, err := user.LookupGroup(group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode() != os.ModeSocket|mode || strconv.Itoa(int(st.Uid)) != strconv.Itoa(int(owner.UID)) || strconv.Itoa(int(st.Gid)) != g.Gid {
+		t.Errorf("%s: %v uid %d gid %d, want %v %s(%d) %s(%s)", path, fi.Mode(), st.Uid, st.Gid, os.ModeSocket|mode, owner.Name, owner.UID, group, g.Gid)
+	}
+}
+
+// birth identifies a file by inode and birth time: an inode number alone
+// comes back at once after unlink and bind (SECURITY-NOTES 0.13).
+func birth(t *testing.T, path string) string {
+	t.Helper()
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_INO|unix.STATX_BTIME, &stx); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("inode %d born %d.%09d", stx.Ino, stx.Btime.Sec, stx.Btime.Nsec)
+}
+
+// connectAs tries connect(2) on a Unix socket as user u, from a separate
+// process with u's credentials, and returns its combined output.
+func connectAs(t *testing.T, u testutil.User, path string) (string, error) {
+	t.Helper()
+	cmd := exec.Command("/usr/bin/python3", "-c",
+		"import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])", path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID}}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// nginx → udsvisor → uvicorn --fd 3, as an unprivileged user: the socket
+// is srw-rw---- app:www-data, nginx (www-data) gets through, a third user
+// is refused by the kernel, and a SIGKILLed uvicorn is replaced on the
+// same socket.
+func TestNginxUvicorn(t *testing.T) {
+	testutil.RequireCommand(t, "/usr/bin/uvicorn")
+	app := testutil.EnsureUser(t, "udsv-app")
+	third := testutil.EnsureUser(t, "udsv-b")
+	s := startStack(t, `
+[services.asgi]
+command = ["/usr/bin/uvicorn", "--fd", "3", "--app-dir", "$APPDIR", "--no-access-log", "asgi_app:app"]
+user = "udsv-app"
+[[services.asgi.sockets]]
+name = "http"
+path = "$DIR/asgi/asgi.sock"
+group = "www-data"
+mode = "0660"
+[[services.asgi.proxy]]
+location = "/"
+socket = "http"
+`)
+	sock := filepath.Join(s.dir, "asgi", "asgi.sock")
+	checkSocket(t, sock, 0o660, app, "www-data")
+	addr := freePort(t)
+	startNginx(t, proxyConfig(t, "nginx", s.cfg, addr), addr)
+
+	svc, err := s.service("asgi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/", "/items/42"} {
+		a := fetch(t, "http://"+addr+path)
+		if a.Server != "uvicorn" || a.Pid != svc.Pid || a.UID != int(app.UID) {
+			t.Errorf("GET %s answered %+v; want uvicorn as pid %d, uid %d", path, a, svc.Pid, app.UID)
+		}
+	}
+
+	out, err := connectAs(t, third, sock)
+	if err == nil || !strings.Contains(out, "Permission denied") {
+		t.Errorf("connect as %s: %v %q, want EACCES", third.Name, err, out)
+	}
+
+	before := birth(t, sock)
+	if err := unix.Kill(svc.Pid, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	a := fetch(t, "http://"+addr+"/after-kill")
+	if a.Server != "uvicorn" || a.Pid == svc.Pid {
+		t.Errorf("after SIGKILL of pid %d: %+v", svc.Pid, a)
+	}
+	if after := birth(t, sock); after != before {
+		t.Errorf("socket re-created by the restart: %s, was %s", after, before)
+	}
+}
+
+// Apache (ProxyPass … unix:…|http://localhost/) → udsvisor → gunicorn,
+// which takes the socket from LISTEN_FDS (no --bind). A restart keeps the
+// socket: gunicorn unlinks it on exit unless LISTEN_PID was its own pid
+// (SECURITY-NOTES 0.11).
+func TestApacheGunicorn(t *testing.T) {
+	testutil.RequireCommand(t, "/usr/bin/gunicorn")
+	app := testutil.EnsureUser(t, "udsv-app")
+	// --log-level error: udsvisor stops the whole process group, so the
+	// workers' SIGCHLD reaches the arbiter while it logs, and gunicorn
+	// 20.1 logs a warning from its SIGCHLD handler, which fails with a
+	// reentrant write to stderr and hangs the arbiter until stop_timeout
+	// (benoitc/gunicorn#2564, #3004; fixed in #3441).
+	s := startStack(t, `
+[services.wsgi]
+command = ["/usr/bin/gunicorn", "--chdir", "$APPDIR", "--workers", "2", "--log-level", "error", "wsgi_app:app"]
+user = "udsv-app"
+[[services.wsgi.sockets]]
+name = "http"
+path = "$DIR/wsgi/wsgi.sock"
+group = "www-data"
+mode = "0660"
+[[services.wsgi.proxy]]
+location = "/"
+socket = "http"
+`)
+	sock := filepath.Join(s.dir, "wsgi", "wsgi.sock")
+	checkSocket(t, sock, 0o660, app, "www-data")
+	addr := freePort(t)
+	startApache(t, proxyConfig(t, "apache", s.cfg, addr), addr)
+
+	svc, err := s.service("wsgi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := fetch(t, "http://"+addr+"/hello")
+	if a.Server != "gunicorn" || a.Ppid != svc.Pid || a.UID != int(app.UID) {
+		t.Errorf("answer %+v; want a gunicorn worker of pid %d, uid %d", a, svc.Pid, app.UID)
+	}
+	waitWorkers(t, "http://"+addr+"/hello", svc.Pid, 2)
+
+	before := birth(t, sock)
+	if out, err := exec.Command(built.udsvisor, "ctl", "-s", s.ctlSock, "restart", "wsgi").CombinedOutput(); err != nil {
+		t.Fatalf("ctl restart wsgi: %v\n%s", err, out)
+	}
+	restarted, err := s.service("wsgi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if restarted.Pid == svc.Pid {
+		t.Fatalf("ctl restart kept pid %d", svc.Pid)
+	}
+	waitWorkers(t, "http://"+addr+"/after-restart", restarted.Pid, 2)
+	if after := birth(t, sock); after != before {
+		t.Errorf("socket re-created by the restart: %s, was %s", after, before)
+	}
+}
+
+// nginx → udsvisor → a Go app using go-systemd activation with two named
+// sockets, each behind its own location: the app reports which
+// LISTEN_FDNAMES name served each request.
+func TestNginxGoAppNamedSockets(t *testing.T) {
+	testutil.EnsureUser(t, "udsv-app")
+	s := startStack(t, `
+[services.goapp]
+command = ["$APP"]
+user = "udsv-app"
+[[services.goapp.sockets]]
+name = "http"
+path = "$DIR/goapp/http.sock"
+group = "www-data"
+mode = "0660"
+[[services.goapp.sockets]]
+name = "metrics"
+path = "$DIR/goapp/metrics.sock"
+group = "www-data"
+mode = "0660"
+[[services.goapp.proxy]]
+location = "/"
+socket = "http"
+[[services.goapp.proxy]]
+location = "/metrics/"
+socket = "metrics"
+`)
+	addr := freePort(t)
+	startNginx(t, proxyConfig(t, "nginx", s.cfg, addr), addr)
+	for path, want := range map[string]string{"/": "http", "/api/x": "http", "/metrics/": "metrics", "/metrics/x": "metrics"} {
+		a := fetch(t, "http://"+addr+path)
+		if a.Socket != want || strings.Join(a.Names, ",") != "http,metrics" {
+			t.Errorf("GET %s served on socket %q (names %v), want %q", path, a.Socket, a.Names, want)
+		}
+	}
+}
