@@ -11,8 +11,9 @@ import (
 )
 
 // dropPrivileges sets the exact supplementary groups, then the gid, then
-// the uid, and checks the result. Any failure is fatal to the launch:
-// nothing may run as root afterwards (T11).
+// the uid, and checks the result; the capability sets end up empty, or
+// exactly spec.AmbientCaps. Any failure is fatal to the launch: nothing
+// may run as root afterwards (T11).
 //
 // The syscall package's Setgroups, Setresgid and Setresuid apply to every
 // thread of the process (since Go 1.16), so no Go thread stays root.
@@ -24,6 +25,12 @@ func dropPrivileges(spec *Spec) error {
 	// securebit says otherwise. EINVAL: a kernel older than 4.3 has none.
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && err != unix.EINVAL {
 		return os.NewSyscallError("prctl PR_CAP_AMBIENT_CLEAR_ALL", err)
+	}
+
+	if len(spec.AmbientCaps) > 0 {
+		if err := keepCapsAcrossSetuid(); err != nil {
+			return err
+		}
 	}
 
 	// Always called, even with no groups: skipping it (NoSetGroups)
@@ -65,28 +72,7 @@ func dropPrivileges(spec *Spec) error {
 		// capabilities; no_new_privs still applies.
 		return nil
 	}
-	return clearCapabilities()
-}
-
-// clearCapabilities empties this thread's capability sets and checks
-// them. setuid to non-zero already cleared permitted and effective unless
-// SECBIT_NO_SETUID_FIXUP was inherited, but never the inheritable set.
-// The sets are per thread; this is the thread that execs.
-func clearCapabilities() error {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData // version 3 takes two 32-bit halves
-	if err := unix.Capset(&hdr, &data[0]); err != nil {
-		return os.NewSyscallError("capset", err)
-	}
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return os.NewSyscallError("capget", err)
-	}
-	for _, d := range data {
-		if d.Effective|d.Permitted|d.Inheritable != 0 {
-			return fmt.Errorf("capset: capabilities remain after dropping them: %+v", data)
-		}
-	}
-	return nil
+	return setCapabilities(spec.AmbientCaps)
 }
 
 func sameSet(a, b []int) bool {

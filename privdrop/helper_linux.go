@@ -66,6 +66,13 @@ func run() error {
 		return os.NewSyscallError("prctl PR_SET_NO_NEW_PRIVS", err)
 	}
 
+	// While still root: only root may raise a hard limit above the
+	// supervisor's, and RLIMIT_NPROC must be in place when setuid
+	// counts the user's processes against it.
+	if err := setRlimits(spec.Rlimits); err != nil {
+		return err
+	}
+
 	if err := dropPrivileges(spec); err != nil {
 		return err
 	}

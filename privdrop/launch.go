@@ -4,8 +4,9 @@
 //
 // The supervisor side (Prepare, AfterStart, Abort) forks the helper as
 // root with the listening sockets at fds 3.., then sends it the Spec as
-// JSON over a pipe. The helper (Main) resets signals, sets no_new_privs,
-// drops to the service's uid, gid and groups, enters the working
+// JSON over a pipe. The helper (Main) resets signals, sets no_new_privs
+// and the resource limits, drops to the service's uid, gid and groups
+// (with no capabilities but those granted), enters the working
 // directory, adds LISTEN_PID=getpid(), marks every other fd close-on-exec
 // and execs the command. Failures before the exec come back over a
 // close-on-exec pipe: EOF without a report means the exec succeeded.
@@ -61,6 +62,21 @@ type Spec struct {
 	Umask  uint32   // the command's umask (the supervisor runs with 0077)
 	// NumFDs is the number of listening sockets, at fds 3..3+NumFDs-1.
 	NumFDs int
+	// Rlimits are set while the helper is still root, so that a hard
+	// limit may exceed the supervisor's own; the others are inherited.
+	Rlimits []Rlimit
+	// AmbientCaps (unix.CAP_* numbers) are the only capabilities the
+	// command keeps: they become its permitted, effective, inheritable
+	// and ambient sets, and the ambient set survives the exec despite
+	// no_new_privs. Empty means none at all. Not for uid 0, which keeps
+	// root's capabilities.
+	AmbientCaps []uintptr
+}
+
+// Rlimit is one resource limit for the command.
+type Rlimit struct {
+	Resource int    // unix.RLIMIT_*
+	Cur, Max uint64 // soft and hard; unix.RLIM_INFINITY for none
 }
 
 // Launch is one prepared start. The caller starts Cmd itself and must
@@ -240,6 +256,12 @@ func validate(spec *Spec, files []*os.File) error {
 		if f == nil {
 			return fmt.Errorf("socket %d is nil", i)
 		}
+	}
+	if err := validateRlimits(spec.Rlimits); err != nil {
+		return err
+	}
+	if err := validateCaps(spec.AmbientCaps, spec.UID); err != nil {
+		return err
 	}
 	for _, s := range append([]string{spec.Path, spec.Dir}, spec.Args...) {
 		if strings.IndexByte(s, 0) >= 0 {

@@ -175,6 +175,7 @@ func TestFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(dir, "missing")
+	nrOpen := uint64(sysctl(t, "fs/nr_open"))
 
 	for _, tc := range []struct {
 		name   string
@@ -189,6 +190,9 @@ func TestFailures(t *testing.T) {
 			nil, "exec " + noexec + ": permission denied", fs.ErrPermission},
 		{"dir closed to the user", func(s *privdrop.Spec) { s.Dir = private },
 			nil, "chdir " + private + ": permission denied", fs.ErrPermission},
+		{"nofile above fs.nr_open", func(s *privdrop.Spec) {
+			s.Rlimits = []privdrop.Rlimit{{Resource: unix.RLIMIT_NOFILE, Cur: 1024, Max: nrOpen + 1}}
+		}, nil, "setrlimit RLIMIT_NOFILE: operation not permitted", fs.ErrPermission},
 		{"setgroups denied", nil, sysProcAttrUserns(false),
 			"setgroups: operation not permitted", fs.ErrPermission},
 		{"unmapped gid", nil, sysProcAttrUserns(true),

@@ -110,6 +110,7 @@ type report struct {
 	Umask      int            `json:"umask"`
 	TTY        string         `json:"tty"`
 	Activation []string       `json:"activation"`
+	Bind       string         `json:"bind"`
 	Err        string         `json:"err"`
 }
 

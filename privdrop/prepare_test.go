@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/udsvisor/udsvisor/privdrop"
 )
 
@@ -38,6 +40,22 @@ func TestPrepareRejects(t *testing.T) {
 		{"NUL in argv", func(s *privdrop.Spec) { s.Args = []string{"a\x00b"} }, nil, "NUL"},
 		{"env without =", func(s *privdrop.Spec) { s.Env = []string{"FOO"} }, nil, `"FOO" is not KEY=VALUE`},
 		{"LISTEN_PID", func(s *privdrop.Spec) { s.Env = []string{"LISTEN_PID=1"} }, nil, "sets LISTEN_PID"},
+		{"unknown rlimit", func(s *privdrop.Spec) { s.Rlimits = []privdrop.Rlimit{{Resource: 16}} }, nil, "unknown resource limit 16"},
+		{"negative rlimit", func(s *privdrop.Spec) { s.Rlimits = []privdrop.Rlimit{{Resource: -1}} }, nil, "unknown resource limit -1"},
+		{"soft above hard", func(s *privdrop.Spec) {
+			s.Rlimits = []privdrop.Rlimit{{Resource: unix.RLIMIT_NOFILE, Cur: 2048, Max: 1024}}
+		}, nil, "RLIMIT_NOFILE: soft limit 2048 is above the hard limit 1024"},
+		{"rlimit twice", func(s *privdrop.Spec) {
+			s.Rlimits = []privdrop.Rlimit{{Resource: unix.RLIMIT_CORE}, {Resource: unix.RLIMIT_CORE}}
+		}, nil, "RLIMIT_CORE is set twice"},
+		{"unknown capability", func(s *privdrop.Spec) { s.AmbientCaps = []uintptr{unix.CAP_LAST_CAP + 1} }, nil, "unknown capability"},
+		{"capability twice", func(s *privdrop.Spec) {
+			s.AmbientCaps = []uintptr{unix.CAP_NET_RAW, unix.CAP_NET_RAW}
+		}, nil, "capability 13 is listed twice"},
+		{"capabilities for root", func(s *privdrop.Spec) {
+			s.UID = 0
+			s.AmbientCaps = []uintptr{unix.CAP_NET_BIND_SERVICE}
+		}, nil, "ambient capabilities for uid 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := ok()

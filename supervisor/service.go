@@ -446,7 +446,10 @@ func (s *service) launch() (int, error) {
 	spec := &privdrop.Spec{
 		Path: c.Command[0], Args: c.Command, Env: s.env, Dir: c.WorkingDir,
 		UID: c.UID, GID: c.GID, Groups: c.Groups, Umask: uint32(c.Umask),
-		NumFDs: len(s.files),
+		NumFDs: len(s.files), AmbientCaps: c.AmbientCaps,
+	}
+	for _, lim := range c.Limits {
+		spec.Rlimits = append(spec.Rlimits, privdrop.Rlimit{Resource: lim.Resource, Cur: lim.Soft, Max: lim.Hard})
 	}
 	l, err := privdrop.Prepare(s.exe, spec, s.files, stdout.w, stderr.w)
 	if err != nil {

@@ -48,6 +48,16 @@ func printPlan(w io.Writer, cfg *config.Config) {
 			s.User, s.UID, s.Group, s.GID, groupList(s.Groups))
 		fmt.Fprintf(w, "  command   %s\n", quoteArgv(s.Command))
 		fmt.Fprintf(w, "  directory %s, umask %04o\n", s.WorkingDir, s.Umask)
+		if len(s.Limits) > 0 {
+			lims := make([]string, len(s.Limits))
+			for i, l := range s.Limits {
+				lims[i] = l.String()
+			}
+			fmt.Fprintf(w, "  limits    %s\n", strings.Join(lims, " "))
+		}
+		if len(s.AmbientCapNames) > 0 {
+			fmt.Fprintf(w, "  ambient capabilities %s\n", strings.Join(s.AmbientCapNames, ", "))
+		}
 		fmt.Fprintf(w, "  restart   %s; stop with %s, SIGKILL after %s\n",
 			s.Restart, unix.SignalName(s.StopSignal), s.StopTimeout)
 		for _, sock := range s.Sockets {

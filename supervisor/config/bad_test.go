@@ -251,7 +251,7 @@ func TestBadTOML(t *testing.T) {
 		{"unknown service key", base + "comand = [\"x\"]", []string{`services.toml:4: services.api.comand: unknown key`}, nil},
 		{"unknown key in the 2nd socket", sock("path = \"/run/udsv-config-test/a.sock\"\n\n[[services.api.sockets]]\nname = \"b\"\npath = \"/run/udsv-config-test/b.sock\"\nmdoe = \"0660\"\n\n[[services.api.sockets]]\nname = \"c\"\nlisten = \"127.0.0.1:80\"\n"),
 			[]string{`services.toml:10: services.api.sockets[1].mdoe: unknown key`}, nil},
-		{"unknown table", base + "[services.api.limits]\nnofile = 1", []string{`services.toml:4: services.api.limits: unknown key`}, nil},
+		{"unknown table", base + "[services.api.rlimits]\nnofile = 1", []string{`services.toml:4: services.api.rlimits: unknown key`}, nil},
 		{"wrong type", base + `restart = 1`, []string{`services.toml:4: services.api.restart: must be a string, not an integer`}, nil},
 	})
 }

@@ -17,8 +17,12 @@ type checker struct {
 	lines keyLines
 	errs  Errors
 	warns Errors
-	// somaxconn is net.core.somaxconn, or 0 when unreadable.
-	somaxconn int
+	// somaxconn is net.core.somaxconn, nrOpen fs.nr_open (the highest
+	// nofile limit) and capLastCap kernel.cap_last_cap; each is 0 when
+	// unreadable, which skips its check.
+	somaxconn  int
+	nrOpen     int
+	capLastCap int
 }
 
 func (c *checker) errorf(key, format string, args ...any) {

@@ -101,7 +101,16 @@ type Service struct {
 	StartLimit int
 	Umask      fs.FileMode
 	AllowRoot  bool
-	Sockets    []*Socket
+	// Limits are the configured resource limits, sorted by name; the
+	// others are inherited from udsvisor.
+	Limits []Limit
+	// AmbientCaps are the capabilities the service keeps (permitted,
+	// effective, inheritable and ambient: they survive the exec), as
+	// unix.CAP_* numbers in ascending order; AmbientCapNames are the same
+	// as CAP_ names, for display. None by default.
+	AmbientCaps     []uintptr
+	AmbientCapNames []string
+	Sockets         []*Socket
 	// Proxy are the routes `udsvisor proxy` generates for the service;
 	// none means the service is not exposed through the proxy.
 	Proxy []*Route

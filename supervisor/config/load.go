@@ -87,7 +87,10 @@ func Parse(file string, data []byte) (*Config, error) {
 	if _, err := toml.Decode(string(data), &raw); err != nil {
 		return nil, Errors{decodeError(file, err)}
 	}
-	c := &checker{file: file, lines: locate(string(data)), somaxconn: readSomaxconn()}
+	c := &checker{
+		file: file, lines: locate(string(data)), somaxconn: readSomaxconn(),
+		nrOpen: readSysctl("fs/nr_open"), capLastCap: readSysctl("kernel/cap_last_cap"),
+	}
 	cfg := &Config{File: file}
 	top := table{m: raw}
 	c.unknown(top, "supervisor", "services")
@@ -142,8 +145,12 @@ func sortByLine(es Errors) Errors {
 
 // readSomaxconn returns net.core.somaxconn, or 0 if it cannot be read (the
 // backlog warning is then skipped).
-func readSomaxconn() int {
-	b, err := os.ReadFile("/proc/sys/net/core/somaxconn")
+func readSomaxconn() int { return readSysctl("net/core/somaxconn") }
+
+// readSysctl returns the integer at /proc/sys/name, or 0 if it cannot be
+// read.
+func readSysctl(name string) int {
+	b, err := os.ReadFile("/proc/sys/" + name)
 	if err != nil {
 		return 0
 	}

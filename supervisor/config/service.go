@@ -15,7 +15,7 @@ import (
 var serviceKeys = []string{
 	"command", "user", "allow_root", "group", "supplementary_groups", "working_dir",
 	"environment", "restart", "stop_signal", "stop_timeout", "min_uptime", "start_limit",
-	"umask", "sockets", "proxy",
+	"umask", "limits", "ambient_capabilities", "sockets", "proxy",
 }
 
 // serviceName is what a service may be called: the name appears in URLs
@@ -96,6 +96,8 @@ func (c *checker) service(name string, v any) *Service {
 			s.Umask = m
 		}
 	}
+	c.limits(t, s)
+	c.ambientCaps(t, s)
 	for i, st := range c.tables(t, "sockets") {
 		s.Sockets = append(s.Sockets, c.socket(s, st, i))
 	}

@@ -13,8 +13,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/coreos/go-systemd/v22/activation"
 	"golang.org/x/sys/unix"
@@ -42,7 +44,10 @@ type Report struct {
 	// Activation lists the names go-systemd's activation.Files gives
 	// the inherited fds; it returns none unless LISTEN_PID is our pid.
 	Activation []string `json:"activation"`
-	Err        string   `json:"err,omitempty"`
+	// Bind is the outcome of binding the TCP address given as
+	// "bind=ADDR:PORT": "ok" or the error.
+	Bind string `json:"bind,omitempty"`
+	Err  string `json:"err,omitempty"`
 }
 
 // keep holds the activation files: their finalizers would close the
@@ -72,14 +77,41 @@ func main() {
 		r.Activation = append(r.Activation, f.Name())
 	}
 
+	block := false
+	for _, arg := range os.Args[1:] {
+		if arg == "block" {
+			block = true
+		} else if addr, ok := strings.CutPrefix(arg, "bind="); ok {
+			r.Bind = bind(addr)
+		}
+	}
+
 	if err := json.NewEncoder(os.Stdout).Encode(r); err != nil {
 		os.Exit(2)
 	}
-	if len(os.Args) > 1 && os.Args[1] == "block" {
+	if block {
 		for {
 			unix.Nanosleep(&unix.Timespec{Sec: 3600}, nil)
 		}
 	}
+}
+
+// bind binds a TCP socket to addr and closes it again, with raw syscalls
+// (see the package comment), and reports "ok" or the error.
+func bind(addr string) string {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || !ap.Addr().Is4() {
+		return fmt.Sprintf("bad address %q", addr)
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err.Error()
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
+		return err.Error()
+	}
+	return "ok"
 }
 
 // fds lists /proc/self/fd with raw syscalls (see the package comment).
