@@ -21,11 +21,11 @@ import (
 
 const zeroCaps = "0000000000000000"
 
-// TestCredentials checks the ids, groups, no_new_privs, capabilities,
+// TestT11T12Credentials checks the ids, groups, no_new_privs, capabilities,
 // umask and working directory of the command as the kernel reports them.
 // The supervisor forks with an inheritable and ambient capability so that
 // the zero capability sets prove something (T11, T12).
-func TestCredentials(t *testing.T) {
+func TestT11T12Credentials(t *testing.T) {
 	testutil.RequireRoot(t)
 	u := testutil.EnsureUser(t, "udsv-a")
 	g1 := testutil.EnsureGroup(t, "udsv-pd-g1")
@@ -83,11 +83,11 @@ func TestCredentials(t *testing.T) {
 	}
 }
 
-// TestFDs checks that the command holds exactly stdin (/dev/null),
+// TestT10FDs checks that the command holds exactly stdin (/dev/null),
 // stdout, stderr and its sockets, none close-on-exec, even when the
 // supervisor has leaked fds that are not close-on-exec (T10), and that
 // LISTEN_PID lets a socket-activation library accept the sockets.
-func TestFDs(t *testing.T) {
+func TestT10FDs(t *testing.T) {
 	testutil.RequireRoot(t)
 	u := testutil.EnsureUser(t, "udsv-a")
 	spec := probeSpec(t, u, 2, "web:admin")
@@ -133,9 +133,9 @@ func TestFDs(t *testing.T) {
 	}
 }
 
-// TestEnvironment checks that the command's environment is exactly
+// TestT14Environment checks that the command's environment is exactly
 // Spec.Env plus its own LISTEN_PID, whatever the supervisor's holds (T14).
-func TestEnvironment(t *testing.T) {
+func TestT14Environment(t *testing.T) {
 	testutil.RequireRoot(t)
 	t.Setenv("NOTIFY_SOCKET", "/run/systemd/notify")
 	t.Setenv("FOO", "secret")
@@ -193,9 +193,9 @@ func TestFailures(t *testing.T) {
 		{"nofile above fs.nr_open", func(s *privdrop.Spec) {
 			s.Rlimits = []privdrop.Rlimit{{Resource: unix.RLIMIT_NOFILE, Cur: 1024, Max: nrOpen + 1}}
 		}, nil, "setrlimit RLIMIT_NOFILE: operation not permitted", fs.ErrPermission},
-		{"setgroups denied", nil, sysProcAttrUserns(false),
+		{"T11 setgroups denied", nil, sysProcAttrUserns(false),
 			"setgroups: operation not permitted", fs.ErrPermission},
-		{"unmapped gid", nil, sysProcAttrUserns(true),
+		{"T11 unmapped gid", nil, sysProcAttrUserns(true),
 			fmt.Sprintf("setgid %d: invalid argument", u.GID), syscall.EINVAL},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -119,13 +119,13 @@ func haveCap(t *testing.T, c uint) bool {
 	return data[c/32].Effective&(1<<(c%32)) != 0
 }
 
-// TestAmbientCaps checks that the command holds exactly the granted
+// TestT12AmbientCaps checks that the command holds exactly the granted
 // capabilities in all four sets, runs as its user with no_new_privs, and
 // can use them: CAP_NET_BIND_SERVICE lets it bind a port below
 // ip_unprivileged_port_start, and without it the bind fails with EACCES.
 // The supervisor side forks with CAP_NET_BIND_SERVICE inheritable and
 // ambient in some rows, so that "exactly" is tested against a stray cap.
-func TestAmbientCaps(t *testing.T) {
+func TestT12AmbientCaps(t *testing.T) {
 	testutil.RequireRoot(t)
 	u := testutil.EnsureUser(t, "udsv-a")
 	addr := privilegedAddr(t)

@@ -169,7 +169,7 @@ func probeSpec(t *testing.T, u testutil.User, n int, fdnames string) *privdrop.S
 		Path: probePath,
 		Args: []string{"probe", "block"},
 		// GODEBUG keeps the probe's runtime from holding cgroup files
-		// open, which would muddle TestFDs's exact fd list.
+		// open, which would muddle TestT10FDs's exact fd list.
 		Env: []string{"PATH=/usr/bin:/bin", "GODEBUG=containermaxprocs=0",
 			"LISTEN_FDS=" + strconv.Itoa(n), "LISTEN_FDNAMES=" + fdnames},
 		Dir:    testutil.RunDir(t),

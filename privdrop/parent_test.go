@@ -84,9 +84,9 @@ func openPty(t *testing.T) *os.File {
 	return s
 }
 
-// TestSession checks that the command gets a session of its own without a
+// TestT13Session checks that the command gets a session of its own without a
 // controlling terminal, even when its supervisor has one (T13).
-func TestSession(t *testing.T) {
+func TestT13Session(t *testing.T) {
 	testutil.RequireRoot(t)
 	u := testutil.EnsureUser(t, "udsv-a")
 	parent, rep := startViaParent(t, probeSpec(t, u, 0, ""), openPty(t), false)
@@ -165,12 +165,12 @@ func TestParentDeath(t *testing.T) {
 	}
 }
 
-// TestSignals checks that SigIgn and SigBlk are empty in the command even
+// TestT15Signals checks that SigIgn and SigBlk are empty in the command even
 // when its supervisor ignores SIGHUP, SIGPIPE and SIGTSTP (SIG_IGN
 // survives exec, T15) and forks with SIGTERM blocked. A Go helper keeps
 // SIG_IGN for HUP; TSTP is one the Go runtime never touches, which the
 // helper's fallback resets.
-func TestSignals(t *testing.T) {
+func TestT15Signals(t *testing.T) {
 	testutil.RequireRoot(t)
 	u := testutil.EnsureUser(t, "udsv-a")
 	parent, rep := startViaParent(t, probeSpec(t, u, 0, ""), nil, true)

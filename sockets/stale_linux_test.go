@@ -14,7 +14,7 @@ import (
 )
 
 // T7 and T8: only a socket nobody listens on is replaced.
-func TestExistingName(t *testing.T) {
+func TestT7T8ExistingName(t *testing.T) {
 	testutil.RequireRoot(t)
 	spec := func(p string) Spec { return Spec{Path: p, Mode: 0o660, Backlog: 16} }
 
@@ -56,7 +56,7 @@ func TestExistingName(t *testing.T) {
 		setup func(t *testing.T, p string) func() // returns a cleanup
 		want  string
 	}{
-		{"live stream", func(t *testing.T, p string) func() {
+		{"T7 live stream", func(t *testing.T, p string) func() {
 			fd := rawSocket(t, p, unix.SOCK_STREAM, true)
 			return func() { unix.Close(fd) }
 		}, "socket %s: another process is listening on it"},
@@ -64,17 +64,17 @@ func TestExistingName(t *testing.T) {
 			fd := rawSocket(t, p, unix.SOCK_DGRAM, false)
 			return func() { unix.Close(fd) }
 		}, "socket %s: another process is listening on it"},
-		{"full backlog", func(t *testing.T, p string) func() {
+		{"T8 full backlog", func(t *testing.T, p string) func() {
 			fd := fullBacklog(t, p)
 			return func() { unix.Close(fd) }
 		}, "socket %s: another process is listening on it"},
-		{"regular file", func(t *testing.T, p string) func() {
+		{"T7 regular file", func(t *testing.T, p string) func() {
 			if err := os.WriteFile(p, []byte("precious bytes\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			return func() {}
 		}, "socket %s: exists and is not a socket (regular file); refusing to replace it"},
-		{"hard link to a root file", func(t *testing.T, p string) func() {
+		{"T6 hard link to a root file", func(t *testing.T, p string) func() {
 			orig := filepath.Join(filepath.Dir(p), "orig")
 			if err := os.WriteFile(orig, []byte("root's\n"), 0o600); err != nil {
 				t.Fatal(err)
@@ -136,7 +136,7 @@ func TestExistingName(t *testing.T) {
 			if after := snapshot(t, base); after != before {
 				t.Errorf("Bind changed files:\n%s\nbecame\n%s", before, after)
 			}
-			if tc.name == "live stream" {
+			if tc.name == "T7 live stream" {
 				dial(t, p)
 			}
 		})
@@ -170,7 +170,7 @@ func fullBacklog(t *testing.T, p string) int {
 
 // T7: replacing a stale socket never makes the name disappear, and Close
 // of a listener whose name was taken over leaves the new socket alone.
-func TestStaleReplacementNeverMissing(t *testing.T) {
+func TestT7StaleReplacementNeverMissing(t *testing.T) {
 	testutil.RequireRoot(t)
 	base := testutil.RunDir(t)
 	p := filepath.Join(base, "a.sock")

@@ -1,10 +1,13 @@
 package sockets
 
 import (
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -59,7 +62,10 @@ func sockopt(t *testing.T, fd, level, opt int) int {
 	return v
 }
 
-func TestTCP(t *testing.T) {
+// T22: a TCP socket listens on exactly the configured IP, never a
+// wildcard or a dual-stack address, as getsockname and the kernel's
+// /proc/net/tcp{,6} tables show.
+func TestT22TCPExactAddress(t *testing.T) {
 	testutil.RequireRoot(t)
 	cases := []string{"127.0.0.1:0"}
 	if _, err := os.Stat("/proc/net/if_inet6"); err == nil {
@@ -75,6 +81,12 @@ func TestTCP(t *testing.T) {
 			got := sockname(t, fd)
 			if got.Addr() != spec.Addr.Addr() || got.Port() == 0 {
 				t.Errorf("getsockname = %v, want %v with a port", got, spec.Addr.Addr())
+			}
+			// The kernel's own table, not just getsockname: no wildcard
+			// (nor another address) listens on the port for a
+			// loopback config.
+			if got, want := procNetListeners(t, got.Port()), []netip.Addr{spec.Addr.Addr()}; !slices.Equal(got, want) {
+				t.Errorf("/proc/net/tcp{,6} lists listeners %v on the port, want exactly %v", got, want)
 			}
 			if v := sockopt(t, fd, unix.SOL_SOCKET, unix.SO_REUSEADDR); v != 1 {
 				t.Errorf("SO_REUSEADDR = %d", v)
@@ -156,4 +168,53 @@ func TestTCPAddressInUse(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("Bind error %v, want %q", err, want)
 	}
+}
+
+// procNetListeners returns the local addresses of every TCP socket in
+// LISTEN state on port, from /proc/net/tcp and /proc/net/tcp6 (the
+// latter only where IPv6 is enabled).
+func procNetListeners(t *testing.T, port uint16) []netip.Addr {
+	t.Helper()
+	var addrs []netip.Addr
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if os.IsNotExist(err) && table == "/proc/net/tcp6" {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			// sl local_address rem_address st ...
+			f := strings.Fields(line)
+			if len(f) < 4 || f[3] != "0A" { // TCP_LISTEN
+				continue
+			}
+			hexAddr, hexPort, ok := strings.Cut(f[1], ":")
+			p, err := strconv.ParseUint(hexPort, 16, 16)
+			if !ok || err != nil {
+				t.Fatalf("%s: local address %q", table, f[1])
+			}
+			if uint16(p) != port {
+				continue
+			}
+			addrs = append(addrs, procNetAddr(t, hexAddr))
+		}
+	}
+	return addrs
+}
+
+// procNetAddr decodes an address of /proc/net/tcp{,6}: 32-bit words in
+// hex, each in host (little-endian) byte order.
+func procNetAddr(t *testing.T, s string) netip.Addr {
+	t.Helper()
+	raw, err := hex.DecodeString(s)
+	if err != nil || (len(raw) != 4 && len(raw) != 16) {
+		t.Fatalf("address %q in /proc/net/tcp", s)
+	}
+	for i := 0; i < len(raw); i += 4 {
+		raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
+	}
+	a, _ := netip.AddrFromSlice(raw)
+	return a
 }

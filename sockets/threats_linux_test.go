@@ -25,7 +25,7 @@ var walkers = []struct {
 
 // T1: a symlink in a parent component is refused by name, and nothing is
 // created or changed where it points.
-func TestSymlinkInParentRefused(t *testing.T) {
+func TestT1SymlinkInParentRefused(t *testing.T) {
 	testutil.RequireRoot(t)
 	for _, w := range walkers {
 		for _, tc := range []struct {
@@ -62,7 +62,7 @@ func TestSymlinkInParentRefused(t *testing.T) {
 
 // T2: an existing directory that someone other than root can write is
 // refused, naming its owner and mode, and nothing is created in it.
-func TestUnsafeDirectoryRefused(t *testing.T) {
+func TestT2UnsafeDirectoryRefused(t *testing.T) {
 	testutil.RequireRoot(t)
 	a := testutil.EnsureUser(t, "udsv-a")
 	uidA, gidA := int(a.UID), int(a.GID)
@@ -119,7 +119,7 @@ func TestUnsafeDirectoryRefused(t *testing.T) {
 
 // T4: the temporary node is never looser than the configured mode, under
 // the umask 0077 that udsvisor sets and even under umask 000.
-func TestTempNodeNeverLooser(t *testing.T) {
+func TestT4TempNodeNeverLooser(t *testing.T) {
 	testutil.RequireRoot(t)
 	for _, umask := range []int{0o077, 0} {
 		for _, mode := range []fs.FileMode{0o600, 0o660, 0o666} {
@@ -159,7 +159,7 @@ func TestTempNodeNeverLooser(t *testing.T) {
 // T3 and T6: whatever replaces the temporary name between bind and chown,
 // a symlink or a hard link to another file or socket, is refused and never
 // chowned.
-func TestTempNodeSwapRefused(t *testing.T) {
+func TestT3T6TempNodeSwapRefused(t *testing.T) {
 	testutil.RequireRoot(t)
 	a := testutil.EnsureUser(t, "udsv-a")
 	relink := func(link func(target string, dirfd int, tmp string) error) func(*testing.T, int, string, string) {
@@ -214,7 +214,7 @@ func TestTempNodeSwapRefused(t *testing.T) {
 // T1, race: while a loop swaps a real directory and a symlink to a canary
 // with RENAME_EXCHANGE, Bind either works in the real directory or
 // refuses; the canary never changes.
-func TestSymlinkSwapRace(t *testing.T) {
+func TestT1SymlinkSwapRace(t *testing.T) {
 	testutil.RequireRoot(t)
 	a := testutil.EnsureUser(t, "udsv-a")
 	for _, w := range walkers {

@@ -15,7 +15,7 @@ import (
 	"github.com/udsvisor/udsvisor/internal/testutil"
 )
 
-func TestBindModesAndOwners(t *testing.T) {
+func TestT5BindModesAndOwners(t *testing.T) {
 	testutil.RequireRoot(t)
 	a := testutil.EnsureUser(t, "udsv-a")
 	group := int(testutil.EnsureGroup(t, "udsv-sock"))
@@ -87,7 +87,7 @@ func TestBindPermissionsEnforced(t *testing.T) {
 	}
 }
 
-func TestSetOwner(t *testing.T) {
+func TestT5SetOwner(t *testing.T) {
 	testutil.RequireRoot(t)
 	a := testutil.EnsureUser(t, "udsv-a")
 	base := testutil.RunDir(t)
@@ -193,7 +193,7 @@ func TestCloseRemovesOnlyWhatBindCreated(t *testing.T) {
 // File is what the supervisor hands to children, so its flags matter:
 // close-on-exec in udsvisor, blocking for the child. Every other fd a
 // Listener holds is close-on-exec too (T10), and Close releases them all.
-func TestFileFlagsAndFDs(t *testing.T) {
+func TestT10FileFlagsAndFDs(t *testing.T) {
 	testutil.RequireRoot(t)
 	before := openFDs(t)
 	base := testutil.RunDir(t)
@@ -305,6 +305,8 @@ func TestBindRejectsBadSpecs(t *testing.T) {
 		spec Spec
 	}{
 		{"relative", Spec{Path: "run/a.sock", Mode: 0o600}},
+		{"T9 abstract", Spec{Path: "@api", Mode: 0o600}},
+		{"T9 abstract NUL", Spec{Path: "\x00api", Mode: 0o600}},
 		{"unclean", Spec{Path: base + "/app/../a.sock", Mode: 0o600}},
 		{"trailing slash", Spec{Path: p + "/", Mode: 0o600}},
 		{"root", Spec{Path: "/", Mode: 0o600}},

@@ -29,10 +29,10 @@ func mkdir(t *testing.T, dir string, mode fs.FileMode, uid int) string {
 	return dir
 }
 
-// TestSocketDirectories covers the catalogue rows that need directories
+// TestT2SocketDirectories covers the catalogue rows that need directories
 // in a given state; everything is read-only for Parse, so the test also
 // checks that nothing was created.
-func TestSocketDirectories(t *testing.T) {
+func TestT2SocketDirectories(t *testing.T) {
 	testutil.RequireRoot(t)
 	a := testutil.EnsureUser(t, "udsv-a")
 	run := testutil.RunDir(t)
@@ -79,9 +79,9 @@ func TestSocketDirectories(t *testing.T) {
 	}
 }
 
-// TestCommandPermissions: a program others can replace would run their
+// TestT20CommandPermissions: a program others can replace would run their
 // code as the service (SECURITY-NOTES T20).
-func TestCommandPermissions(t *testing.T) {
+func TestT20CommandPermissions(t *testing.T) {
 	testutil.RequireRoot(t)
 	run := testutil.RunDir(t)
 	write := func(dir, name string, mode fs.FileMode) string {
@@ -113,9 +113,9 @@ func TestCommandPermissions(t *testing.T) {
 	})
 }
 
-// TestLoadRefusesWritableConfig is T19: whoever can write the config
+// TestT19LoadRefusesWritableConfig is T19: whoever can write the config
 // picks what runs as whom.
-func TestLoadRefusesWritableConfig(t *testing.T) {
+func TestT19LoadRefusesWritableConfig(t *testing.T) {
 	testutil.RequireRoot(t)
 	a := testutil.EnsureUser(t, "udsv-a")
 	dir := testutil.RunDir(t)

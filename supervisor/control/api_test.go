@@ -49,9 +49,9 @@ func TestReadEndpoints(t *testing.T) {
 	}
 }
 
-// TestNotFoundAndMethods: unknown services, invalid names, unknown paths
+// TestT17NotFoundAndMethods: unknown services, invalid names, unknown paths
 // and wrong methods are JSON errors, and nothing changes.
-func TestNotFoundAndMethods(t *testing.T) {
+func TestT17NotFoundAndMethods(t *testing.T) {
 	b := newFake()
 	ts := rootServer(t, b)
 	for _, c := range []struct {
@@ -126,7 +126,7 @@ func TestActions(t *testing.T) {
 	}
 }
 
-func TestSignal(t *testing.T) {
+func TestT17Signal(t *testing.T) {
 	b := newFake()
 	ts := rootServer(t, b)
 	for _, name := range []string{"HUP", "sigusr1", "SIGTERM", "Usr2"} {
@@ -145,8 +145,8 @@ func TestSignal(t *testing.T) {
 	}
 }
 
-// TestMalformedBodies: each is a 400 and changes nothing.
-func TestMalformedBodies(t *testing.T) {
+// TestT17T18MalformedBodies: each is a 400 and changes nothing.
+func TestT17T18MalformedBodies(t *testing.T) {
 	b := newFake()
 	ts := rootServer(t, b)
 	huge := `{"signal":"HUP","x":"` + strings.Repeat("a", 70<<10) + `"}`

@@ -34,10 +34,10 @@ func ensureUsers(t *testing.T) testUsers {
 	}
 }
 
-// TestPeerAuthorization runs requests as real users over a real socket
+// TestT16PeerAuthorization runs requests as real users over a real socket
 // whose mode was loosened to 0666, so that only the peer check stands
 // between each caller and the API.
-func TestPeerAuthorization(t *testing.T) {
+func TestT16PeerAuthorization(t *testing.T) {
 	us := ensureUsers(t)
 	bin := helperBinary(t)
 	for _, fallback := range []bool{false, true} {
@@ -92,10 +92,10 @@ func TestPeerAuthorization(t *testing.T) {
 	}
 }
 
-// TestHostileClientName binds the outsider's client socket to a name that
+// TestT16HostileClientName binds the outsider's client socket to a name that
 // a parser of "key=value;" strings would read as uid 0 (snapd's
 // dirty_sock, CVE-2019-7304): the server still sees the real uid.
-func TestHostileClientName(t *testing.T) {
+func TestT16HostileClientName(t *testing.T) {
 	us := ensureUsers(t)
 	bin := helperBinary(t)
 	ts := startServer(t, newFake(), Options{ControlGID: us.ctlGID, StatusGID: -1}, us.ctlGID, 0o666, nil)
@@ -112,10 +112,10 @@ func TestHostileClientName(t *testing.T) {
 	}
 }
 
-// TestSocketModeFirstGate checks the production shape: mode 0660 and
+// TestT16SocketModeFirstGate checks the production shape: mode 0660 and
 // group udsv-ctl, where the kernel refuses an outsider's connect before
 // the server sees it, and a supplementary member of the group gets in.
-func TestSocketModeFirstGate(t *testing.T) {
+func TestT16SocketModeFirstGate(t *testing.T) {
 	us := ensureUsers(t)
 	bin := helperBinary(t)
 	b := newFake()
@@ -148,9 +148,9 @@ func TestRootOnly(t *testing.T) {
 	}
 }
 
-// TestHandlerWithoutCredentials: a request that reaches the handler with
+// TestT16HandlerWithoutCredentials: a request that reaches the handler with
 // no credentials in its context is refused, never treated as root.
-func TestHandlerWithoutCredentials(t *testing.T) {
+func TestT16HandlerWithoutCredentials(t *testing.T) {
 	b := newFake()
 	h := New(b, Options{ControlGID: -1, StatusGID: -1}).Handler()
 	rec := httptest.NewRecorder()

@@ -14,9 +14,9 @@ import (
 	"github.com/udsvisor/udsvisor/internal/testutil"
 )
 
-// TestSlowHeadersClosed: a client that never finishes its headers is
+// TestT18SlowHeadersClosed: a client that never finishes its headers is
 // disconnected after ReadHeaderTimeout and gives its slot back.
-func TestSlowHeadersClosed(t *testing.T) {
+func TestT18SlowHeadersClosed(t *testing.T) {
 	ts := startServer(t, newFake(), Options{ControlGID: -1, StatusGID: -1, MaxConns: 1}, 0, 0o600,
 		func(s *Server) { s.readHeaderTimeout = 200 * time.Millisecond })
 	c, err := net.Dial("unix", ts.sock)
@@ -39,9 +39,9 @@ func TestSlowHeadersClosed(t *testing.T) {
 	}
 }
 
-// TestConnectionCap: with MaxConns connections open, the next client
+// TestT18ConnectionCap: with MaxConns connections open, the next client
 // waits in the kernel backlog and is served once one of them closes.
-func TestConnectionCap(t *testing.T) {
+func TestT18ConnectionCap(t *testing.T) {
 	testutil.RequireCommand(t, "ss")
 	ts := startServer(t, newFake(), Options{ControlGID: -1, StatusGID: -1, MaxConns: 2}, 0, 0o600,
 		func(s *Server) { s.readHeaderTimeout = time.Minute })

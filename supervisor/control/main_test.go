@@ -53,6 +53,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(helperEnv); spec != "" {
 		os.Exit(runHelper(spec))
 	}
+	if arg := os.Getenv(floodEnv); arg != "" {
+		os.Exit(runFlood(arg))
+	}
 	// sockets.Bind relies on the umask that `udsvisor up` sets at start.
 	unix.Umask(0o077)
 	os.Exit(m.Run())

@@ -34,6 +34,9 @@
 // Against slow or numerous clients (SECURITY-NOTES T16-T18) the server
 // bounds header reading time, idle time and header size, and accepts at
 // most MaxConns connections at once; further clients wait in the kernel's
+// backlog. One uid other than root holds at most MaxConnsPerUID of them:
+// its further connections are closed as soon as they are accepted, so a
+// single local user cannot fill the slots and keep root waiting in the
 // backlog. Follow streams end when the server shuts down.
 package control
 
@@ -51,6 +54,10 @@ import (
 // DefaultMaxConns is the connection cap when Options.MaxConns is 0.
 const DefaultMaxConns = 256
 
+// DefaultMaxConnsPerUID is the per-uid cap when Options.MaxConnsPerUID is
+// 0: far more than ctl needs, far fewer than DefaultMaxConns.
+const DefaultMaxConnsPerUID = 32
+
 // Options configure a Server.
 type Options struct {
 	// ControlGID is the group whose members may do everything; -1: root
@@ -63,6 +70,9 @@ type Options struct {
 	Log *zap.Logger
 	// MaxConns caps concurrent connections (0: DefaultMaxConns).
 	MaxConns int
+	// MaxConnsPerUID caps the concurrent connections of each uid but
+	// root (0: DefaultMaxConnsPerUID).
+	MaxConnsPerUID int
 }
 
 // Server serves the control API on an already-listening socket.
@@ -88,6 +98,9 @@ type Server struct {
 func New(b Backend, opts Options) *Server {
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = DefaultMaxConns
+	}
+	if opts.MaxConnsPerUID <= 0 {
+		opts.MaxConnsPerUID = DefaultMaxConnsPerUID
 	}
 	log := opts.Log
 	if log == nil {
@@ -147,6 +160,8 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		Listener:     l,
 		sem:          make(chan struct{}, s.opts.MaxConns),
 		done:         make(chan struct{}),
+		perUID:       make(map[uint32]int),
+		maxPerUID:    s.opts.MaxConnsPerUID,
 		log:          s.log,
 		noPeerGroups: s.noPeerGroups,
 	}
@@ -171,7 +186,8 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 
 // limitListener accepts at most cap(sem) connections at a time and reads
 // each one's peer credentials at Accept. A client beyond the cap waits in
-// the kernel backlog until a connection closes.
+// the kernel backlog until a connection closes. A connection that would
+// give its uid (root's excepted) more than maxPerUID is closed at once.
 type limitListener struct {
 	net.Listener
 	sem          chan struct{} // one token per open connection
@@ -179,6 +195,10 @@ type limitListener struct {
 	closeOnce    sync.Once
 	log          *zap.Logger
 	noPeerGroups bool
+
+	maxPerUID int
+	mu        sync.Mutex
+	perUID    map[uint32]int // guarded by mu; open connections per uid but 0
 }
 
 // Accept waits for a free slot, then for a connection whose credentials
@@ -204,7 +224,40 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			c.Close()
 			continue
 		}
-		return &peerConn{Conn: c, peer: p, release: func() { <-l.sem }}, nil
+		if !l.take(p.UID) {
+			// Debug only: a flood must not turn into a log flood.
+			l.log.Debug("control: too many connections from one uid; closing", zap.Uint32("uid", p.UID), zap.Int32("pid", p.PID))
+			c.Close()
+			continue
+		}
+		return &peerConn{Conn: c, peer: p, release: func() { l.give(p.UID); <-l.sem }}, nil
+	}
+}
+
+// take counts a new connection of uid and reports whether it is within
+// the per-uid cap. Root is never capped: it must always get in.
+func (l *limitListener) take(uid uint32) bool {
+	if uid == 0 {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.perUID[uid] >= l.maxPerUID {
+		return false
+	}
+	l.perUID[uid]++
+	return true
+}
+
+// give uncounts a closed connection of uid.
+func (l *limitListener) give(uid uint32) {
+	if uid == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.perUID[uid]--; l.perUID[uid] <= 0 {
+		delete(l.perUID, uid)
 	}
 }
 

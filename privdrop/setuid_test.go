@@ -1,0 +1,104 @@
+package privdrop_test
+
+import (
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/udsvisor/udsvisor/internal/testutil"
+)
+
+// TestT12SetuidBinaryDoesNotElevate runs a setuid-root copy of the probe
+// as the service: no_new_privs, set by the helper, keeps every uid the
+// service's. The same copy started as the test user without the helper
+// comes up with euid 0, which shows that the file system honours the
+// setuid bit and so that the first half proves the defence.
+func TestT12SetuidBinaryDoesNotElevate(t *testing.T) {
+	testutil.RequireRoot(t)
+	u := testutil.EnsureUser(t, "udsv-a")
+	dir := testutil.RunDir(t)
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(dir, &sfs); err != nil {
+		t.Fatal(err)
+	}
+	if sfs.Flags&unix.ST_NOSUID != 0 {
+		testutil.Unavailable(t, "%s is on a nosuid mount: a setuid binary cannot elevate there anyway", dir)
+	}
+	suid := filepath.Join(dir, "probe-suid")
+	copyFile(t, probePath, suid)
+	if err := os.Chown(suid, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(suid, 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(suid, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Uid != 0 || st.Mode&unix.S_ISUID == 0 {
+		t.Fatalf("test setup: %s is uid %d mode %o, want setuid root", suid, st.Uid, st.Mode)
+	}
+
+	// Without the helper: the setuid bit works here.
+	direct := exec.Command(suid, "probe")
+	direct.Env = []string{"GODEBUG=containermaxprocs=0"}
+	direct.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: []uint32{}}}
+	out, err := direct.Output()
+	if err != nil {
+		t.Fatalf("run %s as %s without the helper: %v", suid, u.Name, err)
+	}
+	var plain report
+	if err := json.Unmarshal(out, &plain); err != nil {
+		t.Fatalf("decode %q: %v", out, err)
+	}
+	if plain.UID != int(u.UID) || plain.EUID != 0 {
+		t.Fatalf("test setup: without the helper the copy ran with uid %d euid %d, want %d and 0", plain.UID, plain.EUID, u.UID)
+	}
+
+	// Through the helper: no_new_privs ignores the bit.
+	spec := probeSpec(t, u, 0, "")
+	spec.Path = suid
+	s, rep := mustStart(t, spec, nil, launchOpts{})
+	if rep.UID != int(u.UID) || rep.EUID != int(u.UID) {
+		t.Errorf("probe sees uid %d euid %d, want both %d", rep.UID, rep.EUID, u.UID)
+	}
+	ps := status(t, s.cmd.Process.Pid)
+	if want := strings.TrimSpace(strings.Repeat(strconv.Itoa(int(u.UID))+"\t", 4)); ps["Uid"] != want {
+		t.Errorf("Uid: %q, want %q", ps["Uid"], want)
+	}
+	for _, k := range []string{"CapPrm", "CapEff"} {
+		if ps[k] != zeroCaps {
+			t.Errorf("%s: %s, want %s", k, ps[k], zeroCaps)
+		}
+	}
+}
+
+// copyFile copies src to a new file dst.
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o700)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
