@@ -44,6 +44,7 @@ type Report struct {
 func main() {
 	ignoreTerm := flag.Bool("ignore-term", false, "ignore SIGTERM")
 	grandchild := flag.Bool("grandchild", false, "start a SIGTERM-ignoring grandchild in the same process group")
+	escape := flag.Bool("escape", false, "start the grandchild in a session of its own, outside the service's process group")
 	sleeper := flag.Bool("sleeper", false, "internal: be that grandchild")
 	exitCode := flag.Int("exit", -1, "exit at once with this code")
 	delay := flag.Duration("delay", 0, "wait this long before serving")
@@ -72,8 +73,9 @@ func main() {
 	if *ignoreTerm {
 		signal.Ignore(syscall.SIGTERM)
 	}
-	if *grandchild {
+	if *grandchild || *escape {
 		cmd := exec.Command("/proc/self/exe", "-sleeper")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: *escape}
 		if err := cmd.Start(); err != nil {
 			log.Fatal(err)
 		}
