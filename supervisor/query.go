@@ -92,7 +92,8 @@ func (s *Supervisor) do(ctx context.Context, name string, o op, sig unix.Signal)
 	case errors.Is(err, errServiceGone):
 		return fmt.Errorf("%w: %q", ErrUnknownService, name)
 	default:
-		return fmt.Errorf("%s %s: %w", o, name, err)
+		// Callers (the control API, ctl) name the action and service.
+		return err
 	}
 }
 

@@ -62,16 +62,24 @@ func runUp(args []string, stderr io.Writer) error {
 	}
 
 	// Notify, never Ignore: an ignored signal stays ignored in children.
-	// The channel holds one signal per kind that matters.
+	// The channel holds one signal per kind that matters. There is no
+	// signal.Stop: it would restore the default action, under which a
+	// SIGHUP or a second SIGTERM in the last moments of the shutdown
+	// would kill udsvisor instead of letting it exit 0. Once the
+	// shutdown begins, nothing reads the channel and further signals are
+	// dropped.
 	sigc := make(chan os.Signal, 4)
 	signal.Notify(sigc, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
-	defer signal.Stop(sigc)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
 	sup := supervisor.New(cfg, log, supervisor.Options{ReapOrphans: true})
+	maxConns := controlConnLimit(cfg, log)
 	srv := control.New(sup, control.Options{
 		ControlGID: cfg.Supervisor.ControlGroup, StatusGID: cfg.Supervisor.StatusGroup, Log: log,
+		// One user must not fill a cap lowered by the fd budget, which
+		// would lock root out (T18).
+		MaxConns: maxConns, MaxConnsPerUID: min(control.DefaultMaxConnsPerUID, max(1, maxConns/4)),
 	})
 	l, err := net.FileListener(ctl.File())
 	if err != nil {
@@ -116,6 +124,9 @@ func handleSignals(ctx context.Context, sigc <-chan os.Signal, sup *supervisor.S
 		case <-ctx.Done():
 			return
 		case sig := <-sigc:
+			if sig == unix.SIGHUP {
+				sig = pendingStop(sigc)
+			}
 			if sig != unix.SIGHUP {
 				log.Info("signal received; stopping", zap.String("signal", sig.String()))
 				notify(log, daemon.SdNotifyStopping)
@@ -139,10 +150,71 @@ func handleSignals(ctx context.Context, sigc <-chan os.Signal, sup *supervisor.S
 	}
 }
 
+// pendingStop returns the SIGTERM or SIGINT among the signals already
+// queued behind a SIGHUP, or SIGHUP if there is none. The kernel delivers
+// pending signals lowest number first, so a SIGTERM sent just before a
+// SIGHUP arrives after it; the stop must win, rather than a reload that
+// the stop would undo at once.
+func pendingStop(sigc <-chan os.Signal) os.Signal {
+	for {
+		select {
+		case sig := <-sigc:
+			if sig != unix.SIGHUP {
+				return sig
+			}
+		default:
+			return unix.SIGHUP
+		}
+	}
+}
+
 // notify tells systemd (Type=notify) about udsvisor's state; without
 // NOTIFY_SOCKET it does nothing.
 func notify(log *zap.Logger, state string) {
 	if _, err := daemon.SdNotify(false, state); err != nil {
 		log.Warn("sd_notify", zap.String("state", state), zap.Error(err))
 	}
+}
+
+// The fds udsvisor needs besides control connections, for
+// controlConnLimit: its own (runtime, log, control socket and its
+// directories), each socket's (the socket, an O_PATH fd of its node and
+// of its directories) and each service's (the read ends of its output
+// pipes, plus the pipes and pidfd of a launch in progress).
+const (
+	fdsOwn        = 32
+	fdsPerSocket  = 4
+	fdsPerService = 12
+	// minControlConns keeps the control API usable even under a limit
+	// too low for the config.
+	minControlConns = 4
+)
+
+// controlConnLimit caps the control API's concurrent connections so that
+// idle clients cannot take the fds a restart needs: at RLIMIT_NOFILE a
+// crashed service could not be restarted (pipe2 fails with EMFILE) until
+// they left. Connections get half of what the services leave, at most
+// control.DefaultMaxConns; further clients wait in the kernel backlog.
+// The budget is computed for the services at start-up; the Go runtime has
+// already raised the soft limit to the hard one.
+func controlConnLimit(cfg *config.Config, log *zap.Logger) int {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		log.Warn("getrlimit NOFILE; control connections keep their default cap", zap.Error(err))
+		return control.DefaultMaxConns
+	}
+	need := uint64(fdsOwn + fdsPerService*len(cfg.Services))
+	for _, svc := range cfg.Services {
+		need += uint64(fdsPerSocket * len(svc.Sockets))
+	}
+	conns := uint64(0)
+	if lim.Cur > need {
+		conns = min((lim.Cur-need)/2, control.DefaultMaxConns)
+	}
+	if conns < minControlConns {
+		log.Warn("the open files limit is low for this config; raise it (ulimit -n, LimitNOFILE=)",
+			zap.Uint64("nofile", lim.Cur), zap.Uint64("needed", need), zap.Int("control_connections", minControlConns))
+		return minControlConns
+	}
+	return int(conns)
 }
