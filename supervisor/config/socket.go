@@ -9,6 +9,10 @@ import (
 	"strings"
 )
 
+// minQuietBacklog is the smallest backlog that check accepts without a
+// warning.
+const minQuietBacklog = 128
+
 var socketKeys = []string{"name", "path", "listen", "public", "owner", "group", "mode", "directory_mode", "backlog"}
 
 // socket converts one [[services.NAME.sockets]] table of svc.
@@ -57,6 +61,11 @@ func (c *checker) socket(svc *Service, t table, index int) *Socket {
 			// listen(2) silently truncates; say so, since a full backlog
 			// is what turns a restart into 502s (SECURITY-NOTES 0.10).
 			c.warnf(t.sub("backlog"), "kernel caps the backlog at %d (net.core.somaxconn)", c.somaxconn)
+			s.Backlog = int(n)
+		case n < minQuietBacklog:
+			// The backlog is all that holds clients while the service
+			// restarts; past it connects fail at once with EAGAIN.
+			c.warnf(t.sub("backlog"), "only %d connections can wait while the service restarts; more fail at once with EAGAIN (a 502 from nginx)", n)
 			s.Backlog = int(n)
 		default:
 			s.Backlog = int(n)
