@@ -92,4 +92,3 @@ func jsonPid(body string) int {
 	}
 	return pid
 }
-
