@@ -20,6 +20,10 @@
 //     socket that a non-blocking connect proved stale, so the name appears
 //     with its final mode and is never missing.
 //
+// A child shares the open file description of its socket and can shut it
+// down for everyone; Check spots that and Rebind replaces the socket by the
+// same recipe, renaming the new one over the dead one.
+//
 // Bind knows nothing of config files: the supervisor validates its config
 // and passes a Spec.
 package sockets
@@ -51,8 +55,9 @@ type Spec struct {
 	Backlog  int
 }
 
-// name is how errors refer to the socket.
-func (s Spec) name() string {
+// String returns the socket path, or the TCP address: how errors and logs
+// refer to the socket.
+func (s Spec) String() string {
 	if s.Path != "" {
 		return s.Path
 	}
@@ -79,8 +84,10 @@ type Listener struct {
 	// fds are the O_PATH directory fds to close, dir among them.
 	fds []int
 
-	// mu serialises Close and SetOwner, which the supervisor may call from
-	// different goroutines (shutdown and reload).
+	// mu guards file, node, dev, ino and closed, which Rebind replaces,
+	// and serialises Close, SetOwner, Restore and Rebind, which the
+	// supervisor may call from different goroutines (shutdown, reload and
+	// the service goroutine after an exit).
 	mu     sync.Mutex
 	closed bool
 }
@@ -179,8 +186,13 @@ func checkMode(m fs.FileMode) error {
 // File returns the listening socket: close-on-exec and blocking, outside
 // Go's poller. The supervisor passes it to children through
 // exec.Cmd.ExtraFiles, which clears close-on-exec in the child only. The
-// Listener owns it: Close closes it.
-func (l *Listener) File() *os.File { return l.file }
+// Listener owns it: Close closes it, and Rebind replaces it, so a caller
+// fetches it anew for each child rather than keeping it.
+func (l *Listener) File() *os.File {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.file
+}
 
 // Spec returns the spec of the socket, with the owner and mode last set
 // by SetOwner.
@@ -191,8 +203,12 @@ func (l *Listener) Spec() Spec {
 }
 
 // Inode returns the device and inode numbers of the socket file that Bind
-// created; both are 0 for a TCP socket.
-func (l *Listener) Inode() (dev, ino uint64) { return l.dev, l.ino }
+// (or the last Rebind) created; both are 0 for a TCP socket.
+func (l *Listener) Inode() (dev, ino uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.dev, l.ino
+}
 
 // Close closes the socket and, for a Unix socket, unlinks its name only if
 // the name still refers to the file Bind created, then removes the
@@ -222,7 +238,7 @@ func (l *Listener) Close() error {
 func (l *Listener) SetOwner(uid, gid int, mode fs.FileMode) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	p := l.spec.name()
+	p := l.spec.String()
 	switch {
 	case l.closed:
 		return fmt.Errorf("socket %s: %w", p, os.ErrClosed)

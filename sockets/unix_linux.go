@@ -26,96 +26,130 @@ func (b *binder) bindUnix(spec Spec) (l *Listener, err error) {
 	}
 	dirfd := w.last()
 	name := filepath.Base(spec.Path)
-	sock, node := -1, -1
-	var tmp string
-	var nodeSt unix.Stat_t
+	n, err := b.listenTemp(dirfd, name, spec)
+	if err != nil {
+		w.removeCreated()
+		w.close()
+		return nil, err
+	}
 	defer func() {
 		if err == nil {
 			return
 		}
-		if tmp != "" {
-			// The name is random and the directory writable only by
-			// root, so whatever is there now is our own node (or the
-			// link a test hook put in its place).
-			unix.Unlinkat(dirfd, tmp, 0)
-		}
-		if node >= 0 {
-			unlinkIfSame(dirfd, name, &nodeSt)
-			unlinkIfSame(dirfd, privateName(name), &nodeSt)
-			unix.Close(node)
-		}
-		if sock >= 0 {
-			unix.Close(sock)
-		}
+		unlinkIfSame(dirfd, name, &n.st)
+		unlinkIfSame(dirfd, privateName(name), &n.st)
+		n.abort(dirfd)
 		w.removeCreated()
 		w.close()
 	}()
 
-	sock, err = unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err := b.publish(dirfd, n.tmp, name, spec.Path); err != nil {
+		return nil, err
+	}
+	n.tmp = ""
+	if err := linkPrivate(n.node, dirfd, name, spec.Path); err != nil {
+		return nil, err
+	}
+	if err := checkPublished(dirfd, name, spec.Path, &n.st); err != nil {
+		return nil, err
+	}
+
+	l = &Listener{
+		spec:    spec,
+		file:    os.NewFile(uintptr(n.sock), spec.Path),
+		dir:     dirfd,
+		node:    n.node,
+		dev:     n.st.Dev,
+		ino:     n.st.Ino,
+		created: w.created,
+		fds:     w.trim(),
+	}
+	return l, nil
+}
+
+// tempSocket is a listening socket bound to a temporary name, with its
+// final owner and mode, not yet published under its real name.
+type tempSocket struct {
+	sock int         // the socket fd
+	node int         // an O_PATH fd of its file
+	st   unix.Stat_t // of node
+	tmp  string      // the temporary name; "" once published
+}
+
+// abort removes the temporary name, if still there, and closes the fds.
+func (n *tempSocket) abort(dirfd int) {
+	if n.tmp != "" {
+		// The name is random and the directory writable only by root,
+		// so whatever is there now is our own node (or the link a test
+		// hook put in its place).
+		unix.Unlinkat(dirfd, n.tmp, 0)
+	}
+	unix.Close(n.node)
+	unix.Close(n.sock)
+}
+
+// listenTemp makes a socket for spec in the verified directory dirfd,
+// bound to a temporary name, owned and moded as spec says, and listening
+// (steps 3 of the package doc). On error it leaves nothing behind.
+func (b *binder) listenTemp(dirfd int, name string, spec Spec) (_ *tempSocket, err error) {
+	n := &tempSocket{sock: -1, node: -1}
+	defer func() {
+		if err != nil {
+			n.abort(dirfd)
+		}
+	}()
+	n.sock, err = unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "socket", Path: spec.Path, Err: err}
 	}
 	// Defence in depth for T4: bind(2) creates the node with the sockfs
 	// inode's mode minus the umask (af_unix.c unix_bind_bsd), so with this
 	// the node is born 0000 even if the caller forgot umask 0077.
-	if err := unix.Fchmod(sock, 0); err != nil {
+	if err := unix.Fchmod(n.sock, 0); err != nil {
 		return nil, fmt.Errorf("socket %s: %w", spec.Path, os.NewSyscallError("fchmod", err))
 	}
-	if tmp, err = bindTemp(sock, dirfd, name, spec.Path); err != nil {
+	if n.tmp, err = bindTemp(n.sock, dirfd, name, spec.Path); err != nil {
 		return nil, err
 	}
 	if b.afterBind != nil {
-		b.afterBind(dirfd, tmp)
+		b.afterBind(dirfd, n.tmp)
 	}
 
 	// Pin the node and check it before chown: a symlink or a hard link to
 	// another file at the temporary name must never be chowned (T3, T6).
-	node, err = ignoringEINTR(func() (int, error) {
-		return unix.Openat(dirfd, tmp, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	tmpPath := filepath.Join(filepath.Dir(spec.Path), n.tmp)
+	n.node, err = ignoringEINTR(func() (int, error) {
+		return unix.Openat(dirfd, n.tmp, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	})
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: filepath.Join(filepath.Dir(spec.Path), tmp), Err: err}
+		return nil, &os.PathError{Op: "open", Path: tmpPath, Err: err}
 	}
-	if err := unix.Fstat(node, &nodeSt); err != nil {
-		return nil, &os.PathError{Op: "stat", Path: filepath.Join(filepath.Dir(spec.Path), tmp), Err: err}
+	if err := unix.Fstat(n.node, &n.st); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: tmpPath, Err: err}
 	}
-	if k := nodeSt.Mode & unix.S_IFMT; k != unix.S_IFSOCK || nodeSt.Nlink != 1 {
+	if k := n.st.Mode & unix.S_IFMT; k != unix.S_IFSOCK || n.st.Nlink != 1 {
 		return nil, fmt.Errorf("socket %s: temporary name %s was replaced by a %s with %d links; refusing",
-			spec.Path, tmp, kindName(k), nodeSt.Nlink)
+			spec.Path, n.tmp, kindName(k), n.st.Nlink)
 	}
-	if err := setOwnerFD(node, spec.UID, spec.GID, spec.Mode); err != nil {
+	if err := setOwnerFD(n.node, spec.UID, spec.GID, spec.Mode); err != nil {
 		return nil, fmt.Errorf("socket %s: %w", spec.Path, err)
 	}
-	if err := unix.Listen(sock, spec.Backlog); err != nil {
+	if err := unix.Listen(n.sock, spec.Backlog); err != nil {
 		return nil, &os.PathError{Op: "listen", Path: spec.Path, Err: err}
 	}
+	return n, nil
+}
 
-	if err := b.publish(dirfd, tmp, name, spec.Path); err != nil {
-		return nil, err
+// checkPublished verifies that name in dirfd is the file st describes.
+func checkPublished(dirfd int, name, path string, st *unix.Stat_t) error {
+	var cur unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &cur, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &os.PathError{Op: "stat", Path: path, Err: err}
 	}
-	tmp = ""
-	if err := linkPrivate(node, dirfd, name, spec.Path); err != nil {
-		return nil, err
+	if cur.Dev != st.Dev || cur.Ino != st.Ino {
+		return fmt.Errorf("socket %s: replaced while being published; refusing", path)
 	}
-	var st unix.Stat_t
-	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return nil, &os.PathError{Op: "stat", Path: spec.Path, Err: err}
-	}
-	if st.Dev != nodeSt.Dev || st.Ino != nodeSt.Ino {
-		return nil, fmt.Errorf("socket %s: replaced while being published; refusing", spec.Path)
-	}
-
-	l = &Listener{
-		spec:    spec,
-		file:    os.NewFile(uintptr(sock), spec.Path),
-		dir:     dirfd,
-		node:    node,
-		dev:     nodeSt.Dev,
-		ino:     nodeSt.Ino,
-		created: w.created,
-		fds:     w.trim(),
-	}
-	return l, nil
+	return nil
 }
 
 // bindTemp binds sock to a fresh temporary name in the directory dirfd

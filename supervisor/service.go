@@ -44,17 +44,21 @@ func (o op) String() string {
 // service runs one configured service. All fields below cmds are owned by
 // the run goroutine; nothing else reads or writes them.
 type service struct {
-	cfg   *config.Service
-	files []*os.File // the listening sockets, fd 3.. in the child
-	// restore links the sockets' names again if the process (or anyone)
-	// unlinked them; called after every exit, before a restart.
-	restore func()
-	env     []string // the child's environment, built once
-	exe     string   // the launch helper (the udsvisor binary)
-	reaper  *Reaper
-	log     *zap.Logger
-	logs    *logRing
-	cmds    chan request
+	cfg *config.Service
+	// files returns the listening sockets, fd 3.. in the child, in config
+	// order. It is called at each launch because mend may have replaced
+	// a socket since the last one.
+	files func() []*os.File
+	// mend repairs the sockets after every exit, before a restart: it
+	// rebinds a socket the process shut down and links a name the process
+	// (or anyone) unlinked.
+	mend   func()
+	env    []string // the child's environment, built once
+	exe    string   // the launch helper (the udsvisor binary)
+	reaper *Reaper
+	log    *zap.Logger
+	logs   *logRing
+	cmds   chan request
 	// done is closed when run returns; requests then fail with
 	// errServiceGone instead of waiting forever.
 	done chan struct{}
@@ -82,28 +86,28 @@ type service struct {
 	timerC         <-chan time.Time // nil when no timer is armed
 }
 
-func newService(cfg *config.Service, files []*os.File, restore func(), exe string, reaper *Reaper, logs *logRing, log *zap.Logger) *service {
+func newService(cfg *config.Service, files func() []*os.File, mend func(), exe string, reaper *Reaper, logs *logRing, log *zap.Logger) *service {
 	return &service{
-		cfg:     cfg,
-		files:   files,
-		restore: restore,
-		env:     childEnv(cfg, files),
-		exe:     exe,
-		reaper:  reaper,
-		log:     log.With(zap.String("service", cfg.Name)),
-		logs:    logs,
-		cmds:    make(chan request),
-		exited:  make(chan Exit, 1),
-		done:    make(chan struct{}),
-		st:      Stopped,
-		since:   time.Now(),
+		cfg:    cfg,
+		files:  files,
+		mend:   mend,
+		env:    childEnv(cfg),
+		exe:    exe,
+		reaper: reaper,
+		log:    log.With(zap.String("service", cfg.Name)),
+		logs:   logs,
+		cmds:   make(chan request),
+		exited: make(chan Exit, 1),
+		done:   make(chan struct{}),
+		st:     Stopped,
+		since:  time.Now(),
 	}
 }
 
 // childEnv builds the environment from scratch: nothing of udsvisor's own
 // (NOTIFY_SOCKET, INVOCATION_ID, LD_PRELOAD, secrets) reaches a child.
 // LISTEN_PID is added by the launch helper, which alone knows the pid.
-func childEnv(cfg *config.Service, files []*os.File) []string {
+func childEnv(cfg *config.Service) []string {
 	env := append([]string(nil), cfg.Environment...)
 	has := func(key string) bool {
 		for _, kv := range env {
@@ -121,12 +125,12 @@ func childEnv(cfg *config.Service, files []*os.File) []string {
 			env = append(env, kv[0]+"="+kv[1])
 		}
 	}
-	if len(files) > 0 {
+	if len(cfg.Sockets) > 0 {
 		names := make([]string, len(cfg.Sockets))
 		for i, s := range cfg.Sockets {
 			names[i] = s.Name
 		}
-		env = append(env, "LISTEN_FDS="+strconv.Itoa(len(files)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
+		env = append(env, "LISTEN_FDS="+strconv.Itoa(len(names)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
 	}
 	return env
 }
@@ -330,7 +334,7 @@ func (s *service) onExit(ex Exit) {
 	s.lastExit = &ex
 	s.pid = 0
 	s.disarm()
-	s.restore()
+	s.mend()
 	fields := []zap.Field{zap.Int("pid", ex.Pid), zap.String("status", ex.String()),
 		zap.Duration("uptime", ex.Time.Sub(s.startedAt).Round(time.Millisecond))}
 	switch s.st {
@@ -393,7 +397,8 @@ func (s *service) afterFailure(clean bool) {
 
 // spawn starts a new process. The sockets are not touched: they stay
 // bound and listening in udsvisor, so connections queue in the kernel
-// backlog until the new process accepts them.
+// backlog until the new process accepts them (only a socket that the last
+// process shut down was replaced, by mend).
 func (s *service) spawn() {
 	if s.started {
 		s.restarts++
@@ -434,6 +439,7 @@ const launchTimeout = 30 * time.Second
 // the pid whenever a process was created, even with an error.
 func (s *service) launch() (int, error) {
 	c := s.cfg
+	files := s.files()
 	stdout, err := newOutput(s.log, s.logs, "stdout")
 	if err != nil {
 		return 0, err
@@ -446,12 +452,12 @@ func (s *service) launch() (int, error) {
 	spec := &privdrop.Spec{
 		Path: c.Command[0], Args: c.Command, Env: s.env, Dir: c.WorkingDir,
 		UID: c.UID, GID: c.GID, Groups: c.Groups, Umask: uint32(c.Umask),
-		NumFDs: len(s.files), AmbientCaps: c.AmbientCaps,
+		NumFDs: len(files), AmbientCaps: c.AmbientCaps,
 	}
 	for _, lim := range c.Limits {
 		spec.Rlimits = append(spec.Rlimits, privdrop.Rlimit{Resource: lim.Resource, Cur: lim.Soft, Max: lim.Hard})
 	}
-	l, err := privdrop.Prepare(s.exe, spec, s.files, stdout.w, stderr.w)
+	l, err := privdrop.Prepare(s.exe, spec, files, stdout.w, stderr.w)
 	if err != nil {
 		stdout.abort()
 		stderr.abort()

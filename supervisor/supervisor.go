@@ -24,6 +24,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -170,28 +171,56 @@ func maps(m map[string]*running) []*running {
 // launchService creates the service for c with its sockets from the pool
 // and starts its goroutine (not its process).
 func (s *Supervisor) launchService(c *config.Service, logs *logRing) *running {
-	files := make([]*os.File, len(c.Sockets))
 	listeners := make([]*pooled, len(c.Sockets))
 	for i, sock := range c.Sockets {
 		listeners[i] = s.pool[socketKey(sock)]
-		files[i] = listeners[i].File()
+	}
+	// The files are fetched at each launch: mend may replace a socket.
+	files := func() []*os.File {
+		fs := make([]*os.File, len(listeners))
+		for i, l := range listeners {
+			fs[i] = l.File()
+		}
+		return fs
 	}
 	log := s.log.With(zap.String("service", c.Name))
-	restore := func() {
+	mend := func() {
 		for _, l := range listeners {
-			restored, err := l.Restore()
-			switch {
-			case err != nil:
-				log.Error("socket name is gone and cannot be restored", zap.Error(err))
-			case restored:
-				log.Warn("socket name was unlinked; restored it", zap.String("path", l.Spec().Path))
-			}
+			mendSocket(l.Listener, log)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{svc: newService(c, files, restore, s.opts.Exe, s.reaper, logs, s.log), cancel: cancel}
+	r := &running{svc: newService(c, files, mend, s.opts.Exe, s.reaper, logs, s.log), cancel: cancel}
 	go r.svc.run(ctx)
 	return r
+}
+
+// mendSocket repairs what a process that just exited may have done to
+// its socket. A process shares the open file description of the listening
+// socket, so its shutdown(2) kills the socket for everyone (connects are
+// refused, and no listen(2) revives it): such a socket is replaced by a
+// new one at the same name, which the next process receives. A name the process unlinked
+// (gunicorn does, SECURITY-NOTES 0.11) is linked again to the same socket.
+func mendSocket(l *sockets.Listener, log *zap.Logger) {
+	addr := zap.String("address", l.Spec().String())
+	err := l.Check()
+	switch {
+	case errors.Is(err, sockets.ErrPoisoned):
+		log.Warn("socket was shut down by a process; rebinding it", addr, zap.Error(err))
+		if err := l.Rebind(); err != nil {
+			log.Error("rebind socket", addr, zap.Error(err))
+		}
+		return
+	case err != nil:
+		log.Error("check socket", addr, zap.Error(err))
+	}
+	restored, err := l.Restore()
+	switch {
+	case err != nil:
+		log.Error("socket name is gone and cannot be restored", zap.Error(err))
+	case restored:
+		log.Warn("socket name was unlinked; restored it", zap.String("path", l.Spec().Path))
+	}
 }
 
 // stopServices stops the services in parallel, waits until none has a

@@ -183,7 +183,7 @@ path = "$DIR/two/c.sock"
 		if len(fds) != 3+n || fds[0] != "/dev/null" {
 			t.Errorf("%s: fds %v, want 0=/dev/null, 1, 2 and %d sockets", name, fds, n)
 		}
-		for i, f := range h.sup.services[name].svc.files {
+		for i, f := range h.sup.services[name].svc.files() {
 			var stt unix.Stat_t
 			if err := unix.Fstat(int(f.Fd()), &stt); err != nil {
 				t.Fatal(err)
