@@ -238,12 +238,14 @@ func TestUpDoesNotLeakInheritedFDs(t *testing.T) {
 	dir := testutil.RunDir(t)
 	cfg := filepath.Join(dir, "services.toml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+[supervisor]
+control_socket = %q
 [services.sleeper]
 command = ["/bin/sleep", "1000"]
 user = "nobody"
 [[services.sleeper.sockets]]
 path = %q
-`, filepath.Join(dir, "s.sock"))), 0o644)
+`, filepath.Join(dir, "control.sock"), filepath.Join(dir, "s.sock"))), 0o644)
 	inherited, err := os.Open("/etc/hostname")
 	if err != nil {
 		t.Fatal(err)
