@@ -272,3 +272,35 @@ func dial(t *testing.T, p string) {
 		t.Fatalf("connect %s: %v", p, err)
 	}
 }
+
+// watchName lstats p in a loop until the returned function is called,
+// which then fails the test if p was ever missing.
+func watchName(t *testing.T, p string) func() {
+	t.Helper()
+	stop := make(chan struct{})
+	// Buffered so the watcher can report and exit even if the test has
+	// already failed and stopped reading.
+	result := make(chan error, 1)
+	go func() {
+		var st unix.Stat_t
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				result <- nil
+				return
+			default:
+			}
+			if err := unix.Lstat(p, &st); err != nil {
+				result <- fmt.Errorf("lstat #%d: %w", n, err)
+				return
+			}
+		}
+	}()
+	return func() {
+		t.Helper()
+		close(stop)
+		if err := <-result; err != nil {
+			t.Errorf("the name went missing: %v", err)
+		}
+	}
+}

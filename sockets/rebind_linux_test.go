@@ -2,7 +2,6 @@ package sockets
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -65,25 +64,7 @@ func TestPoisonedListenerRebind(t *testing.T) {
 	}
 
 	oldFile := l.File()
-	stop := make(chan struct{})
-	// Buffered so the watcher can report and exit even if the test has
-	// already failed and stopped reading.
-	result := make(chan error, 1)
-	go func() {
-		var st unix.Stat_t
-		for n := 0; ; n++ {
-			select {
-			case <-stop:
-				result <- nil
-				return
-			default:
-			}
-			if err := unix.Lstat(p, &st); err != nil {
-				result <- fmt.Errorf("lstat #%d: %w", n, err)
-				return
-			}
-		}
-	}()
+	stopWatching := watchName(t, p)
 	for range 50 {
 		poison(t, l)
 		oldDev, oldIno := l.Inode()
@@ -97,10 +78,7 @@ func TestPoisonedListenerRebind(t *testing.T) {
 			t.Fatalf("Rebind kept inode %d/%d", dev, ino)
 		}
 	}
-	close(stop)
-	if err := <-result; err != nil {
-		t.Errorf("the name went missing: %v", err)
-	}
+	stopWatching()
 
 	if l.File() == oldFile {
 		t.Error("File() still returns the old socket")

@@ -181,25 +181,7 @@ func TestT7StaleReplacementNeverMissing(t *testing.T) {
 	}
 	listeners := []*Listener{first}
 
-	stop := make(chan struct{})
-	// Buffered so the watcher can report and exit even if the test has
-	// already failed and stopped reading.
-	result := make(chan error, 1)
-	go func() {
-		var st unix.Stat_t
-		for n := 0; ; n++ {
-			select {
-			case <-stop:
-				result <- nil
-				return
-			default:
-			}
-			if err := unix.Lstat(p, &st); err != nil {
-				result <- fmt.Errorf("lstat #%d: %w", n, err)
-				return
-			}
-		}
-	}()
+	stopWatching := watchName(t, p)
 
 	for range 200 {
 		// Closing only the fd leaves a stale socket behind, as a
@@ -211,10 +193,7 @@ func TestT7StaleReplacementNeverMissing(t *testing.T) {
 		}
 		listeners = append(listeners, l)
 	}
-	close(stop)
-	if err := <-result; err != nil {
-		t.Errorf("the name went missing: %v", err)
-	}
+	stopWatching()
 
 	last := listeners[len(listeners)-1]
 	for _, l := range listeners[:len(listeners)-1] {
