@@ -24,11 +24,19 @@ func (s *Supervisor) Names() []string {
 	return names
 }
 
-func (s *Supervisor) service(ctx context.Context, name string) (*service, error) {
+// waitReady waits until Run has created the first services.
+func (s *Supervisor) waitReady(ctx context.Context) error {
 	select {
 	case <-s.ready:
+		return nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
+	}
+}
+
+func (s *Supervisor) service(ctx context.Context, name string) (*service, error) {
+	if err := s.waitReady(ctx); err != nil {
+		return nil, err
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()

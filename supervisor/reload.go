@@ -26,10 +26,8 @@ import (
 //   - an unchanged service is not touched (same pid, same socket).
 func (s *Supervisor) Reload(ctx context.Context) (api.ReloadResult, error) {
 	res := api.ReloadResult{Added: []string{}, Removed: []string{}, Changed: []string{}, Unchanged: []string{}}
-	select {
-	case <-s.ready:
-	case <-ctx.Done():
-		return res, ctx.Err()
+	if err := s.waitReady(ctx); err != nil {
+		return res, err
 	}
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
