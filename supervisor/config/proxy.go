@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 )
@@ -31,10 +30,28 @@ type Route struct {
 // routeLocation is a URL path prefix made only of characters that need no
 // quoting in any of the generated proxy configs: a quote, a space, ';' or
 // '{' in a value would end the directive and let the value write config.
-var routeLocation = regexp.MustCompile(`^/(?:[A-Za-z0-9._~@+,=:-]+/)*$`)
+// It matches ^/(?:[A-Za-z0-9._~@+,=:-]+/)*$.
+func routeLocation(loc string) bool {
+	if !strings.HasPrefix(loc, "/") || !strings.HasSuffix(loc, "/") {
+		return false
+	}
+	if loc == "/" {
+		return true
+	}
+	for _, seg := range strings.Split(loc[1:len(loc)-1], "/") {
+		if seg == "" || strings.Trim(seg, alnum+"._~@+,=:-") != "" {
+			return false
+		}
+	}
+	return true
+}
 
-// dnsLabel is one label of a host name (RFC 1123).
-var dnsLabel = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
+// dnsLabel reports whether l is one label of a host name (RFC 1123):
+// ^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$.
+func dnsLabel(l string) bool {
+	return len(l) >= 1 && len(l) <= 63 && l[0] != '-' && l[len(l)-1] != '-' &&
+		strings.Trim(l, "abcdefghijklmnopqrstuvwxyz0123456789-") == ""
+}
 
 // routes converts the [[services.NAME.proxy]] tables of svc, after its
 // sockets.
@@ -95,7 +112,7 @@ func checkLocation(loc string) string {
 	switch {
 	case !strings.HasPrefix(loc, "/") || !strings.HasSuffix(loc, "/"):
 		return `must start and end with "/", like "/api/"`
-	case !routeLocation.MatchString(loc):
+	case !routeLocation(loc):
 		return "may only hold letters, digits, \"/\" and ._~@+,=:- (no empty segments)"
 	}
 	for _, seg := range strings.Split(strings.Trim(loc, "/"), "/") {
@@ -113,7 +130,7 @@ func validHost(h string) bool {
 		return false
 	}
 	for _, l := range strings.Split(strings.ToLower(h), ".") {
-		if !dnsLabel.MatchString(l) {
+		if !dnsLabel(l) {
 			return false
 		}
 	}
