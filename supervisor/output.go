@@ -1,14 +1,15 @@
 package supervisor
 
 import (
-	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/udsvisor/udsvisor/supervisor/api"
 )
@@ -17,55 +18,232 @@ import (
 // child that writes without newlines cannot grow udsvisor's memory.
 const maxLine = 16 << 10
 
+// readChunk is how much of one pipe is read per round. A pipe with more
+// waiting is read again in the next round, after the others: a flooding
+// child cannot starve the rest.
+const readChunk = 64 << 10
+
+// outputs reads the stdout and stderr pipes of every child in one
+// goroutine, over one epoll instance. A goroutine and a buffer per pipe
+// would cost udsvisor tens of megabytes at 1,000 services, almost all of
+// it for pipes that never carry a byte; here an idle pipe costs a few
+// words and a buffer exists only for a line that is half written.
+//
+// A child that writes faster than the lines are logged fills its pipe
+// and is slowed down; nothing is dropped.
+type outputs struct {
+	// ep is the epoll instance, non-blocking so that run parks in the
+	// runtime's poller rather than in a thread; epfd is its number.
+	ep   *os.File
+	epfd int
+
+	mu    sync.Mutex
+	pipes map[int32]*output // by read-end fd; guarded by mu
+}
+
 // output is one pipe from a child's stdout or stderr into the log.
 type output struct {
+	o      *outputs
 	log    *zap.Logger
 	ring   *logRing
 	stream string
 	r, w   *os.File
+	fd     int32
+	pid    int
+	// partial is a line whose end has not been read yet; owned by the
+	// reading goroutine.
+	partial []byte
 }
 
-func newOutput(log *zap.Logger, ring *logRing, stream string) (*output, error) {
+func newOutputs() (*outputs, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	return &outputs{ep: os.NewFile(uintptr(epfd), "outputs"), epfd: epfd, pipes: make(map[int32]*output)}, nil
+}
+
+// pipe makes a pipe whose write end w is for a child's stream.
+func (o *outputs) pipe(log *zap.Logger, ring *logRing, stream string) (*output, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("pipe for %s: %w", stream, err)
 	}
-	return &output{log: log, ring: ring, stream: stream, r: r, w: w}, nil
+	return &output{o: o, log: log, ring: ring, stream: stream, r: r, w: w}, nil
 }
 
 // start closes udsvisor's copy of the write end (the child has its own)
 // and logs each line the child writes until every writer has closed it:
 // the child and any grandchild that inherited it.
-func (o *output) start(pid int) {
-	o.w.Close()
-	log := o.log.With(zap.Int("pid", pid), zap.String("stream", o.stream))
-	go func() {
-		defer o.r.Close()
-		br := bufio.NewReaderSize(o.r, maxLine)
-		for {
-			line, err := br.ReadSlice('\n')
-			if len(line) > 0 {
-				if line[len(line)-1] == '\n' {
-					line = line[:len(line)-1]
-				}
-				text := string(line)
-				log.Info(text)
-				o.ring.add(api.LogLine{Time: time.Now(), Pid: pid, Stream: o.stream, Line: text})
-			}
-			switch {
-			case err == nil, errors.Is(err, bufio.ErrBufferFull):
-			case errors.Is(err, io.EOF), errors.Is(err, os.ErrClosed):
-				return
-			default:
-				log.Warn("reading child output", zap.Error(err))
-				return
-			}
+func (out *output) start(pid int) {
+	out.w.Close()
+	out.pid = pid
+	rc, err := out.r.SyscallConn()
+	if err == nil {
+		err = rc.Control(func(fd uintptr) { out.fd = int32(fd) })
+	}
+	if err == nil {
+		o := out.o
+		o.mu.Lock()
+		o.pipes[out.fd] = out
+		o.mu.Unlock()
+		// Level-triggered: a pipe left with data after its chunk is
+		// reported again in the next round.
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: out.fd}
+		if err = unix.EpollCtl(o.epfd, unix.EPOLL_CTL_ADD, int(out.fd), &ev); err != nil {
+			o.mu.Lock()
+			delete(o.pipes, out.fd)
+			o.mu.Unlock()
 		}
-	}()
+	}
+	if err != nil {
+		out.log.Warn("cannot read child output; it is discarded", zap.Int("pid", pid),
+			zap.String("stream", out.stream), zap.Error(err))
+		out.r.Close()
+	}
 }
 
 // abort closes both ends when no child was started.
-func (o *output) abort() {
-	o.r.Close()
-	o.w.Close()
+func (out *output) abort() {
+	out.r.Close()
+	out.w.Close()
+}
+
+// run reads the pipes until stop is closed (and wake called); then it
+// goes on until every pipe has reached its end or grace has passed, so
+// that the last words of the stopped services are logged, and closes
+// what is left.
+func (o *outputs) run(stop <-chan struct{}, grace time.Duration) {
+	defer o.closeAll()
+	rc, err := o.ep.SyscallConn()
+	if err != nil {
+		return
+	}
+	buf := make([]byte, readChunk)
+	events := make([]unix.EpollEvent, 64)
+	var graceEnd time.Time // set once stop is closed
+	for {
+		if graceEnd.IsZero() {
+			select {
+			case <-stop:
+				graceEnd = time.Now().Add(grace)
+			default:
+			}
+		}
+		if !graceEnd.IsZero() {
+			if o.empty() || !time.Now().Before(graceEnd) {
+				return
+			}
+			if err := o.ep.SetReadDeadline(graceEnd); err != nil {
+				return
+			}
+		}
+		n := 0
+		err := rc.Read(func(fd uintptr) bool {
+			var err error
+			n, err = unix.EpollWait(int(fd), events, 0)
+			if err != nil {
+				n = 0 // EINTR: look again
+			}
+			return n > 0 // false parks until the epoll fd is readable
+		})
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			continue // woken by wake, or the grace is over
+		case err != nil:
+			return
+		}
+		for _, ev := range events[:n] {
+			o.mu.Lock()
+			out := o.pipes[ev.Fd]
+			o.mu.Unlock()
+			if out != nil {
+				o.readOnce(out, buf)
+			}
+		}
+	}
+}
+
+// readOnce reads one chunk of out, logging its complete lines, or closes
+// out at its end.
+func (o *outputs) readOnce(out *output, buf []byte) {
+	n, err := unix.Read(int(out.fd), buf)
+	switch {
+	case n > 0:
+		out.feed(buf[:n])
+	case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
+	default: // EOF: every writer is gone (or an error that ends it too)
+		if len(out.partial) > 0 {
+			out.emit()
+		}
+		o.remove(out)
+	}
+}
+
+// feed logs the complete lines of b and keeps an unfinished one.
+func (out *output) feed(b []byte) {
+	for len(b) > 0 {
+		end := bytes.IndexByte(b, '\n')
+		newline := end >= 0
+		if !newline {
+			end = len(b)
+		}
+		take := min(end, maxLine-len(out.partial))
+		out.partial = append(out.partial, b[:take]...)
+		b = b[take:]
+		switch {
+		case newline && take == end:
+			out.emit()
+			b = b[1:]
+		case len(out.partial) == maxLine:
+			out.emit() // a piece of an overlong line
+		}
+	}
+}
+
+// emit logs the line in partial and forgets it. partial is dropped
+// rather than kept for reuse: most pipes are idle most of the time.
+func (out *output) emit() {
+	text := string(out.partial)
+	out.partial = nil
+	out.log.Info(text, zap.Int("pid", out.pid), zap.String("stream", out.stream))
+	out.ring.add(api.LogLine{Time: time.Now(), Pid: out.pid, Stream: out.stream, Line: text})
+}
+
+func (o *outputs) remove(out *output) {
+	o.mu.Lock()
+	delete(o.pipes, out.fd)
+	o.mu.Unlock()
+	// Closing the fd takes it out of the epoll set.
+	out.r.Close()
+}
+
+// wake makes run look at its stop channel: a goroutine parked on a poll
+// fd cannot wait on a channel too, but an expired deadline wakes it.
+func (o *outputs) wake() {
+	_ = o.ep.SetReadDeadline(time.Now())
+}
+
+func (o *outputs) empty() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.pipes) == 0
+}
+
+func (o *outputs) closeAll() {
+	o.mu.Lock()
+	pipes := o.pipes
+	o.pipes = map[int32]*output{}
+	o.mu.Unlock()
+	for _, out := range pipes {
+		if len(out.partial) > 0 {
+			out.emit()
+		}
+		out.r.Close()
+	}
+	o.ep.Close()
 }

@@ -59,13 +59,16 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 	return svc.statusOf(ctx)
 }
 
+// statusOf returns the service's latest published state without waiting
+// for its goroutine, which may be busy launching a process.
 func (svc *service) statusOf(ctx context.Context) (Status, error) {
-	var st Status
-	err := svc.call(ctx, request{op: opStatus, status: &st})
-	if errors.Is(err, errServiceGone) {
-		return Status{}, fmt.Errorf("%w: %q", ErrUnknownService, svc.cfg.Name)
+	st := *svc.snap.Load()
+	select {
+	case <-svc.done:
+		return Status{}, fmt.Errorf("%w: %q", ErrUnknownService, st.Name)
+	default:
 	}
-	return st, err
+	return st, ctx.Err()
 }
 
 // Start starts a stopped, exited or failed service.

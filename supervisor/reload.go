@@ -126,6 +126,7 @@ func (s *Supervisor) Reload(ctx context.Context) (api.ReloadResult, error) {
 			}
 		}
 	}
+	releaseMemory()
 	s.log.Info("reloaded", zap.Strings("added", res.Added), zap.Strings("removed", res.Removed),
 		zap.Strings("changed", res.Changed), zap.Int("unchanged", len(res.Unchanged)))
 	return res, nil

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -19,11 +20,10 @@ import (
 // request is a call into a service's goroutine. reply receives exactly one
 // error (nil on success) and must have room for it.
 type request struct {
-	op     op
-	sig    unix.Signal     // for opSignal
-	status *Status         // filled for opStatus before reply
-	cfg    *config.Service // for opReconfigure
-	reply  chan error
+	op    op
+	sig   unix.Signal     // for opSignal
+	cfg   *config.Service // for opReconfigure
+	reply chan error
 }
 
 type op int
@@ -33,12 +33,11 @@ const (
 	opStop
 	opRestart
 	opSignal
-	opStatus
 	opReconfigure
 )
 
 func (o op) String() string {
-	return [...]string{"start", "stop", "restart", "signal", "status", "reconfigure"}[o]
+	return [...]string{"start", "stop", "restart", "signal", "reconfigure"}[o]
 }
 
 // service runs one configured service. All fields below cmds are owned by
@@ -56,6 +55,7 @@ type service struct {
 	env    []string // the child's environment, built once
 	exe    string   // the launch helper (the udsvisor binary)
 	reaper *Reaper
+	outs   *outputs
 	log    *zap.Logger
 	logs   *logRing
 	cmds   chan request
@@ -84,17 +84,26 @@ type service struct {
 	restartWaiters []chan error
 	timer          *time.Timer
 	timerC         <-chan time.Time // nil when no timer is armed
+	// watch looks for the starting process's first accept; acceptC is
+	// its channel, nil when no watch runs.
+	watch   *acceptWatch
+	acceptC <-chan struct{}
+
+	// snap is the latest Status, published by the run goroutine before
+	// it answers any request, so that readers never wait for it.
+	snap atomic.Pointer[Status]
 }
 
-func newService(cfg *config.Service, files func() []*os.File, mend func(), exe string, reaper *Reaper, logs *logRing, log *zap.Logger) *service {
-	return &service{
+func newService(cfg *config.Service, files func() []*os.File, mend func(), exe string, reaper *Reaper, outs *outputs, logs *logRing, log *zap.Logger) *service {
+	s := &service{
 		cfg:    cfg,
 		files:  files,
 		mend:   mend,
 		env:    childEnv(cfg),
 		exe:    exe,
 		reaper: reaper,
-		log:    log.With(zap.String("service", cfg.Name)),
+		outs:   outs,
+		log:    log,
 		logs:   logs,
 		cmds:   make(chan request),
 		exited: make(chan Exit, 1),
@@ -102,6 +111,8 @@ func newService(cfg *config.Service, files func() []*os.File, mend func(), exe s
 		st:     Stopped,
 		since:  time.Now(),
 	}
+	s.publish()
+	return s
 }
 
 // childEnv builds the environment from scratch: nothing of udsvisor's own
@@ -171,8 +182,27 @@ func (s *service) run(ctx context.Context) {
 		case <-s.timerC:
 			s.timerC = nil
 			s.onTimer()
+		case <-s.acceptC:
+			s.stopWatch()
+			if s.st == Starting {
+				s.onStarted("accepted a connection")
+			}
 		}
+		s.publish()
 	}
+}
+
+// publish makes the current state what Status readers see.
+func (s *service) publish() {
+	st := s.status()
+	s.snap.Store(&st)
+}
+
+// answer publishes the state, then replies: whoever gets the reply and
+// then reads the status sees the state the reply speaks of.
+func (s *service) answer(reply chan error, err error) {
+	s.publish()
+	reply <- err
 }
 
 func (s *service) transition(to State) {
@@ -212,28 +242,25 @@ func (s *service) status() Status {
 
 func (s *service) handle(r request) {
 	switch r.op {
-	case opStatus:
-		*r.status = s.status()
-		r.reply <- nil
 	case opReconfigure:
 		// Only what does not touch the process may change here (socket
 		// ownership, applied by the caller on the live socket).
 		s.cfg = r.cfg
-		r.reply <- nil
+		s.answer(r.reply, nil)
 	case opStart:
-		r.reply <- s.start()
+		s.answer(r.reply, s.start())
 	case opStop:
 		s.stop(r.reply)
 	case opRestart:
 		s.restart(r.reply)
 	case opSignal:
 		if s.pid == 0 {
-			r.reply <- ErrNotRunning
+			s.answer(r.reply, ErrNotRunning)
 			return
 		}
-		r.reply <- s.reaper.Signal(s.pid, r.sig)
+		s.answer(r.reply, s.reaper.Signal(s.pid, r.sig))
 	default:
-		r.reply <- fmt.Errorf("internal error: %s in state %s", r.op, s.st)
+		s.answer(r.reply, fmt.Errorf("internal error: %s in state %s", r.op, s.st))
 	}
 }
 
@@ -267,7 +294,7 @@ func (s *service) restart(reply chan error) {
 		s.startAfterStop = true
 		s.restartWaiters = append(s.restartWaiters, reply)
 	default:
-		reply <- s.start()
+		s.answer(reply, s.start())
 	}
 }
 
@@ -280,6 +307,7 @@ func (s *service) stop(reply chan error) {
 		if reply != nil {
 			s.waiters = append(s.waiters, reply)
 		}
+		s.stopWatch()
 		s.transition(Stopping)
 		if err := s.reaper.Signal(s.pid, s.cfg.StopSignal); err != nil {
 			s.log.Warn("stop signal", zap.Error(err))
@@ -296,11 +324,11 @@ func (s *service) stop(reply chan error) {
 			s.transition(Stopped)
 		}
 		if reply != nil {
-			reply <- nil
+			s.answer(reply, nil)
 		}
 	default:
 		if reply != nil {
-			reply <- fmt.Errorf("internal error: stop in state %s", s.st)
+			s.answer(reply, fmt.Errorf("internal error: stop in state %s", s.st))
 		}
 	}
 }
@@ -308,9 +336,7 @@ func (s *service) stop(reply chan error) {
 func (s *service) onTimer() {
 	switch s.st {
 	case Starting:
-		// Alive for MinUptime: the start succeeded.
-		s.failures = 0
-		s.transition(Running)
+		s.onStarted("lived min_uptime")
 	case Backoff:
 		s.spawn()
 	case Stopping:
@@ -334,17 +360,18 @@ func (s *service) onExit(ex Exit) {
 	s.lastExit = &ex
 	s.pid = 0
 	s.disarm()
+	s.stopWatch()
 	s.mend()
 	fields := []zap.Field{zap.Int("pid", ex.Pid), zap.String("status", ex.String()),
 		zap.Duration("uptime", ex.Time.Sub(s.startedAt).Round(time.Millisecond))}
 	switch s.st {
 	case Stopping:
 		s.log.Info("stopped", fields...)
+		s.transition(Stopped)
 		for _, w := range s.waiters {
-			w <- nil
+			s.answer(w, nil)
 		}
 		s.waiters = nil
-		s.transition(Stopped)
 		var result error
 		if s.startAfterStop {
 			s.startAfterStop = false
@@ -357,24 +384,44 @@ func (s *service) onExit(ex Exit) {
 			result = errors.New("restart cancelled: the service was stopped")
 		}
 		for _, w := range s.restartWaiters {
-			w <- result
+			s.answer(w, result)
 		}
 		s.restartWaiters = nil
-	case Starting, Running:
+	case Running:
+		// It had started, so this is no failed start: the next
+		// process starts at once, however often this happens.
 		s.log.Warn("process ended", fields...)
-		if s.st == Starting {
-			s.failures++
-		} else {
-			s.failures = 1
-		}
-		s.afterFailure(ex.Status.Exited() && ex.Status.ExitStatus() == 0)
+		s.failures = 0
+		s.afterExit(ex.Status.Exited() && ex.Status.ExitStatus() == 0)
+	case Starting:
+		s.log.Warn("process ended before it started", fields...)
+		s.failures++
+		s.afterExit(ex.Status.Exited() && ex.Status.ExitStatus() == 0)
 	default:
 		s.log.Error("internal error: exit in state "+string(s.st), fields...)
 	}
 }
 
-// afterFailure applies the restart policy once the process is gone.
-func (s *service) afterFailure(clean bool) {
+// onStarted marks the starting process as started: it has shown that it
+// works, by reason. From now on its end is not a failed start.
+func (s *service) onStarted(reason string) {
+	s.stopWatch()
+	s.disarm()
+	s.failures = 0
+	s.log.Info("started", zap.Int("pid", s.pid), zap.String("because", reason))
+	s.transition(Running)
+}
+
+// stopWatch ends the accept watch, if one runs.
+func (s *service) stopWatch() {
+	s.watch.stop()
+	s.watch, s.acceptC = nil, nil
+}
+
+// afterExit applies the restart policy once the process is gone;
+// s.failures counts the consecutive processes that ended before they
+// started, this one included.
+func (s *service) afterExit(clean bool) {
 	switch {
 	case s.cfg.Restart == config.RestartNever,
 		s.cfg.Restart == config.RestartOnFailure && clean:
@@ -404,7 +451,7 @@ func (s *service) spawn() {
 		s.restarts++
 	}
 	s.started = true
-	pid, err := s.launch()
+	pid, err := s.launchOnce()
 	if err != nil {
 		s.lastErr = err.Error()
 		s.log.Error("start failed", zap.Error(err))
@@ -418,7 +465,7 @@ func (s *service) spawn() {
 				return
 			}
 			s.transition(Backoff)
-			s.afterFailure(false)
+			s.afterExit(false)
 			return
 		}
 		// The helper runs and will exit 127; onExit counts it.
@@ -428,7 +475,30 @@ func (s *service) spawn() {
 	s.pid = pid
 	s.startedAt = time.Now()
 	s.transition(Starting)
+	// Started by whichever comes first: the first accept, or MinUptime.
 	s.arm(s.cfg.MinUptime)
+	if s.watch = watchAccept(s.files(), s.cfg.MinUptime); s.watch != nil {
+		s.acceptC = s.watch.C
+	}
+}
+
+// launchOnce runs launch on a goroutine of its own and waits for it. The
+// launch calls deep into os/exec and the encoder; on the service's own
+// goroutine they would grow its stack for good, about 10 KiB that each
+// of 1,000 idle services would keep, where a short-lived goroutine gives
+// its stack back when it ends.
+func (s *service) launchOnce() (int, error) {
+	type result struct {
+		pid int
+		err error
+	}
+	done := make(chan result, 1) // the launcher never waits for us
+	go func() {
+		pid, err := s.launch()
+		done <- result{pid, err}
+	}()
+	r := <-done
+	return r.pid, r.err
 }
 
 // launchTimeout bounds the launch helper's work between fork and exec,
@@ -440,11 +510,11 @@ const launchTimeout = 30 * time.Second
 func (s *service) launch() (int, error) {
 	c := s.cfg
 	files := s.files()
-	stdout, err := newOutput(s.log, s.logs, "stdout")
+	stdout, err := s.outs.pipe(s.log, s.logs, "stdout")
 	if err != nil {
 		return 0, err
 	}
-	stderr, err := newOutput(s.log, s.logs, "stderr")
+	stderr, err := s.outs.pipe(s.log, s.logs, "stderr")
 	if err != nil {
 		stdout.abort()
 		return 0, err

@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
@@ -53,6 +54,7 @@ type Supervisor struct {
 	log    *zap.Logger
 	opts   Options
 	reaper *Reaper
+	outs   *outputs      // set by Run before the first service exists
 	ready  chan struct{} // closed once the first services exist
 
 	// reloadMu serialises Reload and shutdown, the only writers of the
@@ -111,6 +113,16 @@ func (s *Supervisor) Run(ctx context.Context, started func()) error {
 		return err
 	}
 	s.pool = pool
+	if s.outs, err = newOutputs(); err != nil {
+		closeListeners(pool, nil, s.log)
+		return err
+	}
+	stopOutputs := make(chan struct{})
+	outputsDone := make(chan struct{})
+	go func() {
+		defer close(outputsDone)
+		s.outs.run(stopOutputs, outputGrace)
+	}()
 
 	reaperCtx, stopReaper := context.WithCancel(context.Background())
 	reaperDone := make(chan struct{})
@@ -129,11 +141,8 @@ func (s *Supervisor) Run(ctx context.Context, started func()) error {
 	// From here a reload may replace s.services; the first start uses
 	// the services this run created.
 	close(s.ready)
-	for _, c := range cfg.Services {
-		if err := first[c.Name].svc.call(ctx, request{op: opStart}); err != nil && ctx.Err() == nil {
-			s.log.Error("start", zap.String("service", c.Name), zap.Error(err))
-		}
-	}
+	startAll(ctx, first, s.log)
+	releaseMemory()
 	if ctx.Err() == nil {
 		s.log.Info("udsvisor is up", zap.Int("services", len(first)), zap.Int("sockets", len(pool)))
 		if started != nil {
@@ -157,7 +166,52 @@ func (s *Supervisor) Run(ctx context.Context, started func()) error {
 	closeListeners(pool, nil, s.log)
 	stopReaper()
 	<-reaperDone
+	close(stopOutputs)
+	s.outs.wake()
+	<-outputsDone
 	return nil
+}
+
+// outputGrace is how long the last output of stopped services may take to
+// reach the log at shutdown; a grandchild that escaped and kept a pipe open
+// does not hold udsvisor up longer.
+const outputGrace = time.Second
+
+// startParallel bounds the launches in flight at once. Each launch waits
+// for its helper to exec the command; forks themselves are serialised by
+// the reaper, so a few in flight keep every CPU busy without a thousand
+// helpers competing at once.
+const startParallel = 8
+
+// startAll starts every service in rs, a few at a time, and returns once
+// each has been started (or ctx is done).
+func startAll(ctx context.Context, rs map[string]*running, log *zap.Logger) {
+	sem := make(chan struct{}, startParallel)
+	var wg sync.WaitGroup
+	for name, r := range rs {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := r.svc.call(ctx, request{op: opStart}); err != nil && ctx.Err() == nil {
+				log.Error("start", zap.String("service", name), zap.Error(err))
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// releaseMemory hands the memory of a burst (the config's parse tree,
+// the launches' buffers and stacks) back to the system at once. Without
+// it the runtime returns it only over minutes, and an idle udsvisor
+// would keep megabytes it no longer uses.
+func releaseMemory() {
+	debug.FreeOSMemory()
 }
 
 func maps(m map[string]*running) []*running {
@@ -190,7 +244,7 @@ func (s *Supervisor) launchService(c *config.Service, logs *logRing) *running {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{svc: newService(c, files, mend, s.opts.Exe, s.reaper, logs, s.log), cancel: cancel}
+	r := &running{svc: newService(c, files, mend, s.opts.Exe, s.reaper, s.outs, logs, log), cancel: cancel}
 	go r.svc.run(ctx)
 	return r
 }

@@ -7,10 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
-	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/udsvisor/udsvisor/supervisor/api"
 	"github.com/udsvisor/udsvisor/supervisor/control/client"
@@ -33,6 +29,9 @@ func (c *ctl) status(ctx context.Context, args []string) error {
 		problems []string
 	)
 	if len(names) == 0 {
+		if !*asJSON {
+			return cl.ListTable(ctx, c.stdout)
+		}
 		if svcs, err = cl.List(ctx); err != nil {
 			return err
 		}
@@ -55,7 +54,7 @@ func (c *ctl) status(ctx context.Context, args []string) error {
 	if *asJSON {
 		err = printJSON(c.stdout, svcs)
 	} else {
-		err = printStatus(c.stdout, svcs)
+		err = api.WriteTable(c.stdout, svcs)
 	}
 	if err != nil {
 		return err
@@ -80,51 +79,4 @@ func printJSON(w io.Writer, svcs []api.Service) error {
 	}
 	_, err = fmt.Fprintf(w, "%s\n", b)
 	return err
-}
-
-// printStatus writes the services as an aligned table.
-func printStatus(w io.Writer, svcs []api.Service) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tSOCKETS")
-	for _, s := range svcs {
-		pid, uptime := "-", "-"
-		if s.Pid != 0 {
-			pid = strconv.Itoa(s.Pid)
-			uptime = humanDuration(time.Duration(s.UptimeSeconds * float64(time.Second)))
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, s.State, pid, uptime, s.Restarts, socketList(s.Sockets))
-	}
-	return tw.Flush()
-}
-
-// humanDuration writes d with its two largest units, like 3h12m or 45s:
-// an uptime needs no more precision.
-func humanDuration(d time.Duration) string {
-	s := int64(d / time.Second)
-	switch {
-	case s < 60:
-		return fmt.Sprintf("%ds", s)
-	case s < 3600:
-		return fmt.Sprintf("%dm%ds", s/60, s%60)
-	case s < 86400:
-		return fmt.Sprintf("%dh%dm", s/3600, s%3600/60)
-	default:
-		return fmt.Sprintf("%dd%dh", s/86400, s%86400/3600)
-	}
-}
-
-// socketList writes sockets as name=path or name=address.
-func socketList(socks []api.Socket) string {
-	if len(socks) == 0 {
-		return "-"
-	}
-	parts := make([]string, len(socks))
-	for i, s := range socks {
-		where := s.Path
-		if where == "" {
-			where = s.Address
-		}
-		parts[i] = s.Name + "=" + where
-	}
-	return strings.Join(parts, " ")
 }

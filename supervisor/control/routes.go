@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -130,6 +131,15 @@ func validName(name string) bool {
 func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
 	svcs, err := s.b.List(r.Context())
 	if err != nil {
+		return err
+	}
+	if strings.HasPrefix(r.Header.Get("Accept"), "text/plain") {
+		var buf bytes.Buffer
+		if err := api.WriteTable(&buf, svcs); err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", api.TableType)
+		_, err = w.Write(buf.Bytes())
 		return err
 	}
 	if svcs == nil {

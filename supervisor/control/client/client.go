@@ -76,6 +76,27 @@ func (c *Client) List(ctx context.Context) ([]api.Service, error) {
 	return out, nil
 }
 
+// ListTable copies the status table of every service (api.WriteTable,
+// rendered by udsvisor) to w: what ctl status prints, without the cost
+// of the JSON.
+func (c *Client) ListTable(ctx context.Context, w io.Writer) error {
+	const path = "/v1/services"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+path, nil)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
+	}
+	req.Header.Set("Accept", api.TableType)
+	resp, err := c.send(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(w, io.LimitReader(resp.Body, maxBody)); err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
+	}
+	return nil
+}
+
 // Get returns one service.
 func (c *Client) Get(ctx context.Context, name string) (api.Service, error) {
 	return c.service(ctx, http.MethodGet, name, "", nil)
@@ -215,6 +236,13 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return c.send(req)
+}
+
+// send sends req and returns a 2xx response; any other status becomes an
+// error and the body is closed.
+func (c *Client) send(req *http.Request) (*http.Response, error) {
+	method, path := req.Method, req.URL.Path
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, c.transportError(method, path, err)
