@@ -14,9 +14,10 @@ type State string
 const (
 	// Stopped: no process, and none wanted (initial, or after stop).
 	Stopped State = "stopped"
-	// Starting: a process runs but has not yet lived MinUptime.
+	// Starting: a process runs but has not yet shown that it works:
+	// it has neither taken a connection nor lived MinUptime.
 	Starting State = "starting"
-	// Running: the process has lived at least MinUptime.
+	// Running: the process has started (see Starting).
 	Running State = "running"
 	// Backoff: the process ended and a restart is scheduled.
 	Backoff State = "backoff"
@@ -43,7 +44,7 @@ type Status struct {
 	// Restarts counts processes started after the first one.
 	Restarts int
 	// Failures counts consecutive failed starts (reset once a process
-	// lives MinUptime).
+	// has started).
 	Failures int
 	// LastExit is how the previous process ended; nil before the first.
 	LastExit *Exit

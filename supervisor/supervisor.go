@@ -7,11 +7,12 @@
 // its state; everything else sends it requests. The states:
 //
 //	stopped  --start-->            starting
-//	starting --MinUptime passes--> running
-//	starting/running --exit-->     starting (restart at once after a healthy run)
-//	                               backoff  (consecutive failures: 100 ms doubling to 30 s)
-//	                               exited   (restart = never, or on-failure after exit 0)
-//	                               failed   (StartLimit consecutive failures)
+//	starting --first accept, or MinUptime passes--> running
+//	running  --exit-->             starting (at once, however young the process)
+//	starting --exit-->             starting (the first failed start is retried at once)
+//	                               backoff  (further failed starts: 100 ms doubling to 30 s)
+//	                               failed   (StartLimit failed starts in a row)
+//	starting/running --exit-->     exited   (restart = never, or on-failure after exit 0)
 //	backoff  --delay passes-->     starting
 //	starting/running --stop-->     stopping --exit--> stopped
 //	stopping --StopTimeout-->      SIGKILL to the process group
