@@ -44,7 +44,7 @@ type outputs struct {
 // output is one pipe from a child's stdout or stderr into the log.
 type output struct {
 	o      *outputs
-	log    *zap.Logger
+	log    svcLog
 	ring   *logRing
 	stream string
 	r, w   *os.File
@@ -68,7 +68,7 @@ func newOutputs() (*outputs, error) {
 }
 
 // pipe makes a pipe whose write end w is for a child's stream.
-func (o *outputs) pipe(log *zap.Logger, ring *logRing, stream string) (*output, error) {
+func (o *outputs) pipe(log svcLog, ring *logRing, stream string) (*output, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("pipe for %s: %w", stream, err)

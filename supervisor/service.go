@@ -56,7 +56,7 @@ type service struct {
 	exe    string   // the launch helper (the udsvisor binary)
 	reaper *Reaper
 	outs   *outputs
-	log    *zap.Logger
+	log    svcLog
 	logs   *logRing
 	cmds   chan request
 	// done is closed when run returns; requests then fail with
@@ -94,7 +94,7 @@ type service struct {
 	snap atomic.Pointer[Status]
 }
 
-func newService(cfg *config.Service, files func() []*os.File, mend func(), exe string, reaper *Reaper, outs *outputs, logs *logRing, log *zap.Logger) *service {
+func newService(cfg *config.Service, files func() []*os.File, mend func(), exe string, reaper *Reaper, outs *outputs, logs *logRing, log svcLog) *service {
 	s := &service{
 		cfg:    cfg,
 		files:  files,

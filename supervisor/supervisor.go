@@ -238,7 +238,7 @@ func (s *Supervisor) launchService(c *config.Service, logs *logRing) *running {
 		}
 		return fs
 	}
-	log := s.log.With(zap.String("service", c.Name))
+	log := newSvcLog(s.log, c.Name)
 	mend := func() {
 		for _, l := range listeners {
 			mendSocket(l.Listener, log)
@@ -256,7 +256,7 @@ func (s *Supervisor) launchService(c *config.Service, logs *logRing) *running {
 // refused, and no listen(2) revives it): such a socket is replaced by a
 // new one at the same name, which the next process receives. A name the process unlinked
 // (gunicorn does, SECURITY-NOTES 0.11) is linked again to the same socket.
-func mendSocket(l *sockets.Listener, log *zap.Logger) {
+func mendSocket(l *sockets.Listener, log svcLog) {
 	addr := zap.String("address", l.Spec().String())
 	err := l.Check()
 	switch {
