@@ -1,6 +1,7 @@
 package api
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -16,5 +17,22 @@ func TestHumanDuration(t *testing.T) {
 		if got := HumanDuration(d); got != want {
 			t.Errorf("HumanDuration(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+func TestWriteTable(t *testing.T) {
+	var b strings.Builder
+	err := WriteTable(&b, []Service{
+		{Name: "api", State: "running", Pid: 4242, UptimeSeconds: 3725, Restarts: 2,
+			Sockets: []Socket{{Name: "http", Path: "/run/api/http.sock"}, {Name: "admin", Address: "127.0.0.1:9000"}}},
+		{Name: "worker-long-name", State: "failed"},
+	})
+	want := `
+NAME              STATE    PID   UPTIME  RESTARTS  SOCKETS
+api               running  4242  1h2m    2         http=/run/api/http.sock admin=127.0.0.1:9000
+worker-long-name  failed   -     -       0         -
+`[1:]
+	if err != nil || b.String() != want {
+		t.Errorf("WriteTable = %v\n%s\nwant\n%s", err, b.String(), want)
 	}
 }

@@ -3,6 +3,7 @@ package control
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -227,5 +228,34 @@ func TestBackendErrorMapping(t *testing.T) {
 		if e := apiError(t, body); code != c.status || e.Error != c.err.Error() {
 			t.Errorf("backend error %q: %d %q, want %d", c.err, code, e.Error, c.status)
 		}
+	}
+}
+
+// With Accept: text/plain the list is the table ctl status prints,
+// rendered by the server; without it, JSON as before.
+func TestListAsTable(t *testing.T) {
+	ts := rootServer(t, newFake())
+	c := ts.client()
+	defer c.CloseIdleConnections()
+	req, err := http.NewRequest("GET", "http://udsvisor/v1/services", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/plain")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != api.TableType || len(lines) != 4 ||
+		!strings.HasPrefix(lines[0], "NAME  STATE    PID   UPTIME") ||
+		!strings.HasPrefix(lines[1], "db    stopped  -     -") ||
+		!strings.HasPrefix(lines[2], "web   running  1000  ") {
+		t.Errorf("table: %d %q\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
 	}
 }
