@@ -73,6 +73,12 @@ func (f *fakeControl) handler() http.Handler {
 			list = append(list, s)
 		}
 		slices.SortFunc(list, func(a, b api.Service) int { return strings.Compare(a.Name, b.Name) })
+		// As the real server: the table when asked for text.
+		if strings.HasPrefix(r.Header.Get("Accept"), "text/plain") {
+			w.Header().Set("Content-Type", api.TableType)
+			api.WriteTable(w, list)
+			return
+		}
 		reply(w, http.StatusOK, list)
 	})
 	mux.HandleFunc("GET /v1/services/{name}", func(w http.ResponseWriter, r *http.Request) {
