@@ -21,6 +21,7 @@ declare -A probe=(
 	[systemd]=/usr/bin/systemd-socket-activate
 	[curl]=/usr/bin/curl
 	[passwd]=/usr/sbin/useradd
+	[gcc]=/usr/bin/gcc
 )
 missing=()
 for pkg in "${!probe[@]}"; do

@@ -3,55 +3,56 @@ package privdrop
 import (
 	"errors"
 	"io/fs"
-	"os"
 	"syscall"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
-// TestCloseOnExecScan checks the fallback for kernels without
-// CLOSE_RANGE_CLOEXEC (before 5.11) on this process's own fds.
-func TestCloseOnExecScan(t *testing.T) {
-	fd, err := syscall.Open("/dev/null", syscall.O_RDONLY, 0) // no O_CLOEXEC
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(fd)
-	if err := closeOnExecScan(fd); err != nil {
-		t.Fatal(err)
-	}
-	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if flags&unix.FD_CLOEXEC == 0 {
-		t.Errorf("fd %d is not close-on-exec after the scan", fd)
-	}
+// encodeReport is the report as helper_linux.c's fail() writes it.
+func encodeReport(w wireError) []byte {
+	var e wireEncoder
+	e.u32(reportMagic)
+	e.u32(uint32(w.Errno))
+	e.str(w.Op)
+	e.str(w.Path)
+	e.str(w.Msg)
+	return e
 }
 
 // TestWireErrors checks that helper errors keep their text and errno
-// across the pipe.
+// across the pipe. The reports are the shapes the C helper writes:
+// fail_path, fail_sys, and failf with and without an errno.
 func TestWireErrors(t *testing.T) {
 	for _, tc := range []struct {
-		err  error
-		want string
-		is   error
+		report wireError
+		want   string
+		is     error
 	}{
-		{&fs.PathError{Op: "exec", Path: "/usr/bin/foo", Err: syscall.EACCES}, "exec /usr/bin/foo: permission denied", fs.ErrPermission},
-		{&fs.PathError{Op: "setuid", Path: "1001", Err: syscall.EPERM}, "setuid 1001: operation not permitted", fs.ErrPermission},
-		{os.NewSyscallError("setgroups", syscall.EPERM), "setgroups: operation not permitted", syscall.EPERM},
-		{errors.New("spec has an empty argv"), "launch helper: spec has an empty argv", nil},
+		{wireError{Op: "exec", Path: "/usr/bin/foo", Errno: syscall.EACCES}, "exec /usr/bin/foo: permission denied", fs.ErrPermission},
+		{wireError{Op: "setuid", Path: "1001", Errno: syscall.EPERM}, "setuid 1001: operation not permitted", fs.ErrPermission},
+		{wireError{Op: "setgroups", Errno: syscall.EPERM}, "setgroups: operation not permitted", syscall.EPERM},
+		{wireError{Op: helperOp, Msg: "spec has an empty argv"}, "launch helper: spec has an empty argv", nil},
+		{wireError{Op: helperOp, Msg: "socket fd 4", Errno: syscall.EBADF}, "launch helper: socket fd 4: bad file descriptor", syscall.EBADF},
 	} {
-		got := decodeHelperError(encodeFailure(tc.err))
+		got := decodeHelperError(encodeReport(tc.report))
 		if got.Error() != tc.want {
-			t.Errorf("round trip of %v: %q, want %q", tc.err, got, tc.want)
+			t.Errorf("round trip of %+v: %q, want %q", tc.report, got, tc.want)
 		}
 		if tc.is != nil && !errors.Is(got, tc.is) {
-			t.Errorf("round trip of %v: %v is not %v", tc.err, got, tc.is)
+			t.Errorf("round trip of %+v: %v is not %v", tc.report, got, tc.is)
 		}
 	}
 	if got := decodeHelperError([]byte("garbage")).Error(); got != `launch helper: unreadable failure report "garbage"` {
 		t.Errorf("garbage report: %q", got)
+	}
+	good := encodeReport(wireError{Op: "setgroups", Errno: syscall.EPERM})
+	for name, b := range map[string][]byte{
+		"truncated":      good[:len(good)-1],
+		"trailing bytes": append(good[:len(good):len(good)], 0),
+		"bad magic":      append([]byte{0}, good[1:]...),
+		"empty op":       encodeReport(wireError{Errno: syscall.EPERM}),
+	} {
+		if err := decodeHelperError(b); err == nil || errors.Is(err, syscall.EPERM) {
+			t.Errorf("%s report decoded as %v, want unreadable", name, err)
+		}
 	}
 }

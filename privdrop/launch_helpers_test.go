@@ -30,6 +30,9 @@ type launchOpts struct {
 	// thread's inheritable and ambient sets, which the helper inherits.
 	inheritCaps bool
 	noStderr    bool // pass a nil stderr
+	// closeRange, when set, forks from a thread whose seccomp filter
+	// makes close_range fail with this errno (see startFiltered).
+	closeRange unix.Errno
 }
 
 // launch runs the probe through Prepare, Start and AfterStart, the way
@@ -57,7 +60,11 @@ func launch(t *testing.T, spec *privdrop.Spec, files []*os.File, o launchOpts) (
 		o.mutate(l.Cmd)
 	}
 	s.cmd = l.Cmd
-	if err := startLocked(l.Cmd, nil, o.inheritCaps); err != nil {
+	start := func() error { return startLocked(l.Cmd, nil, o.inheritCaps) }
+	if o.closeRange != 0 {
+		start = func() error { return startFiltered(t, l.Cmd, o.closeRange) }
+	}
+	if err := start(); err != nil {
 		l.Abort()
 		return nil, err
 	}

@@ -35,11 +35,9 @@ const envParentHostile = "PRIVDROP_TEST_PARENT_HOSTILE"
 var probePath string
 
 func TestMain(m *testing.M) {
-	// First, like the real main: this binary is also the launch helper
-	// that Prepare re-executes via /proc/self/exe.
-	if privdrop.IsHelper() {
-		privdrop.Main()
-	}
+	// This binary is also the launch helper that Prepare re-executes via
+	// /proc/self/exe: it links privdrop, so the constructor in
+	// helper_linux.c takes over before TestMain would run.
 	if spec := os.Getenv(envParentRole); spec != "" {
 		parentRole(spec, os.Getenv(envParentHostile) == "1")
 	}

@@ -167,9 +167,8 @@ func TestParentDeath(t *testing.T) {
 
 // TestT15Signals checks that SigIgn and SigBlk are empty in the command even
 // when its supervisor ignores SIGHUP, SIGPIPE and SIGTSTP (SIG_IGN
-// survives exec, T15) and forks with SIGTERM blocked. A Go helper keeps
-// SIG_IGN for HUP; TSTP is one the Go runtime never touches, which the
-// helper's fallback resets.
+// survives exec, T15) and forks with SIGTERM blocked. The helper has no
+// runtime that would install handlers: it resets every disposition itself.
 func TestT15Signals(t *testing.T) {
 	testutil.RequireRoot(t)
 	u := testutil.EnsureUser(t, "udsv-a")

@@ -2,13 +2,13 @@ package privdrop
 
 import (
 	"fmt"
-	"os"
 
 	"golang.org/x/sys/unix"
 )
 
 // rlimitNames names the resources for messages, indexed by unix.RLIMIT_*;
-// a resource outside it is one this helper does not know.
+// a resource outside it is one the helper does not know (helper_linux.c
+// has the same table).
 var rlimitNames = [...]string{
 	unix.RLIMIT_CPU:        "RLIMIT_CPU",
 	unix.RLIMIT_FSIZE:      "RLIMIT_FSIZE",
@@ -43,30 +43,6 @@ func validateRlimits(limits []Rlimit) error {
 		seen[l.Resource] = true
 		if l.Cur > l.Max {
 			return fmt.Errorf("%s: soft limit %d is above the hard limit %d", name, l.Cur, l.Max)
-		}
-	}
-	return nil
-}
-
-// setRlimits applies the limits and checks them with the kernel. It runs
-// as root, before the privilege drop: only root may raise a hard limit.
-//
-// unix.Setrlimit goes through syscall.Setrlimit, which also tells the Go
-// runtime not to put back its own start-up RLIMIT_NOFILE at the exec
-// (go.dev/issue/46279); a raw prlimit of nofile would be undone there.
-func setRlimits(limits []Rlimit) error {
-	for _, l := range limits {
-		name := rlimitNames[l.Resource]
-		want := unix.Rlimit{Cur: l.Cur, Max: l.Max}
-		if err := unix.Setrlimit(l.Resource, &want); err != nil {
-			return &os.PathError{Op: "setrlimit", Path: name, Err: err}
-		}
-		var got unix.Rlimit
-		if err := unix.Getrlimit(l.Resource, &got); err != nil {
-			return &os.PathError{Op: "getrlimit", Path: name, Err: err}
-		}
-		if got != want {
-			return fmt.Errorf("setrlimit %s: %d/%d afterwards, want %d/%d", name, got.Cur, got.Max, want.Cur, want.Max)
 		}
 	}
 	return nil

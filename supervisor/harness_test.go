@@ -19,7 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/udsvisor/udsvisor/internal/testutil"
-	"github.com/udsvisor/udsvisor/privdrop"
 	"github.com/udsvisor/udsvisor/supervisor/config"
 )
 
@@ -28,9 +27,6 @@ import (
 var testApp string
 
 func TestMain(m *testing.M) {
-	if privdrop.IsHelper() {
-		privdrop.Main()
-	}
 	// What udsvisor up does first; the sockets package relies on it.
 	unix.Umask(0o077)
 	dir, err := os.MkdirTemp("", "udsvisor-supervisor-test-")

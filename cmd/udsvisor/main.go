@@ -11,7 +11,9 @@ import (
 	"io"
 	"os"
 
-	"github.com/udsvisor/udsvisor/privdrop"
+	// Linked for its launch helper: a C constructor that runs before
+	// main and, in the helper process, never returns to Go.
+	_ "github.com/udsvisor/udsvisor/privdrop"
 	"github.com/udsvisor/udsvisor/supervisor/config"
 )
 
@@ -35,11 +37,6 @@ FILE defaults to /etc/udsvisor/services.toml.
 var version = "dev"
 
 func main() {
-	// Before flags, logging or anything else: in the launch helper the
-	// process is about to become a service and must do nothing more.
-	if privdrop.IsHelper() {
-		privdrop.Main()
-	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -17,7 +17,8 @@ chmod 0755 "$root" # dpkg applies the mode of ./ to / on install
 
 install -d -m 0755 "$root/DEBIAN" "$root/usr/bin" "$root/lib/systemd/system" \
 	"$root/etc/udsvisor" "$root/usr/share/doc/udsvisor"
-(cd "$top" && CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$version" -o "$root/usr/bin/udsvisor" ./cmd/udsvisor)
+# cgo: the launch helper is C that runs before the Go runtime (privdrop).
+(cd "$top" && CGO_ENABLED=1 go build -trimpath -ldflags "-X main.version=$version" -o "$root/usr/bin/udsvisor" ./cmd/udsvisor)
 chmod 0755 "$root/usr/bin/udsvisor"
 sed 's|/usr/local/bin/udsvisor|/usr/bin/udsvisor|g' "$top/packaging/systemd/udsvisor.service" >"$root/lib/systemd/system/udsvisor.service"
 install -m 0644 "$top/services.toml.example" "$root/etc/udsvisor/services.toml.example"
