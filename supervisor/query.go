@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/udsvisor/udsvisor/supervisor/api"
+	"github.com/udsvisor/udsvisor/supervisor/config"
 )
 
 // Names returns the service names, sorted.
@@ -62,13 +63,19 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 // statusOf returns the service's latest published state without waiting
 // for its goroutine, which may be busy launching a process.
 func (svc *service) statusOf(ctx context.Context) (Status, error) {
-	st := *svc.snap.Load()
+	snap, err := svc.snapshot(ctx)
+	return snap.st, err
+}
+
+// snapshot returns the latest published snapshot.
+func (svc *service) snapshot(ctx context.Context) (*snapshot, error) {
+	snap := svc.snap.Load()
 	select {
 	case <-svc.done:
-		return Status{}, fmt.Errorf("%w: %q", ErrUnknownService, st.Name)
+		return nil, fmt.Errorf("%w: %q", ErrUnknownService, snap.st.Name)
 	default:
 	}
-	return st, ctx.Err()
+	return snap, ctx.Err()
 }
 
 // Start starts a stopped, exited or failed service.
@@ -130,11 +137,15 @@ func (s *Supervisor) Get(ctx context.Context, name string) (api.Service, error) 
 	if err != nil {
 		return api.Service{}, err
 	}
-	st, err := svc.statusOf(ctx)
+	snap, err := svc.snapshot(ctx)
 	if err != nil {
 		return api.Service{}, err
 	}
-	return toAPI(st), nil
+	a := snap.api
+	if a.StartedAt != nil {
+		a.UptimeSeconds = time.Since(*a.StartedAt).Seconds()
+	}
+	return a, nil
 }
 
 // Logs returns the newest n lines the service wrote (all kept if n <= 0).
@@ -162,17 +173,19 @@ func (s *Supervisor) Follow(ctx context.Context, name string) (<-chan api.LogLin
 	return ch, nil
 }
 
-func toAPI(st Status) api.Service {
+// toAPI is st as the control API shows it, but for UptimeSeconds, which
+// is the reader's to compute. sockets is apiSockets(st.cfg), shared by
+// every snapshot of the same config: nobody modifies it.
+func toAPI(st Status, sockets []api.Socket) api.Service {
 	a := api.Service{
 		Name: st.Name, State: string(st.State), Since: st.Since, Pid: st.Pid, Pids: []int{},
-		Restarts: st.Restarts, Failures: st.Failures, LastError: st.LastError, Sockets: []api.Socket{},
+		Restarts: st.Restarts, Failures: st.Failures, LastError: st.LastError, Sockets: sockets,
 	}
 	if st.Pid != 0 {
 		started := st.StartedAt
 		a.Pids = []int{st.Pid}
 		a.Instances = 1
 		a.StartedAt = &started
-		a.UptimeSeconds = time.Since(started).Seconds()
 	}
 	if ex := st.LastExit; ex != nil {
 		e := &api.Exit{Pid: ex.Pid, Time: ex.Time, Description: ex.String()}
@@ -184,7 +197,13 @@ func toAPI(st Status) api.Service {
 		}
 		a.LastExit = e
 	}
-	for _, c := range st.cfg.Sockets {
+	return a
+}
+
+// apiSockets is how the control API shows the sockets of cfg.
+func apiSockets(cfg *config.Service) []api.Socket {
+	socks := make([]api.Socket, 0, len(cfg.Sockets))
+	for _, c := range cfg.Sockets {
 		sock := api.Socket{Name: c.Name, FD: 3 + c.Index}
 		if c.IsUnix() {
 			sock.Path = c.Path
@@ -194,7 +213,7 @@ func toAPI(st Status) api.Service {
 		} else {
 			sock.Address = c.Addr.String()
 		}
-		a.Sockets = append(a.Sockets, sock)
+		socks = append(socks, sock)
 	}
-	return a
+	return socks
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/udsvisor/udsvisor/privdrop"
+	"github.com/udsvisor/udsvisor/supervisor/api"
 	"github.com/udsvisor/udsvisor/supervisor/config"
 )
 
@@ -89,9 +90,18 @@ type service struct {
 	watch   *acceptWatch
 	acceptC <-chan struct{}
 
-	// snap is the latest Status, published by the run goroutine before
+	// snap is the latest state, published by the run goroutine before
 	// it answers any request, so that readers never wait for it.
-	snap atomic.Pointer[Status]
+	snap atomic.Pointer[snapshot]
+	// sockets is apiSockets(cfg), rebuilt when cfg changes.
+	sockets []api.Socket
+}
+
+// snapshot is a service's state at one moment, immutable once published:
+// as Status for the supervisor's callers and as the API shows it.
+type snapshot struct {
+	st  Status
+	api api.Service
 }
 
 func newService(cfg *config.Service, files func() []*os.File, mend func(), exe string, reaper *Reaper, outs *outputs, logs *logRing, log svcLog) *service {
@@ -111,6 +121,7 @@ func newService(cfg *config.Service, files func() []*os.File, mend func(), exe s
 		st:     Stopped,
 		since:  time.Now(),
 	}
+	s.sockets = apiSockets(cfg)
 	s.publish()
 	return s
 }
@@ -195,7 +206,7 @@ func (s *service) run(ctx context.Context) {
 // publish makes the current state what Status readers see.
 func (s *service) publish() {
 	st := s.status()
-	s.snap.Store(&st)
+	s.snap.Store(&snapshot{st: st, api: toAPI(st, s.sockets)})
 }
 
 // answer publishes the state, then replies: whoever gets the reply and
@@ -246,6 +257,7 @@ func (s *service) handle(r request) {
 		// Only what does not touch the process may change here (socket
 		// ownership, applied by the caller on the live socket).
 		s.cfg = r.cfg
+		s.sockets = apiSockets(r.cfg)
 		s.answer(r.reply, nil)
 	case opStart:
 		s.answer(r.reply, s.start())

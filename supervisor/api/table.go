@@ -5,7 +5,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 )
 
@@ -17,34 +16,49 @@ import (
 const TableType = "text/plain; charset=utf-8"
 
 // WriteTable writes svcs as the aligned status table: name, state, pid,
-// uptime, restarts and sockets, one service per line.
+// uptime, restarts and sockets, one service per line. Each column but the
+// last is as wide as its widest cell plus two spaces (what text/tabwriter
+// does, in one pass over the rows rather than a cell buffer per cell:
+// this runs for every ctl status, over every service).
 func WriteTable(w io.Writer, svcs []Service) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	io.WriteString(tw, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tSOCKETS\n")
-	var line []byte
+	rows := make([][tableCols]string, 0, len(svcs)+1)
+	rows = append(rows, [tableCols]string{"NAME", "STATE", "PID", "UPTIME", "RESTARTS", "SOCKETS"})
 	for _, s := range svcs {
-		line = append(line[:0], s.Name...)
-		line = append(line, '\t')
-		line = append(line, s.State...)
-		line = append(line, '\t')
+		pid, uptime := "-", "-"
 		if s.Pid != 0 {
-			line = strconv.AppendInt(line, int64(s.Pid), 10)
-			line = append(line, '\t')
-			line = append(line, HumanDuration(time.Duration(s.UptimeSeconds*float64(time.Second)))...)
-		} else {
-			line = append(line, "-\t-"...)
+			pid = strconv.Itoa(s.Pid)
+			uptime = HumanDuration(time.Duration(s.UptimeSeconds * float64(time.Second)))
 		}
-		line = append(line, '\t')
-		line = strconv.AppendInt(line, int64(s.Restarts), 10)
-		line = append(line, '\t')
-		line = append(line, socketList(s.Sockets)...)
-		line = append(line, '\n')
-		if _, err := tw.Write(line); err != nil {
-			return err
-		}
+		rows = append(rows, [tableCols]string{s.Name, s.State, pid, uptime, strconv.Itoa(s.Restarts), socketList(s.Sockets)})
 	}
-	return tw.Flush()
+	var width [tableCols - 1]int
+	size := 0
+	for _, r := range rows {
+		for i := range width {
+			width[i] = max(width[i], len(r[i]))
+		}
+		size += len(r[tableCols-1]) + 1
+	}
+	for _, wd := range width {
+		size += len(rows) * (wd + 2)
+	}
+	b := make([]byte, 0, size)
+	for _, r := range rows {
+		for i, wd := range width {
+			b = append(b, r[i]...)
+			for n := len(r[i]); n < wd+2; n++ {
+				b = append(b, ' ')
+			}
+		}
+		b = append(b, r[tableCols-1]...)
+		b = append(b, '\n')
+	}
+	_, err := w.Write(b)
+	return err
 }
+
+// tableCols is the number of columns of the status table.
+const tableCols = 6
 
 // HumanDuration writes d with its two largest units, like 3h12m or 45s:
 // an uptime needs no more precision.

@@ -1,7 +1,6 @@
 package control
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -134,13 +133,8 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if strings.HasPrefix(r.Header.Get("Accept"), "text/plain") {
-		var buf bytes.Buffer
-		if err := api.WriteTable(&buf, svcs); err != nil {
-			return err
-		}
 		w.Header().Set("Content-Type", api.TableType)
-		_, err = w.Write(buf.Bytes())
-		return err
+		return api.WriteTable(w, svcs)
 	}
 	if svcs == nil {
 		svcs = []api.Service{} // [] rather than null on the wire
