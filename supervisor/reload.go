@@ -42,6 +42,10 @@ func (s *Supervisor) Reload(ctx context.Context) (api.ReloadResult, error) {
 	if err != nil {
 		return res, err
 	}
+	for _, w := range cfg.Warnings {
+		s.log.Warn("reload: " + w.Error())
+	}
+	cfg.Warnings = nil
 	pool, err := s.bindAll(cfg, oldPool)
 	if err != nil {
 		return res, err

@@ -191,7 +191,7 @@ func (s *service) run(ctx context.Context) {
 		case ex := <-s.exited:
 			s.onExit(ex)
 		case <-s.timerC:
-			s.timerC = nil
+			s.timer, s.timerC = nil, nil
 			s.onTimer()
 		case <-s.acceptC:
 			s.stopWatch()
@@ -235,7 +235,8 @@ func (s *service) disarm() {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
-	s.timerC = nil
+	// Dropped, not kept for reuse: an idle service holds no timer.
+	s.timer, s.timerC = nil, nil
 }
 
 func (s *service) status() Status {

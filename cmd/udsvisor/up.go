@@ -45,6 +45,8 @@ func runUp(args []string, stderr io.Writer) error {
 	for _, w := range cfg.Warnings {
 		log.Warn(w.Error())
 	}
+	// Said once; not kept for the life of the process.
+	cfg.Warnings = nil
 
 	// The control socket comes first: while another udsvisor answers on
 	// it, this one must touch nothing, not even a stale service socket.
