@@ -23,6 +23,10 @@ declare -A probe=(
 	[passwd]=/usr/sbin/useradd
 	[gcc]=/usr/bin/gcc
 )
+# privdrop compiles its C for 32 bits too, to catch width bugs.
+if [ "$(dpkg --print-architecture)" = amd64 ]; then
+	probe[gcc-multilib]=/usr/include/asm
+fi
 missing=()
 for pkg in "${!probe[@]}"; do
 	[ -x "${probe[$pkg]}" ] || missing+=("$pkg")

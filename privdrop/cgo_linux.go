@@ -7,7 +7,12 @@ package privdrop
 // becomes the helper when argv[1] is HelperArg. This file makes the
 // package use cgo, which is what compiles and links the C.
 
-// #cgo CFLAGS: -Wall -Wextra -Werror
+// No -Werror here: the package's flags come after CGO_CFLAGS, so a
+// user whose newer compiler adds a warning could not turn it off and
+// could not build udsvisor at all. TestCWarnings compiles the C with
+// -Werror instead, so that a warning still fails the tests.
+
+// #cgo CFLAGS: -Wall -Wextra
 // #include "wire_linux.h"
 import "C"
 

@@ -81,6 +81,8 @@ func denyCloseRange(errno unix.Errno) error {
 		arch = unix.AUDIT_ARCH_X86_64
 	case "arm64":
 		arch = unix.AUDIT_ARCH_AARCH64
+	case "386":
+		arch = unix.AUDIT_ARCH_I386
 	default:
 		return fmt.Errorf("no seccomp arch for %s", runtime.GOARCH)
 	}

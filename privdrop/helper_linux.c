@@ -20,7 +20,9 @@
  * either: snprintf into static buffers (a lowered RLIMIT_STACK must not
  * fault a report away) and write(2).
  */
+#ifndef _GNU_SOURCE /* CGO_CFLAGS may define it already (as 1): no redefinition */
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -29,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -37,6 +40,16 @@
 #include <linux/capability.h>
 
 #include "helper_linux.h"
+
+/*
+ * The constructor reads argc and argv from its parameters, which glibc
+ * passes to the executable's constructors (csu/libc-start.c, elf/dl-init.c)
+ * but musl, for one, does not: there they would be whatever the registers
+ * held, in every process that links privdrop.
+ */
+#ifndef __GLIBC__
+#error "privdrop's launch helper needs glibc, which passes argc and argv to constructors"
+#endif
 
 #ifndef SYS_close_range
 #define SYS_close_range 436 /* the same number on every architecture */
@@ -50,10 +63,17 @@
 
 static char numbuf[32], listen_pid[32], list[2][512];
 
-static const char *utoa(uint32_t v)
+/*
+ * Reports that a syscall on id failed, as "setuid 1001: <errno>". errno
+ * is saved before the id is formatted: snprintf may change errno even when
+ * it succeeds (C11 7.5p3), and formatting the id in an argument next to
+ * errno would leave it to the compiler which of the two comes first.
+ */
+static void __attribute__((noreturn)) fail_id(const char *op, uint32_t id)
 {
-	snprintf(numbuf, sizeof numbuf, "%u", v);
-	return numbuf;
+	int err = errno;
+	snprintf(numbuf, sizeof numbuf, "%u", id);
+	udsv_fail_path(op, numbuf, err);
 }
 
 /*
@@ -184,7 +204,7 @@ static void set_capabilities(const struct udsv_spec *s)
 		udsv_fail_sys("capset", errno);
 	for (i = 0; i < s->ncaps; i++)
 		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, (unsigned long)s->caps[i], 0, 0) != 0)
-			udsv_fail_path("prctl PR_CAP_AMBIENT_RAISE", utoa(s->caps[i]), errno);
+			fail_id("prctl PR_CAP_AMBIENT_RAISE", s->caps[i]);
 
 	memset(got, 0, sizeof got);
 	if (syscall(SYS_capget, &hdr, got) != 0)
@@ -243,9 +263,9 @@ static void drop_privileges(struct udsv_spec *s)
 	/* Real, effective and saved ids all change: with a root saved id
 	 * the service could switch back with setuid(0). */
 	if (setresgid(s->gid, s->gid, s->gid) != 0)
-		udsv_fail_path("setgid", utoa(s->gid), errno);
+		fail_id("setgid", s->gid);
 	if (setresuid(s->uid, s->uid, s->uid) != 0)
-		udsv_fail_path("setuid", utoa(s->uid), errno);
+		fail_id("setuid", s->uid);
 
 	/* Trust the kernel's answer, not the calls' return values: an id of
 	 * 4294967295 (-1) means "leave unchanged" to setresuid. */
@@ -407,5 +427,14 @@ __attribute__((constructor)) static void udsvisor_launch_helper(int argc, char *
 		udsv_write_all(2, msg, n > 0 && (size_t)n < sizeof msg ? (size_t)n : 0);
 		_exit(127);
 	}
+	/* The supervisor runs as root and execs the helper without changing
+	 * ids, so the kernel never marks the helper's exec secure. If it did,
+	 * whoever ran udsvisor gained privileges at the exec: the binary is
+	 * set-user-ID, set-group-ID or has file capabilities (AT_SECURE,
+	 * getauxval(3)). Any local user could then run it with HelperArg and
+	 * a spec of their own, for uid 0 and a shell. */
+	if (getauxval(AT_SECURE) != 0)
+		udsv_failf(0, "refusing to run: the exec gained privileges (AT_SECURE: "
+			      "set-user-ID, set-group-ID or file capabilities on the binary)");
 	run();
 }

@@ -7,17 +7,6 @@ import (
 	"testing"
 )
 
-// encodeReport is the report as helper_linux.c's fail() writes it.
-func encodeReport(w wireError) []byte {
-	var e wireEncoder
-	e.u32(reportMagic)
-	e.u32(uint32(w.Errno))
-	e.str(w.Op)
-	e.str(w.Path)
-	e.str(w.Msg)
-	return e
-}
-
 // TestWireErrors checks that helper errors keep their text and errno
 // across the pipe. The reports are the shapes the C helper writes:
 // fail_path, fail_sys, and failf with and without an errno.
@@ -33,7 +22,7 @@ func TestWireErrors(t *testing.T) {
 		{wireError{Op: helperOp, Msg: "spec has an empty argv"}, "launch helper: spec has an empty argv", nil},
 		{wireError{Op: helperOp, Msg: "socket fd 4", Errno: syscall.EBADF}, "launch helper: socket fd 4: bad file descriptor", syscall.EBADF},
 	} {
-		got := decodeHelperError(encodeReport(tc.report))
+		got := decodeHelperError(tc.report.encode())
 		if got.Error() != tc.want {
 			t.Errorf("round trip of %+v: %q, want %q", tc.report, got, tc.want)
 		}
@@ -44,12 +33,12 @@ func TestWireErrors(t *testing.T) {
 	if got := decodeHelperError([]byte("garbage")).Error(); got != `launch helper: unreadable failure report "garbage"` {
 		t.Errorf("garbage report: %q", got)
 	}
-	good := encodeReport(wireError{Op: "setgroups", Errno: syscall.EPERM})
+	good := wireError{Op: "setgroups", Errno: syscall.EPERM}.encode()
 	for name, b := range map[string][]byte{
 		"truncated":      good[:len(good)-1],
 		"trailing bytes": append(good[:len(good):len(good)], 0),
 		"bad magic":      append([]byte{0}, good[1:]...),
-		"empty op":       encodeReport(wireError{Errno: syscall.EPERM}),
+		"empty op":       wireError{Errno: syscall.EPERM}.encode(),
 	} {
 		if err := decodeHelperError(b); err == nil || errors.Is(err, syscall.EPERM) {
 			t.Errorf("%s report decoded as %v, want unreadable", name, err)

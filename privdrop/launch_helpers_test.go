@@ -170,6 +170,9 @@ func fileText(f *os.File) string {
 func mustStart(t *testing.T, spec *privdrop.Spec, files []*os.File, o launchOpts) (*started, report) {
 	t.Helper()
 	s, err := launch(t, spec, files, o)
+	if s == nil {
+		t.Fatalf("start: %v", err)
+	}
 	if err != nil {
 		t.Fatalf("AfterStart: %v (stderr: %s)", err, fileText(s.stderr))
 	}

@@ -102,3 +102,58 @@ func copyFile(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+// TestHelperRefusesSecureExec runs a set-user-ID-root copy of the helper
+// (this test binary) as the test user, with a spec that asks for uid 0,
+// as any local user could if the udsvisor binary were ever made setuid
+// or given file capabilities. The helper must refuse (AT_SECURE) and exit
+// 127; the command must not run, as root or at all.
+func TestHelperRefusesSecureExec(t *testing.T) {
+	testutil.RequireRoot(t)
+	u := testutil.EnsureUser(t, "udsv-a")
+	dir := testutil.RunDir(t)
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(dir, &sfs); err != nil {
+		t.Fatal(err)
+	}
+	if sfs.Flags&unix.ST_NOSUID != 0 {
+		testutil.Unavailable(t, "%s is on a nosuid mount: a setuid binary cannot elevate there anyway", dir)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	suid := filepath.Join(dir, "helper-suid")
+	copyFile(t, self, suid)
+	if err := os.Chown(suid, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(suid, 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+
+	spec := probeSpec(t, u, 0, "")
+	spec.UID, spec.GID = 0, 0
+	s, err := launch(t, spec, nil, launchOpts{mutate: func(c *exec.Cmd) {
+		c.Path, c.Args[0] = suid, suid
+		c.SysProcAttr.Credential = &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: []uint32{}}
+	}})
+	if s == nil {
+		t.Fatalf("start the setuid helper as %s: %v", u.Name, err)
+	}
+	const want = "launch helper: refusing to run: the exec gained privileges (AT_SECURE"
+	if err == nil {
+		// The probe runs and blocks: read its one line, not to EOF.
+		line, _ := s.stdout.ReadString('\n')
+		t.Fatalf("AfterStart: nil, want %q...; the command ran: %s", want, line)
+	}
+	if !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("AfterStart: %v, want %q...", err, want)
+	}
+	if out := drain(t, s.stdout); out != "" {
+		t.Errorf("the command ran: %s", out)
+	}
+	if code := exitCode(t, s); code != 127 {
+		t.Errorf("helper exit status %d, want 127", code)
+	}
+}

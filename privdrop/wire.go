@@ -166,6 +166,17 @@ func (w wireError) err() error {
 	}
 }
 
+// encode lays w out as helper_linux.c's udsv_fail writes it.
+func (w wireError) encode() []byte {
+	var e wireEncoder
+	e.u32(reportMagic)
+	e.u32(uint32(w.Errno))
+	e.str(w.Op)
+	e.str(w.Path)
+	e.str(w.Msg)
+	return e
+}
+
 // decodeHelperError turns the bytes read from the error pipe into the
 // error AfterStart returns; b is never empty.
 func decodeHelperError(b []byte) error {

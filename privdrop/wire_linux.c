@@ -9,7 +9,9 @@
  * No stdio: only snprintf into static buffers and write(2), so nothing
  * can block on a FILE lock or buffer a report that never gets flushed.
  */
+#ifndef _GNU_SOURCE /* CGO_CFLAGS may define it already (as 1): no redefinition */
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -109,21 +111,24 @@ void udsv_failf(int err, const char *fmt, ...)
 }
 
 /* Parses the fd number in the environment variable key; -1 unless it is
- * plain decimal digits naming an fd above stderr. */
+ * plain decimal digits naming an fd above stderr. The bound is checked
+ * before each step: a long is 32 bits on 32-bit systems, where the
+ * overflow of fd * 10 would wrap "4294967299" around to fd 3. */
 int udsv_fd_from_env(const char *key)
 {
 	const char *v = getenv(key);
-	long fd = 0;
+	int fd = 0;
 	if (v == NULL || *v == '\0')
 		return -1;
 	for (; *v != '\0'; v++) {
 		if (*v < '0' || *v > '9')
 			return -1;
-		fd = fd * 10 + (*v - '0');
-		if (fd > INT_MAX)
+		int d = *v - '0';
+		if (fd > (INT_MAX - d) / 10)
 			return -1;
+		fd = fd * 10 + d;
 	}
-	return fd >= 3 ? (int)fd : -1;
+	return fd >= 3 ? fd : -1;
 }
 
 /* Reads n bytes unless EOF comes first; returns the count, or -1. */
