@@ -55,11 +55,18 @@ type Reaper struct {
 
 	mu    sync.Mutex
 	procs map[int]chan<- Exit // guarded by mu; registered, unreaped pids
+	// starting counts Starts whose child may exist but is not yet in
+	// procs; while it is not zero an unregistered exit may be one of
+	// theirs and is left unreaped. Guarded by mu.
+	starting int
+	// kick makes Run look again once a Start has registered its child.
+	// Capacity 1: one pending kick means "look again", like SIGCHLD.
+	kick chan struct{}
 }
 
 // NewReaper returns a Reaper; call Run to make it reap.
 func NewReaper(log *zap.Logger, reapOrphans bool) *Reaper {
-	return &Reaper{log: log, reapOrphans: reapOrphans, procs: make(map[int]chan<- Exit)}
+	return &Reaper{log: log, reapOrphans: reapOrphans, procs: make(map[int]chan<- Exit), kick: make(chan struct{}, 1)}
 }
 
 // Run reaps on every SIGCHLD until ctx is done.
@@ -76,6 +83,8 @@ func (r *Reaper) Run(ctx context.Context) {
 			return
 		case <-sigc:
 			r.reap()
+		case <-r.kick:
+			r.reap()
 		}
 	}
 }
@@ -83,19 +92,36 @@ func (r *Reaper) Run(ctx context.Context) {
 // Start starts cmd and registers its pid; exited receives its Exit and
 // must have room for it (capacity 1: a service has one child at a time).
 //
-// The lock keeps the reaper from seeing the child before it is
-// registered. The OS thread is locked because Linux ties Pdeathsig to the
-// thread that forked, not to the process (golang/go#27505).
+// Starts run in parallel: cmd.Start waits until the child has exec'd,
+// which takes as long as the kernel needs to close the thousands of
+// close-on-exec fds a large udsvisor holds, and one lock around it would
+// make 1,000 launches wait for each other. Instead, while a Start is in
+// flight, the reaper leaves unregistered exits alone (a child that died
+// before its registration stays a zombie, its pid and pgid pinned) and
+// looks again once the Start has registered it.
+//
+// The OS thread is locked because Linux ties Pdeathsig to the thread
+// that forked, not to the process (golang/go#27505).
 func (r *Reaper) Start(cmd *exec.Cmd, exited chan<- Exit) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.starting++
+	r.mu.Unlock()
+
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if err := cmd.Start(); err != nil {
-		return err
+	err := cmd.Start()
+	runtime.UnlockOSThread()
+
+	r.mu.Lock()
+	r.starting--
+	if err == nil {
+		r.procs[cmd.Process.Pid] = exited
 	}
-	r.procs[cmd.Process.Pid] = exited
-	return nil
+	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default: // a look is already pending
+	}
+	return err
 }
 
 // Signal sends sig to the process group of the registered child pid.
@@ -137,9 +163,10 @@ func (r *Reaper) reap() {
 			r.collect(pid)
 			continue
 		}
-		if !r.reapOrphans {
-			// Someone else's child (a test's os/exec): leave it to its
-			// owner and look at ours one by one.
+		if !r.reapOrphans || r.starting > 0 {
+			// Someone else's child (a test's os/exec), or one of a
+			// Start in flight, not registered yet: leave it and look
+			// at ours one by one. Start kicks the reaper afterwards.
 			r.scanRegistered()
 			return
 		}
