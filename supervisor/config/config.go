@@ -33,7 +33,7 @@ const (
 	DefaultUmask         = fs.FileMode(0o022)
 	DefaultPath          = "/usr/local/bin:/usr/bin:/bin"
 	DefaultMinUptime     = time.Second
-	DefaultStartLimit    = 12
+	DefaultStartLimit    = 10
 	DefaultControlMode   = fs.FileMode(0o660)
 )
 

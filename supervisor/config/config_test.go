@@ -238,7 +238,7 @@ path = "/run/udsv-config-test/min.sock"
 	s := cfg.Service("min")
 	uid, gid := lookupIDs(t, "daemon")
 	if s.Restart != RestartAlways || s.StopSignal != unix.SIGTERM || s.StopTimeout != 10*time.Second ||
-		s.MinUptime != time.Second || s.StartLimit != 12 || s.Umask != 0o022 || s.WorkingDir != "/" ||
+		s.MinUptime != time.Second || s.StartLimit != 10 || s.Umask != 0o022 || s.WorkingDir != "/" ||
 		s.Groups != nil || s.Environment != nil || s.AllowRoot || s.Group != "daemon" || s.GID != gid {
 		t.Errorf("defaults: %+v", s)
 	}
