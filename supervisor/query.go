@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -117,18 +119,42 @@ func (s *Supervisor) do(ctx context.Context, name string, o op, sig unix.Signal)
 
 // List returns every service for the control API, sorted by name.
 func (s *Supervisor) List(ctx context.Context) ([]api.Service, error) {
-	out := []api.Service{}
-	for _, name := range s.Names() {
-		a, err := s.Get(ctx, name)
+	if err := s.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	closing, services := s.closing, s.services
+	s.mu.RUnlock()
+	if closing {
+		return nil, ErrShuttingDown
+	}
+	// One consistent set: the map is replaced as a whole by a reload,
+	// never changed in place.
+	snaps := make([]*snapshot, 0, len(services))
+	for _, r := range services {
+		snap, err := r.svc.snapshot(ctx)
 		if errors.Is(err, ErrUnknownService) {
 			continue // removed by a reload meanwhile
 		}
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, a)
+		snaps = append(snaps, snap)
+	}
+	slices.SortFunc(snaps, func(a, b *snapshot) int { return strings.Compare(a.st.Name, b.st.Name) })
+	out := make([]api.Service, len(snaps))
+	for i, snap := range snaps {
+		out[i] = withUptime(snap.api)
 	}
 	return out, nil
+}
+
+// withUptime sets a.UptimeSeconds for now.
+func withUptime(a api.Service) api.Service {
+	if a.StartedAt != nil {
+		a.UptimeSeconds = time.Since(*a.StartedAt).Seconds()
+	}
+	return a
 }
 
 // Get returns one service for the control API.
@@ -141,11 +167,7 @@ func (s *Supervisor) Get(ctx context.Context, name string) (api.Service, error) 
 	if err != nil {
 		return api.Service{}, err
 	}
-	a := snap.api
-	if a.StartedAt != nil {
-		a.UptimeSeconds = time.Since(*a.StartedAt).Seconds()
-	}
-	return a, nil
+	return withUptime(snap.api), nil
 }
 
 // Logs returns the newest n lines the service wrote (all kept if n <= 0).
