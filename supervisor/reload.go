@@ -4,6 +4,7 @@ import (
 	"context"
 	"reflect"
 	"sort"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -130,7 +131,7 @@ func (s *Supervisor) Reload(ctx context.Context) (api.ReloadResult, error) {
 			}
 		}
 	}
-	releaseMemory()
+	time.AfterFunc(settleTime(cfg), releaseMemory)
 	s.log.Info("reloaded", zap.Strings("added", res.Added), zap.Strings("removed", res.Removed),
 		zap.Strings("changed", res.Changed), zap.Int("unchanged", len(res.Unchanged)))
 	return res, nil
