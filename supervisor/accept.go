@@ -20,11 +20,12 @@ import (
 // the watch waits for the first in the netpoller, at no cost while
 // nobody connects, and only then polls for the second, briefly.
 //
-// A connection that the process accepts before the watch sees it waiting
-// goes unnoticed; the process then counts as started once it has lived
-// min_uptime, as it would without the watch. After a crash, connections
-// queue while the next process starts, so that process's first accepts
-// are seen.
+// The watch begins before the process is launched. Connections that
+// queued while no process ran (after a crash, during a restart) are seen
+// waiting, so the first accepts of the next process are always seen. A
+// connection that arrives later and is accepted before the watch sees it
+// waiting goes unnoticed; the process then counts as started once it has
+// lived min_uptime, as it would without the watch.
 type acceptWatch struct {
 	// C receives one value once a connection was taken. Buffered 1:
 	// the watch goroutine must never wait for the service goroutine.

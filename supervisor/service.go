@@ -464,11 +464,16 @@ func (s *service) spawn() {
 		s.restarts++
 	}
 	s.started = true
+	// The watch begins before the launch, so that connections that
+	// queued for this process are seen waiting before it can take any;
+	// begun after, it could miss a process that accepts at once.
+	watch := watchAccept(s.files(), s.cfg.MinUptime)
 	pid, err := s.launchOnce()
 	if err != nil {
 		s.lastErr = err.Error()
 		s.log.Error("start failed", zap.Error(err))
 		if pid == 0 {
+			watch.stop()
 			// Nothing runs, so no exit will come: count it here. A
 			// service that could not even start has failed, whatever
 			// its restart policy.
@@ -490,8 +495,8 @@ func (s *service) spawn() {
 	s.transition(Starting)
 	// Started by whichever comes first: the first accept, or MinUptime.
 	s.arm(s.cfg.MinUptime)
-	if s.watch = watchAccept(s.files(), s.cfg.MinUptime); s.watch != nil {
-		s.acceptC = s.watch.C
+	if s.watch = watch; watch != nil {
+		s.acceptC = watch.C
 	}
 }
 
