@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/udsvisor/udsvisor/bench/internal/proc"
 	"github.com/udsvisor/udsvisor/bench/internal/report"
 )
 
@@ -21,7 +22,7 @@ type base struct {
 	handoff  Handoff // how this peer's services get their sockets
 	sleep    string  // the peer's own copy of /bin/sleep, for Holder
 	execs    *execWatch
-	proc     *Proc
+	child    *proc.Child
 }
 
 // prepared records services and starts counting the holder's
@@ -52,7 +53,7 @@ func (b *base) spawn(argv ...string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", b.name, err)
 	}
-	b.proc = p
+	b.child = p
 	return nil
 }
 
@@ -60,8 +61,8 @@ func (b *base) spawn(argv ...string) error {
 func (b *base) Stop() error {
 	var err error
 	b.execs.close()
-	if b.proc != nil {
-		err = b.proc.Kill()
+	if b.child != nil {
+		err = b.child.Kill()
 	}
 	if rerr := os.RemoveAll(b.dir); rerr != nil && err == nil {
 		err = rerr
@@ -89,22 +90,22 @@ func (b *base) waitRunning(ctx context.Context, timeout time.Duration, ready fun
 	deadline := time.Now().Add(timeout)
 	var at time.Time
 	if holders := b.holders(); holders > 0 && holders == len(b.services) && b.execs != nil {
-		t, err := b.execs.wait(ctx, holders, deadline, b.proc.Exited)
+		t, err := b.execs.wait(ctx, holders, deadline, b.child.Exited)
 		switch {
 		case err == nil:
 			at = t
 		case !errors.Is(err, errOverflow): // on overflow, the walk decides
-			return at, fmt.Errorf("%s: services not all running after %v: %w; log: %s", b.name, timeout, err, b.proc.LogTail(600))
+			return at, fmt.Errorf("%s: services not all running after %v: %w; log: %s", b.name, timeout, err, b.child.LogTail(600))
 		}
 	}
 	b.execs.close()
 	var got map[string]int
 	for {
-		if err := b.proc.Exited(); err != nil {
+		if err := b.child.Exited(); err != nil {
 			return at, err
 		}
 		got = map[string]int{}
-		for _, p := range Descendants(b.proc.Pid(), func(p Process) bool { return want[p.Comm] == 0 }) {
+		for _, p := range proc.Descendants(b.child.Pid(), func(p proc.Node) bool { return want[p.Comm] == 0 }) {
 			got[p.Comm]++
 		}
 		if done(want, got) && socketsExist(b.services, b.handoff) && (ready == nil || ready()) {
@@ -114,7 +115,7 @@ func (b *base) waitRunning(ctx context.Context, timeout time.Duration, ready fun
 			return at, nil
 		}
 		if time.Now().After(deadline) {
-			return at, fmt.Errorf("%s: services not all running after %v: want %v, found %v; log: %s", b.name, timeout, want, got, b.proc.LogTail(600))
+			return at, fmt.Errorf("%s: services not all running after %v: want %v, found %v; log: %s", b.name, timeout, want, got, b.child.LogTail(600))
 		}
 		select {
 		case <-ctx.Done():
@@ -159,15 +160,15 @@ func socketsExist(services []Service, h Handoff) bool {
 // helpers returns the root and its descendants whose comm is in names:
 // a supervisor's per-service helpers.
 func (b *base) helpers(names ...string) []int {
-	if b.proc == nil {
+	if b.child == nil {
 		return nil
 	}
 	is := map[string]bool{}
 	for _, n := range names {
 		is[n] = true
 	}
-	pids := []int{b.proc.Pid()}
-	for _, p := range Descendants(b.proc.Pid(), func(p Process) bool { return is[p.Comm] }) {
+	pids := []int{b.child.Pid()}
+	for _, p := range proc.Descendants(b.child.Pid(), func(p proc.Node) bool { return is[p.Comm] }) {
 		if is[p.Comm] {
 			pids = append(pids, p.Pid)
 		}

@@ -2,7 +2,6 @@ package peer
 
 import (
 	"encoding/binary"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -68,23 +67,6 @@ func TestExecPids(t *testing.T) {
 	}
 }
 
-func TestStatFields(t *testing.T) {
-	// A command name with spaces and a parenthesis, as a process may
-	// choose; fields after it: state, ppid, ..., utime (14), stime (15),
-	// cutime (16), cstime (17), ..., starttime (22).
-	line := "123 (a b) c) S 1 123 123 0 -1 4194560 10 0 0 0 7 3 5 2 20 0 1 0 9999 1000 100 18446744073709551615"
-	f, err := statFields([]byte(line))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f[1] != 1 || f[11] != 7 || f[12] != 3 || f[13] != 5 || f[14] != 2 || f[19] != 9999 {
-		t.Errorf("fields = %v", f)
-	}
-	if _, err := statFields([]byte("123 no parenthesis")); err == nil {
-		t.Error("a line without a command name parsed")
-	}
-}
-
 func TestShellJoin(t *testing.T) {
 	argv := []string{"/bin/echo", "it's", "a b", "$HOME"}
 	out, err := exec.Command("/bin/sh", "-c", "printf '%s|' "+shellJoin(argv[1:])).Output()
@@ -125,18 +107,5 @@ func TestArgv(t *testing.T) {
 	cmd := Command("crash", "/x/crash.sh", "-v")
 	if got := strings.Join(cmd.argv(FD0, "/x/sleep"), " "); got != "/x/crash.sh -v" || cmd.comm(FD0) != "" {
 		t.Errorf("command: %q, comm %q", got, cmd.comm(FD0))
-	}
-}
-
-func TestPSSOfSelf(t *testing.T) {
-	b, err := PSS([]int{os.Getpid()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b < 1<<20 {
-		t.Errorf("PSS of a Go test process = %d bytes, want over 1 MiB", b)
-	}
-	if _, err := PSS([]int{1 << 30}); err == nil {
-		t.Error("PSS of a pid that cannot exist gave no error")
 	}
 }

@@ -111,7 +111,7 @@ func (s *s6) waitHolder(ctx context.Context) error {
 			c.Close()
 			return nil
 		}
-		if err := s.proc.Exited(); err != nil {
+		if err := s.child.Exited(); err != nil {
 			return err
 		}
 		select {
@@ -120,7 +120,7 @@ func (s *s6) waitHolder(ctx context.Context) error {
 		case <-time.After(2 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("s6: the fd holder does not answer on %s: %s", s.holder(), s.proc.LogTail(600))
+	return fmt.Errorf("s6: the fd holder does not answer on %s: %s", s.holder(), s.child.LogTail(600))
 }
 
 // storeAll binds and stores every service socket, a few at a time.

@@ -6,7 +6,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -59,13 +58,7 @@ func (s *supervisord) Prepare(services []Service) error {
 	if err := os.WriteFile(s.conf(), []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("supervisord: %w", err)
 	}
-	s.client = &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", s.sock())
-		}},
-	}
+	s.client = controlClient(s.sock())
 	return nil
 }
 

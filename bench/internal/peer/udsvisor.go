@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -63,13 +62,7 @@ func (u *Udsvisor) Prepare(services []Service) error {
 	if err := os.WriteFile(u.ConfigPath(), []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("udsvisor: %w", err)
 	}
-	u.client = &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", u.control())
-		}},
-	}
+	u.client = controlClient(u.control())
 	return nil
 }
 

@@ -2,12 +2,55 @@ package proxypath
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"fmt"
 	"math"
+	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
+
+// The load: wrk's threads and connections. Two threads match the
+// machine's two vCPUs, which wrk, nginx and the backend share; 50
+// connections keep every process busy without queueing in the backlog.
+const (
+	wrkThreads     = 2
+	wrkConnections = 50
+)
+
+// runWrk runs one wrk measurement of url for dur and parses its output.
+// It gives up 15 s past dur: wrk stops on its own at dur (requests still
+// open then count as time-outs), so this bounds only a hang.
+func runWrk(ctx context.Context, url string, dur time.Duration) (wrkResult, error) {
+	wctx, cancel := context.WithTimeout(ctx, dur+15*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(wctx, "wrk",
+		"-t"+strconv.Itoa(wrkThreads), "-c"+strconv.Itoa(wrkConnections),
+		"-d"+strconv.Itoa(int(dur/time.Second))+"s", "--latency", url)
+	// Its own group, so that Ctrl-C reaches bench, which cancels ctx and
+	// kills wrk here, rather than wrk, which would print a partial run.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.WaitDelay = 2 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return wrkResult{}, fmt.Errorf("wrk stopped: %w", context.Cause(ctx))
+		}
+		return wrkResult{}, fmt.Errorf("wrk %s: %w: %s%s", url, err, stderr.String(), stdout.String())
+	}
+	res, err := parseWrk(stdout.String())
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("%w; wrk printed:\n%s", err, stdout.String())
+	}
+	if res.Requests == 0 {
+		return wrkResult{}, fmt.Errorf("wrk %s completed no request; it printed:\n%s", url, stdout.String())
+	}
+	return res, nil
+}
 
 // wrkResult is what one wrk run reports, as far as the figures need it.
 type wrkResult struct {

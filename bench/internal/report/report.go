@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 )
@@ -50,7 +51,12 @@ func (e *Env) Logf(format string, args ...any) {
 
 // Figure is one line of the table: the same measurement for every peer.
 type Figure struct {
-	Name   string // "kill storm, default config: failed of 4000"
+	// Name labels the row, e.g. "kill storm, default config: failed of
+	// 4000". It may hold the run's settings (the storm sends 4,000
+	// requests at its rate and length) but nothing measured, so that
+	// tables of runs with the same flags diff row by row; a measured
+	// total goes in a Result's Note.
+	Name   string
 	Unit   string // "ms", "MiB", "" for a count
 	Target string // udsvisor's target, e.g. "≤ 50 ms"; "" when none
 	// Results by peer; a peer that was not measured is absent.
@@ -60,8 +66,9 @@ type Figure struct {
 // Result is one peer's samples for a figure.
 type Result struct {
 	Samples []float64
-	// Note qualifies the samples ("refused", "ends failed"), or says why
-	// there are none ("not supported").
+	// Note qualifies the samples ("refused", "ends failed", a measured
+	// total such as "of 51234"), or says why there are none ("not
+	// supported").
 	Note string
 }
 
@@ -103,7 +110,7 @@ func Print(w io.Writer, peers []string, figs []Figure) error {
 		cells := make([]string, len(peers))
 		base := f.Results[Udsvisor].Median()
 		for i, p := range peers {
-			cells[i] = cell(f.Results[p], f.Unit, base, p == Udsvisor)
+			cells[i] = cell(f.Results[p], base, p == Udsvisor)
 		}
 		name := f.Name
 		if f.Unit != "" {
@@ -114,7 +121,9 @@ func Print(w io.Writer, peers []string, figs []Figure) error {
 	return tw.Flush()
 }
 
-func cell(r Result, unit string, base float64, isBase bool) string {
+// cell is one peer's entry in a row: the median, the min–max, the ratio
+// to base (udsvisor's median) unless isBase, and the note.
+func cell(r Result, base float64, isBase bool) string {
 	if len(r.Samples) == 0 {
 		if r.Note == "" {
 			return "-"
@@ -125,8 +134,8 @@ func cell(r Result, unit string, base float64, isBase bool) string {
 	if len(r.Samples) > 1 && r.Min() != r.Max() {
 		s += " [" + num(r.Min()) + "–" + num(r.Max()) + "]"
 	}
-	if !isBase && base > 0 && !math.IsNaN(base) {
-		s += fmt.Sprintf(" ×%.2g", r.Median()/base)
+	if !isBase {
+		s += ratio(r.Median(), base)
 	}
 	if r.Note != "" {
 		s += " " + r.Note
@@ -134,16 +143,40 @@ func cell(r Result, unit string, base float64, isBase bool) string {
 	return s
 }
 
-// num prints a figure with the precision it deserves.
+// ratio is " ×R", v's ratio to udsvisor's base with two significant
+// digits and never an exponent ("×1200", "×2.8", "×0.51"), or "" when
+// either is not a positive number. A zero on either side (no failed
+// request, an idle CPU of 0 ms) would print "×0" or "×Inf", which say
+// nothing about how far apart the two are: both values are in the row
+// already, so the cell keeps them and drops the ratio. Negative values
+// and NaN (no samples) get none either.
+func ratio(v, base float64) string {
+	if !(v > 0 && base > 0) || math.IsInf(v, 0) || math.IsInf(base, 0) {
+		return ""
+	}
+	return " ×" + sig2(v/base)
+}
+
+// sig2 prints v with two significant digits in plain decimal notation:
+// %.2g rounds it, and the rounded value is printed back without the
+// exponent %g would use from 1e+02 up or below 1e-04.
+func sig2(v float64) string {
+	r, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'g', 2, 64), 64)
+	return strconv.FormatFloat(r, 'f', -1, 64)
+}
+
+// num prints a figure with the precision it deserves: no decimals for
+// whole numbers and from 100 up, one from 10, two below, and two
+// significant digits below 0.01, where two decimals would print "0.00".
 func num(v float64) string {
 	switch a := math.Abs(v); {
-	case a == math.Trunc(a) && a < 1e6:
-		return fmt.Sprintf("%.0f", v)
-	case a >= 100:
+	case a == math.Trunc(a) || a >= 100:
 		return fmt.Sprintf("%.0f", v)
 	case a >= 10:
 		return fmt.Sprintf("%.1f", v)
-	default:
+	case a >= 0.01:
 		return fmt.Sprintf("%.2f", v)
+	default:
+		return sig2(v)
 	}
 }

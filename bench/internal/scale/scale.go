@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/udsvisor/udsvisor/bench/internal/peer"
+	"github.com/udsvisor/udsvisor/bench/internal/proc"
 	"github.com/udsvisor/udsvisor/bench/internal/report"
 )
 
@@ -154,15 +155,15 @@ func atSize(ctx context.Context, env *report.Env, dir string, n int, p params) (
 	}
 
 	// Idle: every peer up at once and nothing asked of any.
-	before := make([]peer.CPU, len(up))
+	before := make([]proc.CPU, len(up))
 	for i, r := range up {
-		before[i] = peer.CPUOf(r.sv.Pids())
+		before[i] = proc.CPUOf(r.sv.Pids())
 	}
 	if err := sleep(ctx, p.idleFor); err != nil {
 		return f, err
 	}
 	for i, r := range up {
-		after := peer.CPUOf(r.sv.Pids())
+		after := proc.CPUOf(r.sv.Pids())
 		f[mIdle].Results[r.name] = result(ms(after.Self - before[i].Self))
 	}
 
@@ -224,7 +225,7 @@ func statusCalls(ctx context.Context, sv peer.Peer, calls int) ([]float64, error
 }
 
 func pss(env *report.Env, r running) report.Result {
-	b, err := peer.PSS(r.sv.Pids())
+	b, err := proc.PSS(r.sv.Pids())
 	if err != nil {
 		env.Logf("scale: PSS under %s: %v", r.name, err)
 		return report.Result{Note: "error"}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/udsvisor/udsvisor/bench/internal/peer"
+	"github.com/udsvisor/udsvisor/bench/internal/proc"
 	"github.com/udsvisor/udsvisor/bench/internal/report"
 )
 
@@ -144,7 +145,7 @@ func (c *crashLoops) read(ctx context.Context, d time.Duration) ([]report.Figure
 			return nil, fmt.Errorf("crash loop under %s: %w", l.name, err)
 		}
 		// The whole life of the supervisor side: its start and the loop.
-		t := peer.CPUOf(l.sv.Pids())
+		t := proc.CPUOf(l.sv.Pids())
 		spawns.Results[l.name] = report.Result{Samples: []float64{float64(fi.Size())}}
 		cpu.Results[l.name] = report.Result{Samples: []float64{ms(t.Self)}}
 		all.Results[l.name] = report.Result{Samples: []float64{ms(t.Self + t.Children)}}

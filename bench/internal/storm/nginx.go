@@ -13,14 +13,15 @@ import (
 	"time"
 
 	"github.com/udsvisor/udsvisor/bench/internal/peer"
+	"github.com/udsvisor/udsvisor/bench/internal/proc"
 )
 
 // nginx is a private nginx: its own config, pid file, logs and temp
 // paths in a scratch directory, listening on a free loopback port.
 type nginx struct {
-	dir  string
-	addr string // 127.0.0.1:PORT
-	proc *peer.Proc
+	dir   string
+	addr  string // 127.0.0.1:PORT
+	child *proc.Child
 }
 
 // freeAddr returns a loopback address nothing listens on now.
@@ -89,7 +90,7 @@ http {
 	if err != nil {
 		return fmt.Errorf("nginx: %w", err)
 	}
-	n.proc = p
+	n.child = p
 	return nil
 }
 
@@ -100,7 +101,7 @@ func (n *nginx) waitOK(ctx context.Context, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	var last string
 	for time.Now().Before(deadline) {
-		if err := n.proc.Exited(); err != nil {
+		if err := n.child.Exited(); err != nil {
 			return fmt.Errorf("nginx: %w", err)
 		}
 		resp, err := client.Get("http://" + n.addr + "/")
@@ -124,10 +125,10 @@ func (n *nginx) waitOK(ctx context.Context, limit time.Duration) error {
 }
 
 func (n *nginx) stop() error {
-	if n.proc == nil {
+	if n.child == nil {
 		return nil
 	}
-	return n.proc.Kill()
+	return n.child.Kill()
 }
 
 // upstreamErrors counts nginx's upstream errors in its error log by

@@ -1,0 +1,111 @@
+package proxypath
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/udsvisor/udsvisor/bench/internal/proc"
+)
+
+// servicesTOML is udsvisor's config: the backend as nobody on a socket
+// nginx's workers (group www-data) may connect to, with its own control
+// socket so that it never meets another udsvisor's.
+const servicesTOML = `# Written by bench's proxypath part; removed with its directory.
+[supervisor]
+control_socket = %[1]q
+
+[services.backend]
+command = [%[2]q]
+user = "nobody"
+# The backend ends at once on SIGTERM; should it not, cleanup need not
+# wait the default 10s.
+stop_timeout = "2s"
+
+[[services.backend.sockets]]
+name = "http"
+path = %[3]q
+group = "www-data"
+mode = "0660"
+directory_mode = "0750"
+`
+
+// startUdsvisor runs `udsvisor up` on the backend and waits until the
+// socket answers.
+func (p *part) startUdsvisor(ctx context.Context) error {
+	conf := filepath.Join(p.dir, "services.toml")
+	text := fmt.Sprintf(servicesTOML, filepath.Join(p.dir, "ctl", "control.sock"), p.env.Backend, p.sock)
+	// udsvisor refuses a config that is writable by anyone but root.
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		return fmt.Errorf("udsvisor config: %w", err)
+	}
+	var err error
+	p.udsvisor, err = proc.Start("udsvisor up", filepath.Join(p.dir, "udsvisor.log"),
+		exec.Command(p.env.Udsvisor, "up", "-c", conf))
+	if err != nil {
+		return err
+	}
+	client := unixClient(p.sock)
+	defer client.CloseIdleConnections()
+	p.unixPID, err = waitAnswer(ctx, client, "http://backend/", p.udsvisor, 0)
+	if err != nil {
+		return fmt.Errorf("backend on %s under udsvisor: %w", p.sock, err)
+	}
+	p.env.Logf("proxypath: backend under udsvisor on %s, pid %d", p.sock, p.unixPID)
+	return nil
+}
+
+// startTCPBackend runs the same backend binary as nobody, binding
+// 127.0.0.1 itself, with the environment udsvisor gives its services (so
+// that no GOGC or GOMAXPROCS of bench's makes it a different program).
+func (p *part) startTCPBackend(ctx context.Context, nobody ids) error {
+	cmd := exec.Command(p.env.Backend, "-bind", p.tcpAddr)
+	cmd.Dir = "/"
+	cmd.Env = []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"HOME=" + nobody.home, "USER=nobody", "LOGNAME=nobody",
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		// An empty Groups drops root's supplementary groups, as udsvisor
+		// does for its services.
+		Credential: &syscall.Credential{Uid: nobody.uid, Gid: nobody.gid, Groups: []uint32{}},
+	}
+	var err error
+	p.tcpBackend, err = proc.Start("TCP backend", filepath.Join(p.dir, "tcp-backend.log"), cmd)
+	if err != nil {
+		return err
+	}
+	client := tcpClient()
+	defer client.CloseIdleConnections()
+	p.tcpPID, err = waitAnswer(ctx, client, "http://"+p.tcpAddr+"/", p.tcpBackend, p.tcpBackend.Pid())
+	if err != nil {
+		return fmt.Errorf("backend on %s: %w", p.tcpAddr, err)
+	}
+	p.env.Logf("proxypath: backend on %s, pid %d", p.tcpAddr, p.tcpPID)
+	return nil
+}
+
+// ids are a user's numeric ids and home directory.
+type ids struct {
+	uid, gid uint32
+	home     string
+}
+
+func lookupIDs(name string) (ids, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return ids{}, fmt.Errorf("user %s: %w", name, err)
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err := errors.Join(err1, err2); err != nil {
+		return ids{}, fmt.Errorf("user %s: ids %s:%s: %w", name, u.Uid, u.Gid, err)
+	}
+	return ids{uid: uint32(uid), gid: uint32(gid), home: u.HomeDir}, nil
+}
