@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,39 +87,32 @@ func (r *Reaper) Run(ctx context.Context) {
 	}
 }
 
-// Start starts cmd and registers its pid; exited receives its Exit and
-// must have room for it (capacity 1: a service has one child at a time).
+// Start calls start, which forks a child and returns its pid, and
+// registers the pid; exited receives its Exit and must have room for it
+// (capacity 1: a service has one child at a time).
 //
-// Starts run in parallel: cmd.Start waits until the child has exec'd,
-// which takes as long as the kernel needs to close the thousands of
-// close-on-exec fds a large udsvisor holds, and one lock around it would
-// make 1,000 launches wait for each other. Instead, while a Start is in
-// flight, the reaper leaves unregistered exits alone (a child that died
-// before its registration stays a zombie, its pid and pgid pinned) and
-// looks again once the Start has registered it.
-//
-// The OS thread is locked because Linux ties Pdeathsig to the thread
-// that forked, not to the process (golang/go#27505).
-func (r *Reaper) Start(cmd *exec.Cmd, exited chan<- Exit) error {
+// Starts run in parallel, without a lock around the fork: while a Start
+// is in flight, the reaper leaves unregistered exits alone (a child that
+// died before its registration stays a zombie, its pid and pgid pinned)
+// and looks again once the Start has registered it.
+func (r *Reaper) Start(start func() (int, error), exited chan<- Exit) (int, error) {
 	r.mu.Lock()
 	r.starting++
 	r.mu.Unlock()
 
-	runtime.LockOSThread()
-	err := cmd.Start()
-	runtime.UnlockOSThread()
+	pid, err := start()
 
 	r.mu.Lock()
 	r.starting--
 	if err == nil {
-		r.procs[cmd.Process.Pid] = exited
+		r.procs[pid] = exited
 	}
 	r.mu.Unlock()
 	select {
 	case r.kick <- struct{}{}:
 	default: // a look is already pending
 	}
-	return err
+	return pid, err
 }
 
 // Signal sends sig to the process group of the registered child pid.

@@ -52,14 +52,16 @@ type service struct {
 	// mend repairs the sockets after every exit, before a restart: it
 	// rebinds a socket the process shut down and links a name the process
 	// (or anyone) unlinked.
-	mend   func()
-	env    []string // the child's environment, built once
-	exe    string   // the launch helper (the udsvisor binary)
-	reaper *Reaper
-	outs   *outputs
-	log    svcLog
-	logs   *logRing
-	cmds   chan request
+	mend func()
+	env  []string // the child's environment, built once
+	exe  string   // the launch helper (the udsvisor binary)
+	// launcher forks the helper from a thread with a small fd table.
+	launcher *privdrop.Launcher
+	reaper   *Reaper
+	outs     *outputs
+	log      svcLog
+	logs     *logRing
+	cmds     chan request
 	// done is closed when run returns; requests then fail with
 	// errServiceGone instead of waiting forever.
 	done chan struct{}
@@ -104,22 +106,23 @@ type snapshot struct {
 	api api.Service
 }
 
-func newService(cfg *config.Service, files func() []*os.File, mend func(), exe string, reaper *Reaper, outs *outputs, logs *logRing, log svcLog) *service {
+func newService(cfg *config.Service, files func() []*os.File, mend func(), exe string, launcher *privdrop.Launcher, reaper *Reaper, outs *outputs, logs *logRing, log svcLog) *service {
 	s := &service{
-		cfg:    cfg,
-		files:  files,
-		mend:   mend,
-		env:    childEnv(cfg),
-		exe:    exe,
-		reaper: reaper,
-		outs:   outs,
-		log:    log,
-		logs:   logs,
-		cmds:   make(chan request),
-		exited: make(chan Exit, 1),
-		done:   make(chan struct{}),
-		st:     Stopped,
-		since:  time.Now(),
+		cfg:      cfg,
+		files:    files,
+		mend:     mend,
+		env:      childEnv(cfg),
+		exe:      exe,
+		launcher: launcher,
+		reaper:   reaper,
+		outs:     outs,
+		log:      log,
+		logs:     logs,
+		cmds:     make(chan request),
+		exited:   make(chan Exit, 1),
+		done:     make(chan struct{}),
+		st:       Stopped,
+		since:    time.Now(),
 	}
 	s.sockets = apiSockets(cfg)
 	s.publish()
@@ -551,13 +554,13 @@ func (s *service) launch() (int, error) {
 		stderr.abort()
 		return 0, fmt.Errorf("start %s: %w", s.cfg.Name, err)
 	}
-	if err := s.reaper.Start(l.Cmd, s.exited); err != nil {
+	pid, err := s.reaper.Start(func() (int, error) { return s.launcher.Start(l) }, s.exited)
+	if err != nil {
 		l.Abort()
 		stdout.abort()
 		stderr.abort()
 		return 0, fmt.Errorf("start %s: %w", s.cfg.Name, err)
 	}
-	pid := l.Cmd.Process.Pid
 	stdout.start(pid)
 	stderr.start(pid)
 	// A helper that neither execs nor reports within a generous bound is
@@ -569,8 +572,6 @@ func (s *service) launch() (int, error) {
 	})
 	err = l.AfterStart()
 	watchdog.Stop()
-	// The reaper owns the wait; release the pidfd os/exec opened.
-	_ = l.Cmd.Process.Release()
 	if err != nil {
 		return pid, fmt.Errorf("start %s: %w", s.cfg.Name, err)
 	}

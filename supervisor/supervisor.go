@@ -37,6 +37,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/udsvisor/udsvisor/privdrop"
 	"github.com/udsvisor/udsvisor/sockets"
 	"github.com/udsvisor/udsvisor/supervisor/config"
 )
@@ -57,8 +58,10 @@ type Supervisor struct {
 	log    *zap.Logger
 	opts   Options
 	reaper *Reaper
-	outs   *outputs      // set by Run before the first service exists
-	ready  chan struct{} // closed once the first services exist
+	// launcher and outs are set by Run before the first service exists.
+	launcher *privdrop.Launcher
+	outs     *outputs
+	ready    chan struct{} // closed once the first services exist
 
 	// reloadMu serialises Reload and shutdown, the only writers of the
 	// fields below mu.
@@ -111,6 +114,15 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) *Supervisor {
 // started, if not nil, is called once every service has been started.
 func (s *Supervisor) Run(ctx context.Context, started func()) error {
 	cfg := s.cfg // Reload replaces s.cfg once ready is closed
+	// First, while udsvisor holds few fds: the launcher's thread keeps
+	// a copy of the fd table as it is now, and forks from it.
+	launcher, err := privdrop.NewLauncher(launchThreads)
+	if err != nil {
+		return fmt.Errorf("start the launcher: %w", err)
+	}
+	// Closed last: it kills whatever it started that still runs.
+	defer launcher.Close()
+	s.launcher = launcher
 	pool, err := s.bindAll(cfg, nil)
 	if err != nil {
 		return err
@@ -181,10 +193,15 @@ func (s *Supervisor) Run(ctx context.Context, started func()) error {
 // does not hold udsvisor up longer.
 const outputGrace = time.Second
 
+// launchThreads is how many threads fork launch helpers: a fork returns
+// once its child has exec'd, and a few in parallel keep both CPUs of a
+// small machine busy while a thousand services start.
+const launchThreads = 4
+
 // startParallel bounds the launches in flight at once. Each launch waits
 // for its helper to exec the command; forks themselves are serialised by
-// the reaper, so a few in flight keep every CPU busy without a thousand
-// helpers competing at once.
+// the launcher, so a few in flight keep every CPU busy without a
+// thousand helpers competing at once.
 const startParallel = 8
 
 // startAll starts every service in rs, a few at a time, and returns once
@@ -276,7 +293,7 @@ func (s *Supervisor) launchService(c *config.Service, logs *logRing) *running {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{svc: newService(c, files, mend, s.opts.Exe, s.reaper, s.outs, logs, log), cancel: cancel}
+	r := &running{svc: newService(c, files, mend, s.opts.Exe, s.launcher, s.reaper, s.outs, logs, log), cancel: cancel}
 	go r.svc.run(ctx)
 	return r
 }

@@ -1,0 +1,244 @@
+package privdrop
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Launcher starts launch helpers from OS threads of its own, whose file
+// descriptor tables hold almost nothing.
+//
+// A fork copies the forking thread's fd table, and the exec then closes
+// every close-on-exec entry of the copy. With 1,000 services udsvisor
+// holds some 5,000 fds (the sockets, their directory and node handles,
+// the output pipes), so each launch from an ordinary thread copied and
+// closed 5,000 fds: a cost that grows with every service, paid by every
+// start. Each launcher thread unshares its fd table (unshare(2)
+// CLONE_FILES) when it is created, while the table is small, and
+// receives the fds of each launch over a socket pair (SCM_RIGHTS); the
+// child then inherits a dozen fds whatever the number of services.
+// A fork returns only once the child has exec'd, so a few threads keep
+// the CPUs busy while a thousand services start.
+//
+// The threads are also where the kernel ties each child's parent-death
+// signal (golang/go#27505): they live until Close, which must come after
+// every child has been stopped.
+type Launcher struct {
+	// idle holds the threads not serving a Start; a Start takes one,
+	// so that its message on the thread's socket pair and its request
+	// belong together.
+	idle    chan *launchThread
+	threads []*launchThread
+	quit    chan struct{}
+	once    sync.Once
+}
+
+// launchThread is one launcher thread and the means to talk to it.
+type launchThread struct {
+	sock int // our end of its socket pair, in the process's fd table
+	reqs chan launchReq
+	done chan struct{} // closed when the thread's goroutine has ended
+}
+
+type launchReq struct {
+	l     *Launch
+	nfds  int
+	reply chan launchResult // capacity 1: the launcher never waits for the caller
+}
+
+type launchResult struct {
+	pid int
+	err error
+}
+
+// NewLauncher starts n launcher threads (at least one). Create it early,
+// before the process opens many fds: each thread's table is a copy of
+// the process's at this moment, and the files in it stay open until
+// Close.
+func NewLauncher(n int) (*Launcher, error) {
+	ln := &Launcher{idle: make(chan *launchThread, max(n, 1)), quit: make(chan struct{})}
+	for range max(n, 1) {
+		t, err := ln.startThread()
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		ln.threads = append(ln.threads, t)
+		ln.idle <- t
+	}
+	return ln, nil
+}
+
+func (ln *Launcher) startThread() (*launchThread, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("socketpair", err)
+	}
+	t := &launchThread{sock: fds[0], reqs: make(chan launchReq), done: make(chan struct{})}
+	ready := make(chan error, 1) // the thread reports once, without waiting
+	go t.run(fds[1], ln.quit, ready)
+	err = <-ready
+	// The thread's table has its own copy of fds[1]; the process's copy
+	// is not needed (nor, after a failure, the thread's).
+	unix.Close(fds[1])
+	if err != nil {
+		unix.Close(fds[0])
+		return nil, err
+	}
+	return t, nil
+}
+
+// Close ends the launcher's threads, which kills every child they forked
+// that is still alive (parent-death signal): call it once they are gone.
+func (ln *Launcher) Close() {
+	ln.once.Do(func() {
+		close(ln.quit)
+		for _, t := range ln.threads {
+			<-t.done
+			unix.Close(t.sock)
+		}
+	})
+}
+
+// Start forks and execs l's command (the launch helper) from the
+// launcher's thread, with l.Cmd's arguments, environment, stdout,
+// stderr, extra files and SysProcAttr, and stdin on /dev/null, as
+// l.Cmd.Start would. l.Cmd itself is not started; the caller then calls
+// l.AfterStart, or l.Abort when Start fails.
+func (ln *Launcher) Start(l *Launch) (int, error) {
+	var t *launchThread
+	select {
+	case <-ln.quit:
+		return 0, fmt.Errorf("launch %s: the launcher is closed", l.Cmd.Path)
+	case t = <-ln.idle:
+	}
+	defer func() { ln.idle <- t }()
+	fds := []int{-1, -1} // stdout, stderr: -1 is /dev/null
+	for i, w := range []any{l.Cmd.Stdout, l.Cmd.Stderr} {
+		if f, ok := w.(*os.File); ok && f != nil {
+			fds[i] = int(f.Fd())
+		} else if w != nil {
+			return 0, fmt.Errorf("launch %s: stdout and stderr must be files", l.Cmd.Path)
+		}
+	}
+	for _, f := range l.Cmd.ExtraFiles {
+		fds = append(fds, int(f.Fd()))
+	}
+	var send []int
+	for _, fd := range fds {
+		if fd >= 0 {
+			send = append(send, fd)
+		}
+	}
+
+	// Sent from this goroutine's thread, which shares the process's fd
+	// table, where these numbers mean l's files.
+	err := unix.Sendmsg(t.sock, []byte{0}, unix.UnixRights(send...), nil, 0)
+	runtime.KeepAlive(l)
+	if err != nil {
+		return 0, fmt.Errorf("launch %s: pass fds to the launcher: %w", l.Cmd.Path, os.NewSyscallError("sendmsg", err))
+	}
+	reply := make(chan launchResult, 1)
+	select {
+	case t.reqs <- launchReq{l: l, nfds: len(send), reply: reply}:
+	case <-t.done:
+		return 0, fmt.Errorf("launch %s: the launcher is closed", l.Cmd.Path)
+	}
+	r := <-reply
+	return r.pid, r.err
+}
+
+// run locks the goroutine to a thread other than the main one, gives
+// that thread a table of its own and serves launches on it until quit.
+// It never unlocks: the thread, with its private table, ends with the
+// goroutine instead of going back to the runtime's pool.
+func (t *launchThread) run(peer int, quit <-chan struct{}, ready chan<- error) {
+	runtime.LockOSThread()
+	if unix.Gettid() == unix.Getpid() {
+		// The main thread's table is the one /proc/self/fd shows, which
+		// the sockets package binds through: it must stay the
+		// process's. Hold the main thread while another goroutine locks
+		// a thread, which therefore cannot be this one, then let go.
+		locked := make(chan struct{})
+		go func() {
+			runtime.LockOSThread()
+			close(locked)
+			t.serve(peer, quit, ready)
+		}()
+		<-locked
+		runtime.UnlockOSThread()
+		return
+	}
+	t.serve(peer, quit, ready)
+}
+
+func (t *launchThread) serve(peer int, quit <-chan struct{}, ready chan<- error) {
+	defer close(t.done)
+	// The runtime's own fds (its epoll and event fds) are in the copy
+	// and must stay: the runtime may use them from any thread.
+	if err := unix.Unshare(unix.CLONE_FILES); err != nil {
+		ready <- os.NewSyscallError("unshare CLONE_FILES", err)
+		return
+	}
+	devnull, err := unix.Open(os.DevNull, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		ready <- &os.PathError{Op: "open", Path: os.DevNull, Err: err}
+		return
+	}
+	ready <- nil
+	for {
+		select {
+		case <-quit:
+			return
+		case r := <-t.reqs:
+			pid, err := forkFrom(peer, devnull, r)
+			r.reply <- launchResult{pid, err}
+		}
+	}
+}
+
+// forkFrom receives r's fds into the launcher's table and forks and
+// execs the helper with them; it runs on the launcher's thread.
+func forkFrom(peer, devnull int, r launchReq) (int, error) {
+	c := r.l.Cmd
+	oob := make([]byte, unix.CmsgSpace(4*r.nfds))
+	_, oobn, _, _, err := unix.Recvmsg(peer, make([]byte, 1), oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return 0, fmt.Errorf("launch %s: receive fds: %w", c.Path, os.NewSyscallError("recvmsg", err))
+	}
+	var got []int
+	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(msgs) == 1 {
+		got, _ = unix.ParseUnixRights(&msgs[0])
+	}
+	defer func() {
+		for _, fd := range got {
+			unix.Close(fd)
+		}
+	}()
+	if len(got) != r.nfds {
+		return 0, fmt.Errorf("launch %s: received %d fds, want %d", c.Path, len(got), r.nfds)
+	}
+	files := []uintptr{uintptr(devnull)}
+	next := 0
+	for _, w := range []any{c.Stdout, c.Stderr} {
+		if f, ok := w.(*os.File); ok && f != nil {
+			files = append(files, uintptr(got[next]))
+			next++
+		} else {
+			files = append(files, uintptr(devnull))
+		}
+	}
+	for _, fd := range got[next:] {
+		files = append(files, uintptr(fd))
+	}
+	pid, err := syscall.ForkExec(c.Path, c.Args, &syscall.ProcAttr{Env: c.Env, Files: files, Sys: c.SysProcAttr})
+	if err != nil {
+		return 0, &os.PathError{Op: "fork/exec", Path: c.Path, Err: err}
+	}
+	return pid, nil
+}
