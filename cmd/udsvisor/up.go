@@ -182,7 +182,7 @@ func notify(log *zap.Logger, state string) {
 // controlConnLimit: its own (runtime, log, control socket and its
 // directories), each socket's (the socket, an O_PATH fd of its node and
 // of its directories) and each service's (the read ends of its output
-// pipes, plus the pipes and pidfd of a launch in progress).
+// pipes, plus the pipes of a launch in progress).
 const (
 	fdsOwn        = 32
 	fdsPerSocket  = 4
