@@ -51,9 +51,17 @@ func TestServingProcessRestartsWithoutBackoff(t *testing.T) {
 		if rep.Pid == pid {
 			t.Fatalf("kill %d: answered by the killed pid %d", i+1, pid)
 		}
-		st := h.waitState("web", Running)
-		if st.Pid != rep.Pid || st.Failures != 0 {
-			t.Fatalf("kill %d: running pid %d with %d failures; want pid %d and none", i+1, st.Pid, st.Failures, rep.Pid)
+		// The status is published once the launch is over, which may
+		// be a moment after the new process has answered.
+		var st Status
+		testutil.Eventually(t, 20*time.Second, func() error {
+			if st = h.status("web"); st.State != Running || st.Pid != rep.Pid {
+				return fmt.Errorf("kill %d: %s with pid %d; want running with pid %d", i+1, st.State, st.Pid, rep.Pid)
+			}
+			return nil
+		})
+		if st.Failures != 0 {
+			t.Fatalf("kill %d: running pid %d with %d failures; want none", i+1, st.Pid, st.Failures)
 		}
 		if age := time.Since(st.StartedAt); age > time.Minute {
 			t.Fatalf("kill %d: process is %v old", i+1, age)
