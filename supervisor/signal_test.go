@@ -16,13 +16,16 @@ import (
 // T23: signals race a service that exits and restarts all the time. A
 // signal reaches only a live, unreaped process group of the service, so
 // strangers (here sleepers of another user, in their own sessions, that
-// SIGUSR1 would kill) never receive one, however pids are reused.
+// SIGUSR1 would kill) never receive one, however pids are reused. The
+// service ignores SIGUSR1 (an ignored signal stays ignored across exec),
+// so that it keeps living its 5 ms and restarting, rather than dying of
+// the signals before it started and backing off.
 func TestT23SignalsNeverReachAReusedPid(t *testing.T) {
 	users(t)
 	b := testutil.EnsureUser(t, "udsv-b")
 	h := start(t, `
 [services.flappy]
-command = ["/bin/sleep", "0.005"]
+command = ["/bin/sh", "-c", "trap '' USR1; exec /bin/sleep 0.005"]
 user = "udsv-a"
 min_uptime = "1ms"
 start_limit = 0
