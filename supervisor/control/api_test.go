@@ -3,7 +3,6 @@ package control
 import (
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -235,23 +234,8 @@ func TestBackendErrorMapping(t *testing.T) {
 // rendered by the server; without it, JSON as before.
 func TestListAsTable(t *testing.T) {
 	ts := rootServer(t, newFake())
-	c := ts.client()
-	defer c.CloseIdleConnections()
-	req, err := http.NewRequest("GET", "http://udsvisor/v1/services", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Accept", "text/plain")
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(string(b), "\n")
+	resp, b := ts.send(t, "GET", "/v1/services", "", http.Header{"Accept": {"text/plain"}})
+	lines := strings.Split(b, "\n")
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != api.TableType || len(lines) != 4 ||
 		!strings.HasPrefix(lines[0], "NAME  STATE    PID   UPTIME") ||
 		!strings.HasPrefix(lines[1], "db    stopped  -     -") ||

@@ -238,11 +238,22 @@ func (ts *testServer) client() *http.Client {
 // do sends one request as root and returns the status and body.
 func (ts *testServer) do(t *testing.T, method, path, body string) (int, string) {
 	t.Helper()
+	resp, b := ts.send(t, method, path, body, nil)
+	return resp.StatusCode, b
+}
+
+// send sends one request as root with the given headers and returns the
+// response, its body read.
+func (ts *testServer) send(t *testing.T, method, path, body string, header http.Header) (*http.Response, string) {
+	t.Helper()
 	c := ts.client()
 	defer c.CloseIdleConnections()
 	req, err := http.NewRequest(method, "http://udsvisor"+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -253,5 +264,5 @@ func (ts *testServer) do(t *testing.T, method, path, body string) (int, string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, string(b)
+	return resp, string(b)
 }
