@@ -27,10 +27,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"runtime/debug"
-	"runtime/metrics"
 	"sort"
 	"sync"
 	"time"
@@ -240,28 +238,12 @@ func settleTime(cfg *config.Config) time.Duration {
 // releaseMemory hands the memory of a burst (the config's parse tree,
 // the launches' buffers and stacks) back to the system at once. Without
 // it the runtime returns it only over minutes, and an idle udsvisor
-// would keep megabytes it no longer uses.
-//
-// It then sets the runtime's soft memory limit a little above what is
-// left, so that the garbage of a later burst (a thousand-service status
-// every second, a log flood) is collected and returned early instead of
-// growing the heap to twice its size and staying there. It is a soft
-// limit: past it the runtime only collects more often, never fails.
+// would keep megabytes it no longer uses. No memory limit is set: logs
+// kept for ctl logs grow the live heap legitimately, and a limit below
+// it would make the collector run without end.
 func releaseMemory() {
-	debug.SetMemoryLimit(math.MaxInt64) // measure without the old limit
 	debug.FreeOSMemory()
-	sample := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
-	metrics.Read(sample)
-	if sample[0].Value.Kind() != metrics.KindUint64 || sample[1].Value.Kind() != metrics.KindUint64 {
-		return
-	}
-	inUse := sample[0].Value.Uint64() - sample[1].Value.Uint64()
-	debug.SetMemoryLimit(int64(inUse + inUse/8 + memoryHeadroom))
 }
-
-// memoryHeadroom is added to the memory limit for a small config, whose
-// bursts are large next to its own size.
-const memoryHeadroom = 2 << 20
 
 func maps(m map[string]*running) []*running {
 	rs := make([]*running, 0, len(m))
