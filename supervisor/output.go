@@ -210,7 +210,10 @@ func (out *output) feed(b []byte) {
 func (out *output) emit() {
 	text := string(out.partial)
 	out.partial = nil
-	out.log.Info(text, zap.Int("pid", out.pid), zap.String("stream", out.stream))
+	// Escaped for udsvisor's own log, whose console format writes the
+	// message raw; the ring keeps the line as written (ctl logs escapes
+	// it when it prints, the JSON API when it encodes).
+	out.log.Info(api.Printable(text), zap.Int("pid", out.pid), zap.String("stream", out.stream))
 	out.ring.add(api.LogLine{Time: time.Now(), Pid: out.pid, Stream: out.stream, Line: text})
 }
 

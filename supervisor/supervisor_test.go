@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/udsvisor/udsvisor/internal/testutil"
+	"github.com/udsvisor/udsvisor/supervisor/api"
 )
 
 const appConfig = `
@@ -309,4 +310,30 @@ func TestChildOutputIsLogged(t *testing.T) {
 		}
 		return fmt.Errorf("no log line with the child's output, service and pid")
 	})
+}
+
+// T31: a service's output cannot drive the terminal of whoever reads
+// udsvisor's log: control characters reach the log escaped, while the
+// lines kept for ctl logs are what the service wrote.
+func TestT31OutputEscapedInTheLog(t *testing.T) {
+	users(t)
+	const evil = `\u001b]0;owned\u0007\u001b[2J\rfake`
+	h := start(t, strings.Replace(appConfig, `command = ["$APP"]`, `command = ["$APP", "-hello", "`+evil+`"]`, 1))
+	const escaped = `\x1b]0;owned\a\x1b[2J\rfake`
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if !strings.Contains(h.logs.String(), escaped+" (stderr)") {
+			return fmt.Errorf("no escaped line in the log")
+		}
+		return nil
+	})
+	if i := strings.IndexAny(h.logs.String(), "\x1b\a\r"); i >= 0 {
+		t.Errorf("the log holds a raw control character at byte %d", i)
+	}
+	lines, err := h.sup.Logs(t.Context(), "app", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(lines, func(l api.LogLine) bool { return l.Line == "\x1b]0;owned\a\x1b[2J\rfake" }) {
+		t.Errorf("kept lines %+v, want the line as written among them", lines)
+	}
 }

@@ -8,10 +8,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
-	"unicode"
 
 	"github.com/udsvisor/udsvisor/supervisor/api"
 	"github.com/udsvisor/udsvisor/supervisor/control/client"
@@ -116,29 +114,8 @@ const logTime = "2006-01-02T15:04:05.000Z07:00"
 
 // formatLogLine writes l as "TIME NAME[PID] STREAM: text\n".
 func formatLogLine(name string, l api.LogLine) string {
-	return fmt.Sprintf("%s %s[%d] %s: %s\n", l.Time.UTC().Format(logTime), name, l.Pid, l.Stream, printable(l.Line))
+	return fmt.Sprintf("%s %s[%d] %s: %s\n", l.Time.UTC().Format(logTime), name, l.Pid, l.Stream, api.Printable(l.Line))
 }
-
-// printable escapes control characters: a line comes from an unprivileged
-// service and must not drive the operator's terminal (escape sequences
-// can retitle it, hide text or, on some terminals, inject input).
-func printable(s string) string {
-	if !strings.ContainsFunc(s, isControl) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if isControl(r) {
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-func isControl(r rune) bool { return r != '\t' && unicode.IsControl(r) }
 
 // reload is `ctl reload`: it prints what the new config changed.
 func (c *ctl) reload(ctx context.Context, args []string) error {
