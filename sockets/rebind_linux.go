@@ -121,7 +121,7 @@ func (b *binder) rebindUnix(l *Listener) error {
 	unix.Close(oldNode)
 
 	var errs []error
-	if err := linkPrivate(l.node, l.dir, name, p); err != nil {
+	if err := b.linkPrivate(l.node, l.dir, name, p); err != nil {
 		// The private name still keeps the dead socket's inode; drop it
 		// so that nothing mistakes it for the live one.
 		unlinkIfSame(l.dir, privateName(name), &oldSt)

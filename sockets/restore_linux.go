@@ -16,19 +16,26 @@ import (
 // otherwise leave a listening socket nobody can reach.
 func privateName(name string) string { return "." + name + ".udsvisor" }
 
-// linkPrivate gives the published socket node its private name, replacing
-// a leftover of an earlier run (the directory is verified root-only).
-func linkPrivate(node, dirfd int, name, path string) error {
+// linkPrivate gives the published socket node its private name. Only a
+// leftover of an earlier run is replaced there: a socket nobody listens
+// on. Anything else at that name (another socket that is live, a file)
+// is left alone and the bind fails (T30); config validation already
+// refuses socket paths of that form.
+func (b *binder) linkPrivate(node, dirfd int, name, path string) error {
+	priv := privateName(name)
+	privPath := filepath.Join(filepath.Dir(path), priv)
+	if err := b.probe(dirfd, priv, privPath); err != nil && err != errVanished {
+		return fmt.Errorf("socket %s: its private name: %w", path, err)
+	}
 	tmp := tempName(dirfd, name)
 	// AT_EMPTY_PATH links the very inode node refers to; it needs
 	// CAP_DAC_READ_SEARCH, which root has.
 	if err := unix.Linkat(node, "", dirfd, tmp, unix.AT_EMPTY_PATH); err != nil {
 		return &os.PathError{Op: "link", Path: filepath.Join(filepath.Dir(path), tmp), Err: err}
 	}
-	priv := privateName(name)
 	if err := unix.Renameat(dirfd, tmp, dirfd, priv); err != nil {
 		unix.Unlinkat(dirfd, tmp, 0)
-		return &os.PathError{Op: "rename", Path: filepath.Join(filepath.Dir(path), priv), Err: err}
+		return &os.PathError{Op: "rename", Path: privPath, Err: err}
 	}
 	return nil
 }

@@ -47,7 +47,7 @@ func (b *binder) bindUnix(spec Spec) (l *Listener, err error) {
 		return nil, err
 	}
 	n.tmp = ""
-	if err := linkPrivate(n.node, dirfd, name, spec.Path); err != nil {
+	if err := b.linkPrivate(n.node, dirfd, name, spec.Path); err != nil {
 		return nil, err
 	}
 	if err := checkPublished(dirfd, name, spec.Path, &n.st); err != nil {

@@ -61,6 +61,8 @@ func TestBadSocketPaths(t *testing.T) {
 		{"double slash", sock(`path = "/run//b.sock"`), []string{p5 + `not a clean path; did you mean "/run/b.sock"?`}, nil},
 		{"trailing slash", sock(`path = "/run/b.sock/"`), []string{p5 + `not a clean path; did you mean "/run/b.sock"?`}, nil},
 		{"root", sock(`path = "/"`), []string{p5 + `must name a socket file, not /`}, nil},
+		{"T30 private name", sock(`path = "/run/app/.web.sock.udsvisor"`), []string{p5 + `".web.sock.udsvisor" has the form .NAME.udsvisor, which udsvisor keeps for the private second name of socket NAME; choose another name`}, nil},
+		{"T30 dotfile is fine", sock(`path = "/run/udsv-config-test/.web.sock"`), nil, nil},
 		{"too long", sock(`path = "` + long + `"`), []string{p5 + `is 131 bytes; Unix socket paths are limited to 107`}, nil},
 		{"107 bytes is fine", sock(`path = "/run/udsv-config-test/` + strings.Repeat("x", 107-22) + `"`), nil, nil},
 		{"long component", sock(`path = "/run/` + strings.Repeat("y", 256) + `"`), []string{p5 + `has a 256-byte component; file names are limited to 255`}, nil},

@@ -35,10 +35,20 @@ func (c *checker) unixPath(key, p string) bool {
 		c.errorf(key, "is %d bytes; Unix socket paths are limited to %d", len(p), maxSunPath)
 	case p == "/":
 		c.errorf(key, "must name a socket file, not /")
+	case reservedName(filepath.Base(p)):
+		// Another socket's private link would be renamed over it (T30).
+		c.errorf(key, "%q has the form .NAME.udsvisor, which udsvisor keeps for the private second name of socket NAME; choose another name",
+			filepath.Base(p))
 	default:
 		return c.unixPathFS(key, p)
 	}
 	return false
+}
+
+// reservedName reports whether name has the form of the private second
+// name the sockets package gives every Unix socket (".NAME.udsvisor").
+func reservedName(name string) bool {
+	return len(name) > len("..udsvisor") && strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".udsvisor")
 }
 
 func longestComponent(p string) int {
