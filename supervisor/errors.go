@@ -11,4 +11,8 @@ var (
 	ErrNotRunning = errors.New("service is not running")
 	// ErrShuttingDown: udsvisor is stopping and takes no more requests.
 	ErrShuttingDown = errors.New("udsvisor is shutting down")
+	// ErrReplaced: a reload is stopping this definition of the service
+	// to replace or remove it; a request after the reload reaches the
+	// new definition (or finds none).
+	ErrReplaced = errors.New("service is being replaced by a reload; try again once it is done")
 )

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -154,4 +155,90 @@ func TestBrokenReloadChangesNothing(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(h.dir, "c.sock")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a broken reload bound a socket: %v", err)
 	}
+}
+
+// T26: a start that races a reload which replaces the service (here, its
+// user) never revives the old definition: it is refused while the old
+// process stops, and afterwards exactly one process runs, the new
+// definition's, and a stop leaves none.
+func TestT26StartDuringReloadNeverRevivesTheOld(t *testing.T) {
+	a := users(t)
+	b := testutil.EnsureUser(t, "udsv-b")
+	web := func(user string) string {
+		return `
+[services.web]
+command = ["$APP", "-ignore-term"]
+user = "` + user + `"
+stop_timeout = "1s"
+
+[[services.web.sockets]]
+path = "$DIR/web.sock"
+`
+	}
+	h, file := startFromFile(t, web("udsv-a"))
+	// Once it answers, it ignores SIGTERM.
+	rep, err := getReport(filepath.Join(h.dir, "web.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := rep.Pid
+	writeConfig(t, file, h.dir, web("udsv-b"))
+	ctx := context.Background()
+	reloaded := make(chan error, 1) // Reload answers once; nobody waits for the sender
+	go func() {
+		_, err := h.sup.Reload(ctx)
+		reloaded <- err
+	}()
+	// The old process ignores SIGTERM, so it stops only at stop_timeout:
+	// a start now reaches the old definition.
+	h.waitState("web", Stopping)
+	if err := h.sup.Start(ctx, "web"); !errors.Is(err, ErrReplaced) {
+		t.Errorf("start during the reload: %v, want ErrReplaced", err)
+	}
+	if err := <-reloaded; err != nil {
+		t.Fatal(err)
+	}
+	st := h.status("web")
+	if alive(old) {
+		t.Errorf("the old process %d is alive", old)
+	}
+	if pids := appProcesses(t, a.UID); len(pids) != 0 {
+		t.Errorf("processes of the old definition (user udsv-a) after the reload: %v", pids)
+	}
+	if pids := appProcesses(t, b.UID); len(pids) != 1 || pids[0] != st.Pid {
+		t.Errorf("processes of the new definition: %v, want exactly the service's pid %d", pids, st.Pid)
+	}
+	if err := h.sup.Stop(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	if pids := append(appProcesses(t, a.UID), appProcesses(t, b.UID)...); len(pids) != 0 {
+		t.Errorf("processes after stop: %v", pids)
+	}
+}
+
+// appProcesses lists the live processes running the test app as uid.
+func appProcesses(t *testing.T, uid uint32) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err != nil || exe != testApp {
+			continue
+		}
+		st, err := testutil.ProcStatus(pid)
+		if err != nil || !alive(pid) {
+			continue
+		}
+		if f := strings.Fields(st["Uid"]); len(f) > 0 && f[0] == strconv.Itoa(int(uid)) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }

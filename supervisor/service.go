@@ -35,10 +35,11 @@ const (
 	opRestart
 	opSignal
 	opReconfigure
+	opRetire
 )
 
 func (o op) String() string {
-	return [...]string{"start", "stop", "restart", "signal", "reconfigure"}[o]
+	return [...]string{"start", "stop", "restart", "signal", "reconfigure", "retire"}[o]
 }
 
 // service runs one configured service. All fields below cmds are owned by
@@ -80,6 +81,10 @@ type service struct {
 	lastErr   string
 	// startAfterStop is set by a restart request while stopping.
 	startAfterStop bool
+	// retired is set by the final stop, when a reload replaces or
+	// removes the service or udsvisor shuts down: from then on no
+	// request may start a process with this definition (T26).
+	retired bool
 	// waiters are stop requests answered when the process is gone.
 	waiters []chan error
 	// restartWaiters are restart requests answered once the new process
@@ -267,6 +272,9 @@ func (s *service) handle(r request) {
 		s.answer(r.reply, s.start())
 	case opStop:
 		s.stop(r.reply)
+	case opRetire:
+		s.retired = true
+		s.stop(r.reply)
 	case opRestart:
 		s.restart(r.reply)
 	case opSignal:
@@ -282,6 +290,9 @@ func (s *service) handle(r request) {
 
 // start is an operator's (or the initial) start: it forgets past failures.
 func (s *service) start() error {
+	if s.retired {
+		return ErrReplaced
+	}
 	switch s.st {
 	case Starting, Running:
 		return nil
@@ -301,6 +312,10 @@ func (s *service) start() error {
 // restart answers reply once a new process has been started, as
 // systemctl restart does, so that a caller sees the new pid.
 func (s *service) restart(reply chan error) {
+	if s.retired {
+		s.answer(reply, ErrReplaced)
+		return
+	}
 	switch s.st {
 	case Starting, Running:
 		s.stop(nil) // clears startAfterStop: a plain stop cancels a pending restart

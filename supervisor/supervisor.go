@@ -308,15 +308,16 @@ func mendSocket(l *sockets.Listener, log svcLog) {
 	}
 }
 
-// stopServices stops the services in parallel, waits until none has a
-// process, then ends their goroutines.
+// stopServices stops the services in parallel for good (a start that
+// comes later is refused with ErrReplaced, never revives them), waits
+// until none has a process, then ends their goroutines.
 func stopServices(rs []*running) {
 	var wg sync.WaitGroup
 	for _, r := range rs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := r.svc.call(context.Background(), request{op: opStop}); err != nil {
+			if err := r.svc.call(context.Background(), request{op: opRetire}); err != nil {
 				r.svc.log.Error("stop", zap.Error(err))
 			}
 			r.cancel()

@@ -11,7 +11,8 @@ import (
 // Backend is what the control API drives: the supervisor. Errors are
 // mapped to status codes with errors.Is / errors.As:
 // supervisor.ErrUnknownService → 404, supervisor.ErrNotRunning → 409,
-// supervisor.ErrShuttingDown → 503, config.Errors → 422 (each error in
+// supervisor.ErrShuttingDown and supervisor.ErrReplaced → 503,
+// config.Errors → 422 (each error in
 // api.Error.Details), anything else → 500.
 type Backend interface {
 	// List returns every service, sorted by name.

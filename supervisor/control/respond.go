@@ -41,7 +41,7 @@ func errorResponse(err error) (int, api.Error) {
 		return http.StatusNotFound, body
 	case errors.Is(err, supervisor.ErrNotRunning):
 		return http.StatusConflict, body
-	case errors.Is(err, supervisor.ErrShuttingDown):
+	case errors.Is(err, supervisor.ErrShuttingDown), errors.Is(err, supervisor.ErrReplaced):
 		return http.StatusServiceUnavailable, body
 	case errors.As(err, &ces):
 		body.Error = fmt.Sprintf("%d error(s) in the config; nothing was changed", len(ces))
