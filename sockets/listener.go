@@ -38,6 +38,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrLive is wrapped by the error Bind returns when another process is
@@ -230,6 +232,27 @@ func (l *Listener) Close() error {
 		errs = append(errs, l.closeUnix())
 	}
 	return errors.Join(errs...)
+}
+
+// SetBacklog changes the listen(2) backlog of the live socket in place,
+// for a reload: listen on a listening socket only resizes its queue, so
+// no connection waiting in it is lost. (An app that calls listen itself,
+// as gunicorn does, sets its own again.)
+func (l *Listener) SetBacklog(n int) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.spec.String()
+	switch {
+	case l.closed:
+		return fmt.Errorf("socket %s: %w", p, os.ErrClosed)
+	case n < 0:
+		return fmt.Errorf("socket %s: negative backlog %d", p, n)
+	}
+	if err := unix.Listen(int(l.file.Fd()), n); err != nil {
+		return fmt.Errorf("listen %s: %w", p, err)
+	}
+	l.spec.Backlog = n
+	return nil
 }
 
 // SetOwner re-applies owner, group and mode to the live socket file

@@ -20,10 +20,10 @@ import (
 //   - new services start; removed services stop and their sockets are
 //     removed;
 //   - a service whose definition changed is restarted; sockets it keeps
-//     (same path or address and backlog) stay bound, so no connection is
+//     (same path or address) stay bound, so no connection is
 //     refused during the restart;
-//   - a service whose only change is its sockets' owner, group or mode
-//     keeps running: the new ownership is applied to the live socket file;
+//   - a service whose only change is its sockets' owner, group, mode or
+//     backlog keeps running: the change is applied to the live socket;
 //   - an unchanged service is not touched (same pid, same socket).
 func (s *Supervisor) Reload(ctx context.Context) (api.ReloadResult, error) {
 	res := api.ReloadResult{Added: []string{}, Removed: []string{}, Changed: []string{}, Unchanged: []string{}}
@@ -87,8 +87,9 @@ func (s *Supervisor) Reload(ctx context.Context) (api.ReloadResult, error) {
 	}
 	sort.Strings(res.Removed)
 
-	// Ownership first: a service that stays must see its new mode at
-	// once, and a failure here still leaves every service running.
+	// Ownership and backlog first, in place: a service that stays must
+	// see its new mode at once, and a failure here still leaves every
+	// service running.
 	for _, c := range cfg.Services {
 		for _, sock := range c.Sockets {
 			l := pool[socketKey(sock)]
@@ -96,6 +97,11 @@ func (s *Supervisor) Reload(ctx context.Context) (api.ReloadResult, error) {
 			if sock.IsUnix() && (spec.UID != int(sock.UID) || spec.GID != int(sock.GID) || spec.Mode != sock.Mode) {
 				if err := l.SetOwner(int(sock.UID), int(sock.GID), sock.Mode); err != nil {
 					s.log.Error("reload: set socket owner", zap.String("service", c.Name), zap.Error(err))
+				}
+			}
+			if spec.Backlog != sock.Backlog {
+				if err := l.SetBacklog(sock.Backlog); err != nil {
+					s.log.Error("reload: set socket backlog", zap.String("service", c.Name), zap.Error(err))
 				}
 			}
 		}
@@ -139,7 +145,8 @@ func (s *Supervisor) Reload(ctx context.Context) (api.ReloadResult, error) {
 
 // sameService reports whether a and b define the same service, ignoring
 // where they are written in the file and, with ignoreOwnership, the
-// owner, group and modes of their sockets.
+// owner, group, modes and backlog of their sockets (what a reload applies
+// to a live socket).
 func sameService(a, b *config.Service, ignoreOwnership bool) bool {
 	return reflect.DeepEqual(comparableCopy(a, ignoreOwnership), comparableCopy(b, ignoreOwnership))
 }
@@ -155,6 +162,7 @@ func comparableCopy(c *config.Service, ignoreOwnership bool) config.Service {
 		sc.Line = 0
 		if ignoreOwnership {
 			sc.OwnerName, sc.GroupName, sc.UID, sc.GID, sc.Mode, sc.DirectoryMode = "", "", 0, 0, 0, 0
+			sc.Backlog = 0 // applied in place too
 		}
 		cp.Sockets[i] = &sc
 	}

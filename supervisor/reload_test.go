@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -241,4 +242,67 @@ func appProcesses(t *testing.T, uid uint32) []int {
 		}
 	}
 	return pids
+}
+
+// A reload that changes only a socket's backlog applies it to the live
+// socket: the reload succeeds, the process and the socket stay, and the
+// kernel reports the new backlog (issue 10, item 7).
+func TestReloadBacklogInPlace(t *testing.T) {
+	users(t)
+	testutil.RequireCommand(t, "ss")
+	h, file := startFromFile(t, reloadService("web", "", "backlog = 16"))
+	if _, err := getReport(filepath.Join(h.dir, "web.sock")); err != nil {
+		t.Fatal(err)
+	}
+	before := h.status("web")
+	if got := backlogOf(t, before.Pid); got != 16 {
+		t.Fatalf("backlog %d at start, want 16", got)
+	}
+	writeConfig(t, file, h.dir, reloadService("web", "", "backlog = 64"))
+	res, err := h.sup.Reload(context.Background())
+	if err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if !slices.Equal(res.Changed, []string{"web"}) {
+		t.Errorf("reload result %+v, want web changed", res)
+	}
+	if after := h.status("web"); after.Pid != before.Pid {
+		t.Errorf("pid %d after the reload, want the same %d", after.Pid, before.Pid)
+	}
+	if got := backlogOf(t, before.Pid); got != 64 {
+		t.Errorf("backlog %d after the reload, want 64", got)
+	}
+}
+
+// backlogOf is the listen backlog of the listening socket pid holds, as
+// ss reports it (the Send-Q of a listening socket), found by its inode.
+func backlogOf(t *testing.T, pid int) int {
+	t.Helper()
+	fds, err := testutil.ProcFDs(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inodes := map[string]bool{}
+	for _, target := range fds {
+		if ino, ok := strings.CutPrefix(target, "socket:["); ok {
+			inodes[strings.TrimSuffix(ino, "]")] = true
+		}
+	}
+	out, err := exec.Command("ss", "-xlnH").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		// u_str LISTEN Recv-Q Send-Q address inode * 0
+		if len(f) >= 6 && inodes[f[5]] {
+			n, err := strconv.Atoi(f[3])
+			if err != nil {
+				t.Fatalf("ss: %q", line)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no listening socket of pid %d (fds %v) in ss -xln", pid, fds)
+	return 0
 }

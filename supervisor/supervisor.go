@@ -328,12 +328,13 @@ func stopServices(rs []*running) {
 }
 
 // socketKey identifies a socket across configs: the same key means the
-// same bound listener can serve it.
+// same bound listener can serve it. The backlog is not part of it: a
+// reload applies a new backlog to the live socket.
 func socketKey(c *config.Socket) string {
 	if c.IsUnix() {
-		return fmt.Sprintf("unix:%s:%d", c.Path, c.Backlog)
+		return "unix:" + c.Path
 	}
-	return fmt.Sprintf("tcp:%s:%d", c.Addr, c.Backlog)
+	return "tcp:" + c.Addr.String()
 }
 
 // bindAll returns a pool with a listener for every socket of cfg, taking
