@@ -51,6 +51,14 @@ func (s *Supervisor) Reload(ctx context.Context) (api.ReloadResult, error) {
 	if err != nil {
 		return res, err
 	}
+	// The last step that may refuse the reload, so that a refusal
+	// leaves everything as it was.
+	if cfg.Supervisor != oldCfg.Supervisor && s.opts.Reconfigure != nil {
+		if err := s.opts.Reconfigure(oldCfg.Supervisor, cfg.Supervisor); err != nil {
+			closeListeners(pool, oldPool, s.log)
+			return res, err
+		}
+	}
 
 	type plan int
 	const (

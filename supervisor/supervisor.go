@@ -49,6 +49,12 @@ type Options struct {
 	// ReapOrphans makes the reaper also reap processes that are not
 	// services' main processes, for when udsvisor is a subreaper or PID 1.
 	ReapOrphans bool
+	// Reconfigure is called by Reload when the [supervisor] table
+	// changed, once the new sockets are bound and before any service
+	// changes; an error refuses the reload. It applies what it accepts (the control socket's group
+	// and mode, who may control) and refuses what needs a restart.
+	// Nil when the caller serves no control socket.
+	Reconfigure func(old, new config.Supervisor) error
 }
 
 // Supervisor runs the services of one config.

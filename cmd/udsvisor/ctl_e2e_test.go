@@ -329,3 +329,40 @@ func TestCurlControlAPI(t *testing.T) {
 		t.Errorf("curl /v1/services: %v %s", err, out)
 	}
 }
+
+// T27: a reload applies the [supervisor] table: an operator removed
+// from control_group loses control at once (on a new connection, and the
+// control socket's group changes on disk), while a change that needs a
+// restart (the control socket's path) refuses the reload and changes
+// nothing.
+func TestT27ReloadAppliesAuthorisation(t *testing.T) {
+	e := startCtlEnv(t, ctlConfig)
+	operator := testutil.EnsureUser(t, "udsv-op", "udsv-ctl")
+	ctlGID := testutil.EnsureGroup(t, "udsv-ctl")
+	cred := &syscall.Credential{Uid: operator.UID, Gid: operator.GID, Groups: []uint32{ctlGID}}
+	if _, stderr, err := e.ctlAs(cred, "restart", "web"); err != nil {
+		t.Fatalf("control_group member restarting before the reload: %v %s", err, stderr)
+	}
+
+	moved := strings.Replace(ctlConfig, `control_socket = "$DIR/ctl/control.sock"`, `control_socket = "$DIR/ctl2/control.sock"`, 1)
+	e.write(t, moved)
+	before, _ := e.services(t)
+	if _, stderr, err := e.ctl("reload"); err == nil || !strings.Contains(stderr, "control_socket changed") {
+		t.Errorf("reload moving the control socket: %v %s, want a refusal naming control_socket", err, stderr)
+	}
+	if after, _ := e.services(t); len(after) != len(before) || after[0].Pid != before[0].Pid {
+		t.Error("a refused reload changed the services")
+	}
+
+	e.write(t, strings.Replace(ctlConfig, `control_group = "udsv-ctl"`+"\n", "", 1))
+	if out, stderr, err := e.ctl("reload"); err != nil {
+		t.Fatalf("reload: %v %s %s", err, out, stderr)
+	}
+	if _, stderr, err := e.ctlAs(cred, "restart", "web"); err == nil || !strings.Contains(stderr, "permission denied") {
+		t.Errorf("removed operator restarting after the reload: %v %s, want permission denied", err, stderr)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(e.sock, &st); err != nil || st.Gid != 0 {
+		t.Errorf("control socket group %d after the reload (%v), want 0", st.Gid, err)
+	}
+}

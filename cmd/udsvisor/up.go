@@ -75,9 +75,13 @@ func runUp(args []string, stderr io.Writer) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	sup := supervisor.New(cfg, log, supervisor.Options{ReapOrphans: true})
+	var srv *control.Server // set below, before Run may reload
+	reconfigure := func(old, new config.Supervisor) error {
+		return applySupervisor(old, new, ctl, srv, log)
+	}
+	sup := supervisor.New(cfg, log, supervisor.Options{ReapOrphans: true, Reconfigure: reconfigure})
 	maxConns := controlConnLimit(cfg, log)
-	srv := control.New(sup, control.Options{
+	srv = control.New(sup, control.Options{
 		ControlGID: cfg.Supervisor.ControlGroup, StatusGID: cfg.Supervisor.StatusGroup, Log: log,
 		// One user must not fill a cap lowered by the fd budget, which
 		// would lock root out (T18).
@@ -116,6 +120,31 @@ func bindControl(c config.Supervisor) (*sockets.Listener, error) {
 		return nil, fmt.Errorf("udsvisor is already running: %w", err)
 	}
 	return l, err
+}
+
+// applySupervisor applies a reloaded [supervisor] table: the control
+// socket is re-owned in place and requests are authorised by the new
+// groups from now on (T27). What needs a restart (the control socket's
+// path, the log format) refuses the reload before anything changes.
+func applySupervisor(old, new config.Supervisor, ctl *sockets.Listener, srv *control.Server, log *zap.Logger) error {
+	restart := func(key, was, now string) error {
+		return fmt.Errorf("[supervisor] %s changed from %q to %q, which takes a restart of udsvisor; nothing was changed", key, was, now)
+	}
+	switch {
+	case new.ControlSocket != old.ControlSocket:
+		return restart("control_socket", old.ControlSocket, new.ControlSocket)
+	case new.LogFormat != old.LogFormat:
+		return restart("log_format", old.LogFormat, new.LogFormat)
+	}
+	if new.ControlGroup != old.ControlGroup || new.ControlMode != old.ControlMode {
+		if err := ctl.SetOwner(0, max(new.ControlGroup, 0), new.ControlMode); err != nil {
+			return fmt.Errorf("[supervisor]: %w; nothing was changed", err)
+		}
+	}
+	srv.SetGroups(new.ControlGroup, new.StatusGroup)
+	log.Info("reload: [supervisor] applied", zap.Int("control_group", new.ControlGroup),
+		zap.Int("status_group", new.StatusGroup), zap.String("control_mode", fmt.Sprintf("%04o", new.ControlMode)))
+	return nil
 }
 
 // handleSignals stops on SIGTERM/SIGINT and reloads on SIGHUP, until

@@ -57,40 +57,42 @@ func peerFrom(ctx context.Context) (Peer, bool) {
 // the socket file's mode says (a loosened mode is the first gate failing,
 // not a grant).
 func (s *Server) may(p Peer, a access) bool {
-	if p.UID == 0 || p.inGroup(s.opts.ControlGID) {
+	g := s.groups.Load()
+	if p.UID == 0 || p.inGroup(g.control) {
 		return true
 	}
-	return a == accessRead && p.inGroup(s.opts.StatusGID)
+	return a == accessRead && p.inGroup(g.status)
 }
 
 // denial explains to p why the request needing a was refused.
 func (s *Server) denial(p Peer, a access, method, path string) string {
-	if a == accessWrite && p.inGroup(s.opts.StatusGID) {
+	g := s.groups.Load()
+	if a == accessWrite && p.inGroup(g.status) {
 		return fmt.Sprintf("permission denied: uid %d may only read (group %s); %s %s needs root%s",
-			p.UID, groupName(s.opts.StatusGID), method, path, s.orControlGroup())
+			p.UID, groupName(g.status), method, path, g.orControlGroup())
 	}
 	msg := fmt.Sprintf("permission denied: uid %d is not root", p.UID)
-	var groups []string
-	if s.opts.ControlGID >= 0 {
-		groups = append(groups, groupName(s.opts.ControlGID))
+	var names []string
+	if g.control >= 0 {
+		names = append(names, groupName(g.control))
 	}
-	if s.opts.StatusGID >= 0 {
-		groups = append(groups, groupName(s.opts.StatusGID))
+	if g.status >= 0 {
+		names = append(names, groupName(g.status))
 	}
-	switch len(groups) {
+	switch len(names) {
 	case 1:
-		msg += " and not in group " + groups[0]
+		msg += " and not in group " + names[0]
 	case 2:
-		msg += " and not in group " + groups[0] + " or " + groups[1]
+		msg += " and not in group " + names[0] + " or " + names[1]
 	}
 	return msg
 }
 
-func (s *Server) orControlGroup() string {
-	if s.opts.ControlGID < 0 {
+func (g *groups) orControlGroup() string {
+	if g.control < 0 {
 		return ""
 	}
-	return " or group " + groupName(s.opts.ControlGID)
+	return " or group " + groupName(g.control)
 }
 
 // groupName returns the name of gid, or the number when it has none. It

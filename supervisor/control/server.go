@@ -46,6 +46,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -82,6 +83,9 @@ type Server struct {
 	log     *zap.Logger
 	handler http.Handler
 	mux     *http.ServeMux
+	// groups are who may control and who may read: opts' at first,
+	// replaced as a whole by SetGroups on a reload, read per request.
+	groups atomic.Pointer[groups]
 
 	// Tests shorten or force these; New sets the production values.
 	readHeaderTimeout time.Duration
@@ -92,6 +96,16 @@ type Server struct {
 	// noPeerGroups forces the /proc/PID/status fallback for kernels
 	// without SO_PEERGROUPS.
 	noPeerGroups bool
+}
+
+// groups are the control and status groups; -1 for none.
+type groups struct{ control, status int }
+
+// SetGroups replaces the control and status groups (-1 for none), for a
+// reload: every request from now on is authorised by the new ones, on
+// connections already open too (T27).
+func (s *Server) SetGroups(controlGID, statusGID int) {
+	s.groups.Store(&groups{control: controlGID, status: statusGID})
 }
 
 // New returns a Server driving b.
@@ -114,6 +128,7 @@ func New(b Backend, opts Options) *Server {
 		idleTimeout:       60 * time.Second,
 		shutdownTimeout:   30 * time.Second,
 	}
+	s.groups.Store(&groups{control: opts.ControlGID, status: opts.StatusGID})
 	s.mux = http.NewServeMux()
 	for _, rt := range routes {
 		s.mux.Handle(rt.method+" "+rt.pattern, s.guard(rt))
