@@ -59,7 +59,7 @@ func (c *checker) command(t table, s *Service, path string) {
 			return
 		}
 	}
-	c.replaceable(key0, exe)
+	c.replaceable(key0, exe, s)
 	s.Command = slices.Clone(argv)
 	s.Command[0] = exe
 }
@@ -101,31 +101,81 @@ func canExec(fi fs.FileInfo, s *Service) bool {
 	return perm&0o001 != 0
 }
 
-// replaceable refuses a program that others could overwrite, or whose
-// directory lets others swap it: they would run code as the service, with
-// its sockets (SECURITY-NOTES T20). Group write is only warned about,
-// since the group is often the service's own.
-func (c *checker) replaceable(key, exe string) {
-	fi, err := os.Stat(exe)
-	if err != nil {
-		return
+// replaceable refuses a program that someone other than root (or, for a
+// service that does not run as root, its own user) could overwrite or
+// swap: they would run code as the service, with its sockets (T20, T29).
+// As sshd's StrictModes, it checks the file and every directory up to /,
+// along the path as written and along the path its symlinks lead to. A
+// directory others may write is refused unless it is sticky (then they
+// cannot replace what is in it). Group write on the file is an error for
+// a root service and a warning otherwise, since the group is often the
+// service's own.
+func (c *checker) replaceable(key, exe string, s *Service) {
+	paths := []string{exe}
+	if real, err := filepath.EvalSymlinks(exe); err == nil && real != exe {
+		paths = append(paths, real)
 	}
-	if fi.Mode().Perm()&0o002 != 0 {
-		c.errorf(key, "%s is writable by others; anyone could replace the program", exe)
-		return
+	seen := map[string]bool{}
+	for _, p := range paths {
+		for cur, file := p, true; ; cur, file = filepath.Dir(cur), false {
+			if !seen[cur] {
+				seen[cur] = true
+				if c.replaceableNode(key, cur, file, s) {
+					return // one error per command is enough
+				}
+			}
+			if cur == "/" {
+				break
+			}
+		}
 	}
-	if fi.Mode().Perm()&0o020 != 0 {
-		c.warnf(key, "%s is writable by its group", exe)
-	}
-	dir := filepath.Dir(exe)
-	di, err := os.Stat(dir)
+}
+
+// replaceableNode checks one file (file true) or directory of a command's
+// path and reports whether it found an error.
+func (c *checker) replaceableNode(key, p string, file bool, s *Service) bool {
+	fi, err := os.Lstat(p)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			c.errorf(key, "%v", err)
+			return true
 		}
-		return
+		return false
 	}
-	if di.Mode().Perm()&0o002 != 0 && di.Mode()&fs.ModeSticky == 0 {
-		c.errorf(key, "directory %s is writable by others; anyone could replace the program", dir)
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return false // its target is walked as the resolved path
 	}
+	what := p
+	if !file {
+		what = "directory " + p
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && (s.UID == 0 || st.Uid != s.UID) {
+		c.errorf(key, "%s is owned by uid %d, who could replace the program; it must belong to root%s",
+			what, st.Uid, ownerOrUser(s))
+		return true
+	}
+	perm := fi.Mode().Perm()
+	switch {
+	case perm&0o002 != 0 && (file || fi.Mode()&fs.ModeSticky == 0):
+		c.errorf(key, "%s is writable by others; anyone could replace the program", what)
+		return true
+	case perm&0o020 != 0 && (file || fi.Mode()&fs.ModeSticky == 0):
+		if s.UID == 0 && s.User != "" {
+			c.errorf(key, "%s is writable by its group, whose members could replace a program that runs as root", what)
+			return true
+		}
+		if file {
+			c.warnf(key, "%s is writable by its group", what)
+		}
+	}
+	return false
+}
+
+// ownerOrUser names who besides root may own a command's file and
+// directories.
+func ownerOrUser(s *Service) string {
+	if s.UID == 0 || s.User == "" {
+		return ""
+	}
+	return " or to the service's user " + s.User
 }

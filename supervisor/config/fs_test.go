@@ -196,3 +196,90 @@ func TestLoadErrors(t *testing.T) {
 		t.Errorf("duplicate key: %v, want %s", err, want)
 	}
 }
+
+// TestT29CommandOwnership: a command that someone but root (or, for a
+// service that is not root, its own user) could replace is refused,
+// whether through the file's owner, a directory's owner, group write or
+// a symlink into a directory others may write.
+func TestT29CommandOwnership(t *testing.T) {
+	testutil.RequireRoot(t)
+	a := testutil.EnsureUser(t, "udsv-a")
+	testutil.EnsureUser(t, "udsv-b")
+	run := testutil.RunDir(t)
+	write := func(dir, name string, mode fs.FileMode, uid uint32) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, int(uid), 0); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ownedByA := write(run, "a-owned", 0o755, a.UID)
+	aDir := mkdir(t, filepath.Join(run, "a-dir"), 0o755, int(a.UID))
+	inADir := write(aDir, "app", 0o755, 0)
+	groupWritable := write(run, "gw", 0o775, 0)
+	open := mkdir(t, filepath.Join(run, "open"), 0o777, 0)
+	target := write(open, "app", 0o755, 0)
+	link := filepath.Join(run, "link")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	asRoot := func(p string) string {
+		return "[services.api]\ncommand = [\"" + p + "\"]\nuser = \"root\"\nallow_root = true\n"
+	}
+	asUser := func(p, user string) string {
+		return "[services.api]\ncommand = [\"" + p + "\"]\nuser = \"" + user + "\"\n"
+	}
+	c2 := "services.toml:2: services.api.command[0]: "
+	runCases(t, []badCase{
+		{"T29 root service, file owned by a user", asRoot(ownedByA),
+			[]string{c2 + fmt.Sprintf("%s is owned by uid %d, who could replace the program; it must belong to root", ownedByA, a.UID)}, nil},
+		{"T29 root service, directory owned by a user", asRoot(inADir),
+			[]string{c2 + fmt.Sprintf("directory %s is owned by uid %d, who could replace the program; it must belong to root", aDir, a.UID)}, nil},
+		{"T29 root service, group-writable file", asRoot(groupWritable),
+			[]string{c2 + groupWritable + " is writable by its group, whose members could replace a program that runs as root"}, nil},
+		{"T29 root service, symlink into an open directory", asRoot(link),
+			[]string{c2 + "directory " + open + " is writable by others; anyone could replace the program"}, nil},
+		{"T29 service's own user may own it", asUser(ownedByA, "udsv-a"), nil, nil},
+		{"T29 another user's file", asUser(ownedByA, "udsv-b"),
+			[]string{c2 + fmt.Sprintf("%s is owned by uid %d, who could replace the program; it must belong to root or to the service's user udsv-b", ownedByA, a.UID)}, nil},
+	})
+}
+
+// TestT29ConfigDirectories: Load refuses a config file in a directory
+// that someone but root could write, and accepts one in a sticky one.
+func TestT29ConfigDirectories(t *testing.T) {
+	testutil.RequireRoot(t)
+	a := testutil.EnsureUser(t, "udsv-a")
+	run := testutil.RunDir(t)
+	for _, tt := range []struct {
+		name string
+		mode fs.FileMode
+		uid  int
+		want string
+	}{
+		{"owned by a user", 0o755, int(a.UID), fmt.Sprintf("owned by uid %d, who could replace it; refusing", a.UID)},
+		{"group-writable", 0o775, 0, "which group or others may write (0775), so they could replace it; refusing"},
+		{"sticky and open", 0o777 | fs.ModeSticky, 0, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := mkdir(t, filepath.Join(run, strings.ReplaceAll(tt.name, " ", "-")), tt.mode, tt.uid)
+			p := filepath.Join(dir, "services.toml")
+			if err := os.WriteFile(p, []byte(base), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(p)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("Load: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), "is in directory "+dir+", ") || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("Load: %v, want an error about %s: %s", err, dir, tt.want)
+			}
+		})
+	}
+}

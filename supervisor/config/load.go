@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,45 @@ import (
 
 // maxFileSize bounds what Load reads; a services.toml is a few KiB.
 const maxFileSize = 4 << 20
+
+// configDirs refuses directories above the config file that someone but
+// root could write (T29): they could swap the file for their own. Both
+// the path as given and the one its symlinks lead to are walked; a sticky
+// directory (such as /tmp) is fine, since others cannot replace what is
+// in it.
+func configDirs(path string) Errors {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil
+	}
+	paths := []string{filepath.Dir(abs)}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		paths = append(paths, filepath.Dir(real))
+	}
+	var errs Errors
+	seen := map[string]bool{}
+	for _, dir := range paths {
+		for cur := dir; !seen[cur]; cur = filepath.Dir(cur) {
+			seen[cur] = true
+			fi, err := os.Lstat(cur)
+			if err != nil || fi.Mode()&fs.ModeSymlink != 0 {
+				continue // a symlink's target is walked as the resolved path
+			}
+			st, ok := fi.Sys().(*syscall.Stat_t)
+			sticky := fi.Mode()&fs.ModeSticky != 0
+			switch {
+			case ok && st.Uid != 0:
+				errs = append(errs, &Error{File: path, Msg: fmt.Sprintf("is in directory %s, owned by uid %d, who could replace it; refusing", cur, st.Uid)})
+			case fi.Mode().Perm()&0o022 != 0 && !sticky:
+				errs = append(errs, &Error{File: path, Msg: fmt.Sprintf("is in directory %s, which group or others may write (%04o), so they could replace it; refusing", cur, fi.Mode().Perm())})
+			}
+			if cur == "/" {
+				break
+			}
+		}
+	}
+	return errs
+}
 
 // Load reads, decodes and validates path. On any problem it returns a nil
 // *Config and an Errors (all problems, in file order).
@@ -56,6 +96,9 @@ func Load(path string) (*Config, error) {
 		errs = append(errs, &Error{File: path, Msg: "is writable by group; refusing"})
 	case perm&0o002 != 0:
 		errs = append(errs, &Error{File: path, Msg: "is writable by others; refusing"})
+	}
+	if os.Geteuid() == 0 {
+		errs = append(errs, configDirs(path)...)
 	}
 	if len(errs) > 0 {
 		return nil, errs
