@@ -14,7 +14,7 @@ import (
 const ctlUsage = `usage: udsvisor ctl [-s SOCKET] [-c FILE] <command> [args]
 
 commands:
-  status [NAME...] [--json]  show the services; exit 3 if a NAME is not running
+  status [NAME...|all] [--json]  show the services; exit 3 if a NAME is not running, 4 if unknown
   start NAME...              start the services
   stop NAME...               stop the services, waiting for their processes
   restart NAME...            restart the services
@@ -29,9 +29,13 @@ follow the command.
 `
 
 // notRunningError is `ctl status NAME` finding NAME unknown or not
-// running; like systemctl, it exits 3 so that scripts can tell it from a
-// failure to ask.
-type notRunningError struct{ problems []string }
+// running. Like systemctl and the LSB status codes it exits 4 when a
+// service is unknown and 3 when one is not running, so that scripts can
+// tell both from a failure to ask (1).
+type notRunningError struct {
+	problems []string
+	unknown  bool // some name is no service
+}
 
 func (e notRunningError) Error() string {
 	msg := e.problems[0]
@@ -42,7 +46,12 @@ func (e notRunningError) Error() string {
 }
 
 // ExitCode is the process exit status main reports for e.
-func (notRunningError) ExitCode() int { return 3 }
+func (e notRunningError) ExitCode() int {
+	if e.unknown {
+		return 4
+	}
+	return 3
+}
 
 // runCtl is `udsvisor ctl`: it talks to a running `udsvisor up` through
 // its control socket, and only through package client.

@@ -27,7 +27,11 @@ func (c *ctl) status(ctx context.Context, args []string) error {
 	var (
 		svcs     []api.Service
 		problems []string
+		unknown  bool
 	)
+	if len(names) == 1 && names[0] == "all" {
+		names = nil // "all" is not a valid service name, so no clash
+	}
 	if len(names) == 0 {
 		if !*asJSON {
 			return cl.ListTable(ctx, c.stdout)
@@ -42,6 +46,7 @@ func (c *ctl) status(ctx context.Context, args []string) error {
 		switch {
 		case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
 			problems = append(problems, fmt.Sprintf("unknown service %q", name))
+			unknown = true
 			continue
 		case err != nil:
 			return err
@@ -51,16 +56,17 @@ func (c *ctl) status(ctx context.Context, args []string) error {
 			problems = append(problems, fmt.Sprintf("%s is %s", s.Name, s.State))
 		}
 	}
-	if *asJSON {
+	switch {
+	case *asJSON:
 		err = printJSON(c.stdout, svcs)
-	} else {
+	case len(svcs) > 0: // no header above nothing
 		err = api.WriteTable(c.stdout, svcs)
 	}
 	if err != nil {
 		return err
 	}
 	if len(problems) > 0 {
-		return notRunningError{problems}
+		return notRunningError{problems: problems, unknown: unknown}
 	}
 	return nil
 }

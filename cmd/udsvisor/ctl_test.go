@@ -200,11 +200,14 @@ func TestCtlStatusNamedNotRunning(t *testing.T) {
 	for _, tt := range []struct {
 		args []string
 		want string // "" for no error
+		code int    // the exit code: 3 not running, 4 unknown (LSB, systemctl)
 	}{
-		{[]string{"status", "web", "worker"}, ""},
-		{[]string{"status", "web", "cron"}, "cron is failed"},
-		{[]string{"status", "nosuch", "cron"}, `unknown service "nosuch"; cron is failed`},
-		{[]string{"status", "--json", "nosuch"}, `unknown service "nosuch"`},
+		{[]string{"status", "web", "worker"}, "", 0},
+		{[]string{"status", "all"}, "", 0},
+		{[]string{"status", "web", "cron"}, "cron is failed", 3},
+		{[]string{"status", "nosuch", "cron"}, `unknown service "nosuch"; cron is failed`, 4},
+		{[]string{"status", "--json", "nosuch"}, `unknown service "nosuch"`, 4},
+		{[]string{"status", "nosuch"}, `unknown service "nosuch"`, 4},
 	} {
 		out, err := ctlRun(t, sock, tt.args...)
 		if tt.want == "" {
@@ -219,8 +222,12 @@ func TestCtlStatusNamedNotRunning(t *testing.T) {
 			continue
 		}
 		var coded interface{ ExitCode() int }
-		if !errors.As(err, &coded) || coded.ExitCode() != 3 {
-			t.Errorf("%q: no exit code 3", tt.args)
+		if !errors.As(err, &coded) || coded.ExitCode() != tt.code {
+			t.Errorf("%q: no exit code %d", tt.args, tt.code)
+		}
+		// Nothing to show, no table header.
+		if slices.Equal(tt.args, []string{"status", "nosuch"}) && out != "" {
+			t.Errorf("%q printed %q, want nothing", tt.args, out)
 		}
 		// The services that exist are still shown.
 		if slices.Contains(tt.args, "cron") && !regexp.MustCompile(`(?m)^cron +failed `).MatchString(out) {
