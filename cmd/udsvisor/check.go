@@ -17,17 +17,24 @@ import (
 	"github.com/udsvisor/udsvisor/supervisor/config"
 )
 
-func runCheck(args []string, stdout io.Writer) error {
+func runCheck(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	cfgPath := configFlag(fs)
-	if err := parseFlags(fs, args, stdout); err != nil {
+	quiet := fs.Bool("q", false, "print nothing on success (warnings still go to stderr)")
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		return err
 	}
-	printPlan(stdout, cfg)
+	// On stderr, as proxy prints its own, so that stdout is the plan.
+	for _, warn := range cfg.Warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", warn)
+	}
+	if !*quiet {
+		printPlan(stdout, cfg)
+	}
 	return nil
 }
 
@@ -38,9 +45,6 @@ func printPlan(w io.Writer, cfg *config.Config) {
 		nsock += len(s.Sockets)
 	}
 	fmt.Fprintf(w, "%s: ok: %d service(s), %d socket(s)\n", cfg.File, len(cfg.Services), nsock)
-	for _, warn := range cfg.Warnings {
-		fmt.Fprintf(w, "warning: %s\n", warn)
-	}
 	fmt.Fprintf(w, "\ncontrol socket %s\n", cfg.Supervisor.ControlSocket)
 	for _, s := range cfg.Services {
 		fmt.Fprintf(w, "\nservice %s\n", s.Name)

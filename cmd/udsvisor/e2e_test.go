@@ -203,6 +203,15 @@ func TestCheck(t *testing.T) {
 		t.Errorf("check created something: %v", err)
 	}
 
+	// -q: nothing on stdout on success; warnings (the example runs as
+	// the shared user nobody) on stderr, where proxy prints its own.
+	var qout, qerr bytes.Buffer
+	quiet := exec.Command(udsvisorBin, "check", "-q", "-c", cfg)
+	quiet.Stdout, quiet.Stderr = &qout, &qerr
+	if err := quiet.Run(); err != nil || qout.Len() != 0 || !strings.Contains(qerr.String(), "warning: ") {
+		t.Errorf("check -q: %v, stdout %q, stderr %q; want success, nothing on stdout, the warnings on stderr", err, qout.String(), qerr.String())
+	}
+
 	broken := filepath.Join(dir, "broken.toml")
 	os.WriteFile(broken, []byte(`[services.api]
 command = ["/bin/true"]

@@ -21,7 +21,8 @@ const usage = `usage: udsvisor <command> [flags]
 
 commands:
   up     -c FILE   bind the sockets and supervise the services of FILE
-  check  -c FILE   validate FILE and print what up would create and start
+  check  -c FILE [-q]  validate FILE and print what up would create and start
+                   (-q: nothing on success; warnings go to stderr)
   ctl    [-s SOCKET] status|start|stop|restart|signal|logs|reload ...
                    talk to a running udsvisor through its control socket
   proxy  nginx|apache|caddy|haproxy -c FILE [--listen ADDR] [--proxy-user USER]
@@ -51,7 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "up":
 		err = runUp(args[1:], stderr)
 	case "check":
-		err = runCheck(args[1:], stdout)
+		err = runCheck(args[1:], stdout, stderr)
 	case "ctl":
 		err = runCtl(args[1:], stdout, stderr)
 	case "proxy":
