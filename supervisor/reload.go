@@ -44,7 +44,7 @@ func (s *Supervisor) Reload(ctx context.Context) (api.ReloadResult, error) {
 		return res, err
 	}
 	for _, w := range cfg.Warnings {
-		s.log.Warn("reload: " + w.Error())
+		s.log.Warn("reload: config warning", zap.String("problem", w.Error()))
 	}
 	cfg.Warnings = nil
 	pool, err := s.bindAll(cfg, oldPool)

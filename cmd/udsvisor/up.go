@@ -12,6 +12,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
 
 	"github.com/udsvisor/udsvisor/sockets"
@@ -23,8 +24,13 @@ import (
 func runUp(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	cfgPath := configFlag(fs)
+	levelName := fs.String("log-level", "info", "log this level and above: debug, info, warn or error")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
+	}
+	level, err := zapcore.ParseLevel(*levelName)
+	if err != nil || level > zapcore.ErrorLevel {
+		return usageError{fmt.Errorf("-log-level %q: want debug, info, warn or error", *levelName)}
 	}
 	// Once, before any thread can create a file: every socket is born
 	// 0600 or stricter and widened with chmod afterwards. The umask is
@@ -40,10 +46,10 @@ func runUp(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Supervisor.LogFormat)
+	log := newLogger(cfg.Supervisor.LogFormat, level)
 	defer log.Sync()
 	for _, w := range cfg.Warnings {
-		log.Warn(w.Error())
+		log.Warn("config warning", zap.String("problem", w.Error()))
 	}
 	// Said once; not kept for the life of the process.
 	cfg.Warnings = nil
@@ -170,7 +176,7 @@ func handleSignals(ctx context.Context, sigc <-chan os.Signal, sup *supervisor.S
 				var ce config.Errors
 				if errors.As(err, &ce) {
 					for _, e := range ce {
-						log.Error("reload refused: " + e.Error())
+						log.Error("reload refused", zap.String("problem", e.Error()))
 					}
 				} else {
 					log.Error("reload refused", zap.Error(err))
