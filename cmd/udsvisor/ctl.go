@@ -19,8 +19,8 @@ commands:
   stop NAME...               stop the services, waiting for their processes
   restart NAME...            restart the services
   signal NAME SIG            send SIG (HUP, USR1, ...) to the service's process group
-  logs NAME [-n N] [-f]      print the last N lines (default 10, 0: all kept); -f follows
-  reload                     re-read the config udsvisor was started with
+  logs NAME [-n N] [-f] [--json]  print the last N lines (default 10, 0: all kept); -f follows
+  reload [--json]            re-read the config udsvisor was started with
   metrics                    print the Prometheus metrics
 
 SOCKET defaults to control_socket in FILE (default /etc/udsvisor/services.toml)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -72,9 +73,10 @@ func (c *ctl) signal(ctx context.Context, args []string) error {
 // logs is `ctl logs NAME [-n N] [-f]`. With -f it streams until Ctrl-C,
 // which ends it successfully, like tail -f.
 func (c *ctl) logs(ctx context.Context, args []string) error {
-	fs := c.flags("logs", "NAME [-n N] [-f]")
+	fs := c.flags("logs", "NAME [-n N] [-f] [--json]")
 	n := fs.Int("n", 10, "print the last `N` lines; 0 prints every line kept")
 	follow := fs.Bool("f", false, "then print new lines as they come, until interrupted")
+	asJSON := fs.Bool("json", false, "print each line as a JSON object (time, pid, stream, line as written)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -96,6 +98,9 @@ func (c *ctl) logs(ctx context.Context, args []string) error {
 	}
 	name := pos[0]
 	err = cl.Logs(ctx, name, *n, *follow, func(l api.LogLine) error {
+		if *asJSON {
+			return writeJSONLine(c.stdout, l)
+		}
 		_, err := io.WriteString(c.stdout, formatLogLine(name, l))
 		return err
 	})
@@ -119,8 +124,14 @@ func formatLogLine(name string, l api.LogLine) string {
 
 // reload is `ctl reload`: it prints what the new config changed.
 func (c *ctl) reload(ctx context.Context, args []string) error {
-	if err := c.noArgs("reload", args); err != nil {
+	fs := c.flags("reload", "[--json]")
+	asJSON := fs.Bool("json", false, "print what changed as a JSON object")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
 		return err
+	}
+	if len(pos) > 0 {
+		return usageError{fmt.Errorf("reload takes no argument, got %q", pos[0])}
 	}
 	cl, err := c.client()
 	if err != nil {
@@ -130,8 +141,21 @@ func (c *ctl) reload(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
+	if *asJSON {
+		return writeJSONLine(c.stdout, res)
+	}
 	printReload(c.stdout, res)
 	return nil
+}
+
+// writeJSONLine writes v as one line of JSON.
+func writeJSONLine(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
 }
 
 func printReload(w io.Writer, res api.ReloadResult) {

@@ -292,6 +292,23 @@ func TestCtlLogsFormat(t *testing.T) {
 	}
 }
 
+// --json prints each kept line as a JSON object, the line as written
+// (JSON escapes its control characters).
+func TestCtlLogsJSON(t *testing.T) {
+	f := newFakeControl()
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	f.logs = []api.LogLine{{Time: at, Pid: 7, Stream: "stderr", Line: "x\x1by"}}
+	sock := f.start(t)
+	out, err := ctlRun(t, sock, "logs", "web", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"time":"2026-11-25T12:00:00Z","pid":7,"stream":"stderr","line":"x\u001by"}` + "\n"
+	if out != want {
+		t.Errorf("got %q, want %q", out, want)
+	}
+}
+
 func TestCtlReload(t *testing.T) {
 	f := newFakeControl()
 	f.reload = api.ReloadResult{Added: []string{"new"}, Changed: []string{"web", "worker"}, Unchanged: []string{"cron"}}
@@ -308,6 +325,20 @@ unchanged: cron
 `[1:]
 	if out != want {
 		t.Errorf("got:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+func TestCtlReloadJSON(t *testing.T) {
+	f := newFakeControl()
+	f.reload = api.ReloadResult{Added: []string{"new"}, Removed: []string{}, Changed: []string{"web"}, Unchanged: []string{}}
+	sock := f.start(t)
+	out, err := ctlRun(t, sock, "reload", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"added":["new"],"removed":[],"changed":["web"],"unchanged":[]}` + "\n"
+	if out != want {
+		t.Errorf("got %q, want %q", out, want)
 	}
 }
 
