@@ -22,6 +22,8 @@ declare -A probe=(
 	[curl]=/usr/bin/curl
 	[passwd]=/usr/sbin/useradd
 	[gcc]=/usr/bin/gcc
+	[caddy]=/usr/bin/caddy
+	[haproxy]=/usr/sbin/haproxy
 )
 # privdrop compiles its C for 32 bits too, to catch width bugs.
 if [ "$(dpkg --print-architecture)" = amd64 ]; then

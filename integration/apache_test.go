@@ -19,7 +19,9 @@ import (
 var apacheModules = []string{"mpm_event", "authz_core", "proxy", "proxy_http", "headers"}
 
 // apacheMain is the main config around the generated file: children as
-// www-data (the sockets' group), every runtime file in the temp directory.
+// www-data (the sockets' group), every runtime file in the temp directory,
+// and the sites read from sites-enabled/ in name order, as Debian's
+// apache2.conf reads them.
 const apacheMain = `ServerRoot %[1]s
 ServerName localhost
 %[2]s
@@ -31,7 +33,7 @@ DefaultRuntimeDir %[1]s/run
 ErrorLog %[1]s/error.log
 LogLevel warn
 DocumentRoot %[1]s/htdocs
-Include %[1]s/generated.conf
+IncludeOptional %[1]s/sites-enabled/*.conf
 `
 
 var apacheListenRE = regexp.MustCompile(`(?mi)^\s*Listen\s`)
@@ -42,9 +44,16 @@ var apacheListenRE = regexp.MustCompile(`(?mi)^\s*Listen\s`)
 // test.
 func startApache(t *testing.T, generated, addr string) {
 	t.Helper()
+	startApacheSites(t, map[string]string{"udsvisor": generated}, addr)
+}
+
+// startApacheSites is startApache on several sites, name → text, each
+// written to sites-enabled/NAME.conf.
+func startApacheSites(t *testing.T, sites map[string]string, addr string) {
+	t.Helper()
 	bin := testutil.RequireCommand(t, "/usr/sbin/apache2")
 	root := filepath.Join(testutil.RunDir(t), "apache")
-	for _, d := range []string{"run", "htdocs"} {
+	for _, d := range []string{"run", "htdocs", "sites-enabled"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -56,13 +65,59 @@ func startApache(t *testing.T, generated, addr string) {
 	// The generated file may carry its own Listen; two for one address
 	// is an error.
 	listen := "Listen " + addr
-	if apacheListenRE.MatchString(generated) {
-		listen = ""
+	for name, text := range sites {
+		if apacheListenRE.MatchString(text) {
+			listen = ""
+		}
+		writeFile(t, filepath.Join(root, "sites-enabled", name+".conf"), text)
 	}
-	writeFile(t, filepath.Join(root, "generated.conf"), generated)
 	writeFile(t, filepath.Join(root, "httpd.conf"), fmt.Sprintf(apacheMain, root, load.String(), listen))
 	argv := []string{bin, "-d", root, "-f", filepath.Join(root, "httpd.conf")}
 	configTest(t, append(argv, "-t")...)
 	d := startDaemon(t, unix.SIGTERM, filepath.Join(root, "error.log"), append(argv, "-DFOREGROUND")...)
 	d.waitTCP(t, addr)
+}
+
+// installedAs is the site name a generated Apache file tells to install
+// it under ("Install it as /etc/apache2/sites-available/NAME.conf").
+var installedAs = regexp.MustCompile(`(?m)^# Install it as /etc/apache2/sites-available/([A-Za-z0-9_-]+)\.conf, then a2ensite `)
+
+// Issue 10, item 9: installed under the name its header gives, next to a
+// stand-in for Debian's 000-default site on the same address (it refuses
+// everything with 403), the generated VirtualHost answers every Host no
+// ServerName matches; with --server-name it answers that name only and
+// leaves the others to 000-default, as the header says.
+func TestApacheDefaultVhost(t *testing.T) {
+	s := appStack(t, "www-data")
+	for _, tt := range []struct {
+		name    string
+		args    []string
+		site    string
+		unknown int // the status for Host unknown.example
+	}{
+		{"catch-all", nil, "00-udsvisor", 200},
+		{"--server-name", []string{"--server-name", "app.example"}, "udsvisor", 403},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := freePort(t)
+			generated := generateProxy(t, "apache", s.cfg, addr, tt.args...)
+			m := installedAs.FindStringSubmatch(generated)
+			if m == nil {
+				t.Fatalf("the header names no site:\n%s", generated)
+			}
+			if m[1] != tt.site {
+				t.Errorf("the header names site %s, want %s", m[1], tt.site)
+			}
+			debianDefault := "<VirtualHost " + addr + ">\n\t<Location />\n\t\tRequire all denied\n\t</Location>\n</VirtualHost>\n"
+			startApacheSites(t, map[string]string{"000-default": debianDefault, m[1]: generated}, addr)
+			if code := statusFor(t, "http://"+addr+"/", "unknown.example"); code != tt.unknown {
+				t.Errorf("Host unknown.example: %d, want %d", code, tt.unknown)
+			}
+			if tt.args != nil {
+				if code := statusFor(t, "http://"+addr+"/", "app.example"); code != 200 {
+					t.Errorf("Host app.example: %d, want 200", code)
+				}
+			}
+		})
+	}
 }

@@ -25,7 +25,8 @@ commands:
                    (-q: nothing on success; warnings go to stderr)
   ctl    [-s SOCKET] status|start|stop|restart|signal|logs|reload ...
                    talk to a running udsvisor through its control socket
-  proxy  nginx|apache|caddy|haproxy -c FILE [--listen ADDR] [--proxy-user USER]
+  proxy  nginx|apache|caddy|haproxy -c FILE [--listen ADDR] [--server-name NAME]
+         [--proxy-user USER] [--strict] [--chroot DIR]
                    print the reverse-proxy config for the services' routes
   demo             the demo HTTP backend (run it under udsvisor up)
   version          print the version

@@ -13,7 +13,7 @@ import (
 	"github.com/udsvisor/udsvisor/supervisor/proxyconf"
 )
 
-const proxyUsage = "usage: udsvisor proxy nginx|apache|caddy|haproxy [-c FILE] [--proxy-user USER] [--listen ADDR] [--server-name NAME] [--strict]"
+const proxyUsage = "usage: udsvisor proxy nginx|apache|caddy|haproxy [-c FILE] [--proxy-user USER] [--listen ADDR] [--server-name NAME] [--chroot DIR] [--strict]"
 
 // runProxy prints the reverse-proxy config for the routes of the config
 // on stdout, and on stderr a warning for every routed socket the proxy's
@@ -27,9 +27,10 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 		fs.PrintDefaults()
 	}
 	cfgPath := configFlag(fs)
-	proxyUser := fs.String("proxy-user", "www-data", "the `user` the proxy's workers run as, for the permission check")
+	proxyUser := fs.String("proxy-user", "", "the `user` the proxy's workers run as, for the permission check (default: www-data for nginx and apache, caddy for caddy, haproxy for haproxy, as Debian runs them)")
 	listen := fs.String("listen", "80", "where the proxy listens: a `port` or IP:PORT")
-	serverName := fs.String("server-name", "", "server `name` of the routes without a host (nginx default: _)")
+	serverName := fs.String("server-name", "", "server `name` of the routes without a host (default: they answer every host no other server names)")
+	chroot := fs.String("chroot", "", "haproxy only: the `directory` HAProxy is chrooted to (Debian: /var/lib/haproxy); socket paths are written relative to it")
 	strict := fs.Bool("strict", false, "exit 1 when the proxy user could not connect to a socket")
 	// The kind may come before or after the flags.
 	kind, rest := "", args
@@ -61,11 +62,20 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var out bytes.Buffer
-	if err := proxyconf.Generate(&out, kind, cfg, proxyconf.Options{Listen: *listen, ServerName: *serverName}); err != nil {
+	opts := proxyconf.Options{Listen: *listen, ServerName: *serverName, Chroot: *chroot}
+	if err := proxyconf.Generate(&out, kind, cfg, opts); err != nil {
 		return fmt.Errorf("proxy %s: %w", kind, err)
 	}
-	warnings, err := proxyconf.Check(cfg, *proxyUser)
+	who := *proxyUser
+	if who == "" {
+		who = proxyconf.DefaultUser(kind)
+	}
+	warnings, err := proxyconf.Check(cfg, kind, who)
 	if err != nil {
+		if *proxyUser == "" {
+			// Generating for another machine: say where the name came from.
+			return fmt.Errorf("proxy %s: %w (the default for %s); name the user %s runs as with --proxy-user", kind, err, kind, kind)
+		}
 		return fmt.Errorf("proxy %s: %w", kind, err)
 	}
 	for _, w := range warnings {
@@ -74,7 +84,7 @@ func runProxy(args []string, stdout, stderr io.Writer) error {
 	if *strict && len(warnings) > 0 {
 		// Nothing on stdout, so that `proxy --strict > site.conf` in a
 		// deploy script cannot install a config that would answer 502.
-		return fmt.Errorf("proxy %s: %d warning(s) about %s's access, and --strict is set; no config was written", kind, len(warnings), *proxyUser)
+		return fmt.Errorf("proxy %s: %d warning(s) about %s's access, and --strict is set; no config was written", kind, len(warnings), who)
 	}
 	if _, err := stdout.Write(out.Bytes()); err != nil {
 		return fmt.Errorf("proxy %s: write: %w", kind, err)

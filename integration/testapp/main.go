@@ -125,6 +125,7 @@ func serve(l net.Listener, name string, rep Report) {
 		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
 		os.Exit(code)
 	})
+	proxyHandlers(mux, name)
 	log.Fatal(http.Serve(l, mux))
 }
 

@@ -15,15 +15,18 @@ import (
 
 // Check reports, as warnings, every routed Unix socket that proxyUser (a
 // name or a numeric uid) could not connect to once udsvisor has created
-// it: connect(2) needs search permission on each directory of the path
-// and write permission on the socket (unix(7)). Existing directories are
-// read from disk; those udsvisor will create are root:<socket group> with
-// the socket's directory_mode. Membership is the user's primary group and
-// its /etc/group memberships, as the proxy's worker gets them from
-// initgroups. Root is never refused. Each warning reads
+// it, for the proxy kind (one of Kinds): connect(2) needs search
+// permission on each directory of the path and write permission on the
+// socket (unix(7)). Existing directories are read from disk; those
+// udsvisor will create are root:<socket group> with the socket's
+// directory_mode. Membership is the user's primary group and its
+// /etc/group memberships, as nginx's and Apache's workers get them from
+// initgroups and Caddy from systemd's User=; HAProxy drops every
+// supplementary group, so for haproxy only the primary group counts.
+// Root is never refused. Each warning reads
 // "file:line: services.api.sockets[0]: www-data cannot ...".
-func Check(cfg *config.Config, proxyUser string) ([]string, error) {
-	who, err := lookupProxyUser(proxyUser)
+func Check(cfg *config.Config, kind, proxyUser string) ([]string, error) {
+	who, err := lookupProxyUser(proxyUser, kind != "haproxy")
 	if err != nil {
 		return nil, err
 	}
@@ -58,9 +61,14 @@ type proxyUser struct {
 	uid    uint32
 	group  string // primary group name, for the suggested fix
 	groups map[uint32]bool
+	// dropped are the /etc/group memberships that do not count because
+	// the proxy drops them (HAProxy), so that a warning says why.
+	dropped map[uint32]bool
 }
 
-func lookupProxyUser(name string) (*proxyUser, error) {
+// lookupProxyUser finds the user name; its supplementary groups count
+// only if supplementary.
+func lookupProxyUser(name string, supplementary bool) (*proxyUser, error) {
 	var u *user.User
 	var err error
 	if _, nerr := strconv.ParseUint(name, 10, 32); nerr == nil {
@@ -84,11 +92,18 @@ func lookupProxyUser(name string) (*proxyUser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy user %q: groups: %w", name, err)
 	}
-	p := &proxyUser{name: u.Username, uid: uint32(uid), group: u.Gid, groups: map[uint32]bool{}}
-	for _, g := range append(gids, u.Gid) {
+	p := &proxyUser{name: u.Username, uid: uint32(uid), group: u.Gid, groups: map[uint32]bool{}, dropped: map[uint32]bool{}}
+	for _, g := range gids {
 		if n, err := strconv.ParseUint(g, 10, 32); err == nil {
-			p.groups[uint32(n)] = true
+			if supplementary {
+				p.groups[uint32(n)] = true
+			} else {
+				p.dropped[uint32(n)] = true
+			}
 		}
+	}
+	if n, err := strconv.ParseUint(u.Gid, 10, 32); err == nil {
+		p.groups[uint32(n)] = true
 	}
 	if g, err := user.LookupGroupId(u.Gid); err == nil {
 		p.group = g.Name
@@ -202,13 +217,21 @@ func (p *proxyUser) dirFix(d node, class string) string {
 	case class == "group":
 		return fmt.Sprintf("its group may not search it (chmod g+x %s)", d.path)
 	case d.created && d.mode&0o010 != 0:
-		return fmt.Sprintf("%s is not in group %s (set group = %q)", p.name, groupName(d.gid), p.group)
+		return fmt.Sprintf("%s (set group = %q)", p.notIn(d.gid), p.group)
 	case d.created:
-		return fmt.Sprintf("%s is not in group %s (set group = %q and directory_mode = \"%04o\")", p.name, groupName(d.gid), p.group, uint32(withX))
+		return fmt.Sprintf("%s (set group = %q and directory_mode = \"%04o\")", p.notIn(d.gid), p.group, uint32(withX))
 	case d.mode&0o010 != 0:
-		return fmt.Sprintf("%s is not in group %s (chgrp %s %s)", p.name, groupName(d.gid), p.group, d.path)
+		return fmt.Sprintf("%s (chgrp %s %s)", p.notIn(d.gid), p.group, d.path)
 	}
-	return fmt.Sprintf("%s is not in group %s (chmod o+x %s)", p.name, groupName(d.gid), d.path)
+	return fmt.Sprintf("%s (chmod o+x %s)", p.notIn(d.gid), d.path)
+}
+
+// notIn says why the user does not count as a member of group gid.
+func (p *proxyUser) notIn(gid uint32) string {
+	if p.dropped[gid] {
+		return fmt.Sprintf("HAProxy drops %s's supplementary group %s and keeps only %s", p.name, groupName(gid), p.group)
+	}
+	return fmt.Sprintf("%s is not in group %s", p.name, groupName(gid))
 }
 
 // socketFix explains why the socket refuses the proxy and what to set.
@@ -220,9 +243,9 @@ func (p *proxyUser) socketFix(s *config.Socket, class string) string {
 		return fmt.Sprintf("its group has no write permission (set mode = \"%04o\")", uint32(s.Mode.Perm()|0o020))
 	}
 	if s.Mode&0o020 != 0 {
-		return fmt.Sprintf("%s is not in group %s (set group = %q)", p.name, s.GroupName, p.group)
+		return fmt.Sprintf("%s (set group = %q)", p.notIn(s.GID), p.group)
 	}
-	return fmt.Sprintf("%s is not in group %s (set group = %q and mode = \"%04o\")", p.name, s.GroupName, p.group, uint32(s.Mode.Perm()|0o020))
+	return fmt.Sprintf("%s (set group = %q and mode = \"%04o\")", p.notIn(s.GID), p.group, uint32(s.Mode.Perm()|0o020))
 }
 
 func userName(uid uint32) string {

@@ -90,7 +90,7 @@ func TestCheck(t *testing.T) {
 			svc(`listen = "127.0.0.1:18083"`), nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Check(parse(t, tt.src), tt.user)
+			got, err := Check(parse(t, tt.src), "nginx", tt.user)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -101,12 +101,48 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestCheckHAProxyGroups: HAProxy setgid()s to its "group" and drops
+// every other group (Debian 12's 2.6 shows no Groups in /proc/PID/status),
+// so for haproxy a supplementary group does not open a socket, and the
+// warning says so; Apache and the others keep them (initgroups).
+func TestCheckHAProxyGroups(t *testing.T) {
+	testutil.RequireRoot(t)
+	supp := testutil.EnsureUser(t, "udsv-proxy", "www-data")
+	run := testutil.RunDir(t)
+	src := func(group string) string {
+		return "[services.api]\ncommand = [\"true\"]\nuser = \"daemon\"\n[[services.api.sockets]]\npath = \"" + run +
+			"/b/api.sock\"\ngroup = \"" + group + "\"\ndirectory_mode = \"0750\"\n[[services.api.proxy]]\n"
+	}
+	at := "services.toml:4: services.api.sockets[0]: "
+	dropped := `HAProxy drops udsv-proxy's supplementary group www-data and keeps only udsv-proxy (set group = "udsv-proxy")`
+	for _, tt := range []struct {
+		kind, group string
+		want        []string
+	}{
+		{"haproxy", "www-data", []string{
+			at + "udsv-proxy cannot search " + run + "/b (root:www-data 0750): " + dropped,
+			at + "udsv-proxy cannot connect to " + run + "/b/api.sock: the socket is daemon:www-data 0660 and " + dropped,
+		}},
+		{"haproxy", supp.Name, nil},
+		{"apache", "www-data", nil},
+		{"caddy", "www-data", nil},
+	} {
+		got, err := Check(parse(t, src(tt.group)), tt.kind, supp.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s, socket group %s: warnings:\n%s\nwant:\n%s", tt.kind, tt.group, strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+		}
+	}
+}
+
 // TestCheckOncePerSocket: two routes to one socket give one warning.
 func TestCheckOncePerSocket(t *testing.T) {
 	run := testutil.RunDir(t)
 	cfg := parse(t, "[services.api]\ncommand = [\"true\"]\nuser = \"daemon\"\n[[services.api.sockets]]\npath = \""+run+"/api.sock\"\n"+
 		"[[services.api.proxy]]\n[[services.api.proxy]]\nlocation = \"/v2/\"\n")
-	got, err := Check(cfg, "www-data")
+	got, err := Check(cfg, "nginx", "www-data")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,11 +152,11 @@ func TestCheckOncePerSocket(t *testing.T) {
 }
 
 func TestCheckUnknownUser(t *testing.T) {
-	_, err := Check(parse(t, goldenConfig), "udsv-no-such-user")
+	_, err := Check(parse(t, goldenConfig), "nginx", "udsv-no-such-user")
 	if err == nil || err.Error() != `unknown proxy user "udsv-no-such-user"` {
 		t.Errorf("error %v", err)
 	}
-	_, err = Check(parse(t, goldenConfig), "4000000")
+	_, err = Check(parse(t, goldenConfig), "nginx", "4000000")
 	if err == nil || err.Error() != `unknown proxy user "4000000"` {
 		t.Errorf("error %v", err)
 	}

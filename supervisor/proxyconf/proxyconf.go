@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,10 +32,32 @@ type Options struct {
 	// an IP literal and a port ("127.0.0.1:8080", "[::1]:8080").
 	Listen string
 	// ServerName names the server of the routes without a host: nginx
-	// server_name (default "_", which matches nothing and so leaves the
-	// server to be picked as the listen's default), Apache ServerName
-	// and the Caddy site address (default none).
+	// server_name, Apache ServerName and the Caddy site address. Without
+	// it (or with "_") that server is the catch-all: nginx's
+	// default_server for the address, and for Apache the first
+	// VirtualHost of its address once installed under the name the
+	// header gives.
 	ServerName string
+	// Chroot is the directory HAProxy is chrooted to (the "chroot" of
+	// haproxy.cfg's global section; Debian's stock config has
+	// /var/lib/haproxy). HAProxy connects to a unix@ server from inside
+	// it, so socket paths are written relative to it, and a routed
+	// socket outside it is an error. HAProxy only.
+	Chroot string
+}
+
+// DefaultUser is the user that Debian's package of kind runs the proxy's
+// workers as, which Check takes when no user is given: nginx and Apache
+// run as www-data, Caddy as caddy (which Debian's caddy package adds to
+// group www-data) and HAProxy as haproxy.
+func DefaultUser(kind string) string {
+	switch kind {
+	case "caddy":
+		return "caddy"
+	case "haproxy":
+		return "haproxy"
+	}
+	return "www-data"
 }
 
 // Generate writes the config of kind (one of Kinds) for every route in
@@ -60,6 +83,7 @@ type plan struct {
 	kind, file string
 	listen     listenAddr
 	serverName string // "" when not given
+	chroot     string // HAProxy's chroot; "" when not given
 	upstreams  []*upstream
 	// vhosts: the default one (host "") first when it has routes, then
 	// by host name.
@@ -71,7 +95,8 @@ type upstream struct {
 	// it is valid as an nginx upstream and a HAProxy backend name.
 	name string
 	unix bool
-	// addr is the socket path, or host:port for a TCP socket.
+	// addr is the socket path (relative to the plan's chroot, if any),
+	// or host:port for a TCP socket.
 	addr string
 }
 
@@ -119,13 +144,21 @@ func hostName(n string) bool {
 }
 
 func newPlan(kind string, cfg *config.Config, opts Options) (*plan, error) {
-	p := &plan{kind: kind, file: cfg.File, serverName: opts.ServerName}
+	p := &plan{kind: kind, file: cfg.File, serverName: opts.ServerName, chroot: opts.Chroot}
 	var err error
 	if p.listen, err = parseListen(opts.Listen); err != nil {
 		return nil, err
 	}
 	if n := opts.ServerName; n != "" && n != "_" && !hostName(n) {
 		return nil, fmt.Errorf("server name %q is not a DNS name like \"www.example.com\"", n)
+	}
+	if c := opts.Chroot; c != "" {
+		switch {
+		case kind != "haproxy":
+			return nil, fmt.Errorf("a chroot applies to haproxy only, not %s", kind)
+		case !filepath.IsAbs(c) || filepath.Clean(c) != c || c == "/" || !safeToken(c):
+			return nil, fmt.Errorf("chroot %q is not a clean absolute directory like \"/var/lib/haproxy\"", c)
+		}
 	}
 	bySocket := map[*config.Socket]*upstream{}
 	names := map[string]bool{}
@@ -134,7 +167,7 @@ func newPlan(kind string, cfg *config.Config, opts Options) (*plan, error) {
 		for _, r := range svc.Proxy {
 			up, ok := bySocket[r.Socket]
 			if !ok {
-				if up, err = newUpstream(svc.Name, r.Socket, names); err != nil {
+				if up, err = newUpstream(svc.Name, r.Socket, names, p.chroot); err != nil {
 					return nil, err
 				}
 				bySocket[r.Socket] = up
@@ -166,7 +199,14 @@ func newPlan(kind string, cfg *config.Config, opts Options) (*plan, error) {
 	return p, nil
 }
 
-func newUpstream(service string, s *config.Socket, names map[string]bool) (*upstream, error) {
+// catchAll reports whether the routes without a host make a server that
+// answers every Host no other server names: there are such routes and
+// no --server-name.
+func (p *plan) catchAll() bool {
+	return (p.serverName == "" || p.serverName == "_") && len(p.vhosts) > 0 && p.vhosts[0].host == ""
+}
+
+func newUpstream(service string, s *config.Socket, names map[string]bool, chroot string) (*upstream, error) {
 	base := "udsvisor_" + identifier(service) + "_" + identifier(s.Name)
 	name := base
 	for i := 2; names[name]; i++ {
@@ -182,17 +222,30 @@ func newUpstream(service string, s *config.Socket, names map[string]bool) (*upst
 		return nil, fmt.Errorf("%s.path: %q cannot be written into a proxy config unquoted; use only letters, digits and ._~@+,=:/-", s.Key, s.Path)
 	}
 	up.addr = s.Path
+	if chroot != "" {
+		inside, ok := strings.CutPrefix(s.Path, chroot+"/")
+		if !ok {
+			return nil, fmt.Errorf("%s.path: %s is outside HAProxy's chroot %s, where HAProxy cannot reach it; put the socket under %s", s.Key, s.Path, chroot, chroot)
+		}
+		up.addr = "/" + inside
+	}
 	return up, nil
 }
 
 // connectAddr is where the proxy connects for a TCP socket: a wildcard
-// bind is reached on loopback (IPv4, which [::] also accepts since Linux
-// defaults to bindv6only=0).
+// bind is reached on the loopback address of its own family, since
+// udsvisor binds IPv6 sockets with IPV6_V6ONLY (sockets.bindTCP): [::]
+// takes no IPv4 connection, so 127.0.0.1 would be refused. An
+// IPv4-mapped address is bound as IPv4, so it is connected to as one.
 func connectAddr(a netip.AddrPort) netip.AddrPort {
-	if a.Addr().IsUnspecified() {
-		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), a.Port())
+	ip := a.Addr().Unmap()
+	switch {
+	case ip == netip.IPv4Unspecified():
+		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	case ip.IsUnspecified():
+		ip = netip.IPv6Loopback()
 	}
-	return a
+	return netip.AddrPortFrom(ip, a.Port())
 }
 
 // identifier maps s to [A-Za-z0-9_]; newUpstream numbers any collision.
@@ -244,6 +297,9 @@ func (p *plan) header(w io.Writer, lines ...string) {
 	}
 	if p.serverName != "" {
 		fmt.Fprintf(w, " --server-name %s", p.serverName)
+	}
+	if p.chroot != "" {
+		fmt.Fprintf(w, " --chroot %s", p.chroot)
 	}
 	fmt.Fprintln(w, "\n# Regenerate it rather than edit it.")
 	for _, l := range lines {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/udsvisor/udsvisor/internal/testutil"
@@ -13,10 +14,12 @@ import (
 // included the way the README says to include them. Serving through them
 // is the integration tests' business.
 
-var syntaxCases = []struct {
+type syntaxCase struct {
 	name, src string
 	opts      Options
-}{
+}
+
+var syntaxCases = []syntaxCase{
 	{"golden", goldenConfig, Options{}},
 	{"golden on a port", goldenConfig, Options{Listen: "127.0.0.1:18080", ServerName: "www.example.com"}},
 	{"tcp", tcpConfig, Options{Listen: "[::1]:18080"}},
@@ -78,6 +81,45 @@ func TestApacheAcceptsOutput(t *testing.T) {
 			out, err := exec.Command(apacheBin, "-t", "-f", main).CombinedOutput()
 			if err != nil {
 				t.Fatalf("apache2 -t: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+func TestCaddyAcceptsOutput(t *testing.T) {
+	caddyBin := testutil.RequireCommand(t, "caddy")
+	for _, tt := range syntaxCases {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, "udsvisor.caddy"), generate(t, "caddy", parse(t, tt.src), tt.opts))
+			main := filepath.Join(dir, "Caddyfile")
+			// Imported from a main Caddyfile, as the header says; the
+			// admin endpoint would bind a port.
+			writeFile(t, main, "{\n\tadmin off\n}\nimport "+filepath.Join(dir, "udsvisor.caddy")+"\n")
+			cmd := exec.Command(caddyBin, "validate", "--config", main, "--adapter", "caddyfile")
+			// Caddy keeps its state under $HOME and the XDG directories.
+			cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("caddy validate: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+func TestHAProxyAcceptsOutput(t *testing.T) {
+	haproxyBin := testutil.RequireCommand(t, "haproxy")
+	cases := append(slices.Clone(syntaxCases), syntaxCase{"chroot", goldenConfig, Options{Chroot: "/run/udsv-proxy-test"}})
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			// After the global and defaults sections, as the header says
+			// (two -f files are read as one).
+			main := filepath.Join(dir, "haproxy.cfg")
+			writeFile(t, main, "global\n    log stderr local0\n\ndefaults\n    mode http\n    timeout connect 5s\n    timeout client 50s\n    timeout server 50s\n")
+			generated := filepath.Join(dir, "udsvisor.cfg")
+			writeFile(t, generated, generate(t, "haproxy", parse(t, tt.src), tt.opts))
+			if out, err := exec.Command(haproxyBin, "-c", "-f", main, "-f", generated).CombinedOutput(); err != nil {
+				t.Fatalf("haproxy -c: %v\n%s", err, out)
 			}
 		})
 	}
