@@ -60,9 +60,19 @@ func startCtlEnv(t *testing.T, text string) *ctlEnv {
 	e.sock = filepath.Join(e.dir, "ctl", "control.sock")
 	e.write(t, text)
 	e.up = startUp(t, e.cfg)
+	// The API answers while services are still starting (several at
+	// once): wait until each has its process.
 	testutil.Eventually(t, 20*time.Second, func() error {
-		_, err := e.services(t)
-		return err
+		svcs, err := e.services(t)
+		if err != nil {
+			return err
+		}
+		for _, s := range svcs {
+			if s.Pid == 0 {
+				return fmt.Errorf("%s is %s with no process yet", s.Name, s.State)
+			}
+		}
+		return nil
 	})
 	return e
 }

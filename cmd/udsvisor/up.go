@@ -61,6 +61,13 @@ func runUp(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer ctl.Close()
+	rootCtl, err := bindRootControl(cfg.Supervisor, log)
+	if err != nil {
+		return err
+	}
+	if rootCtl != nil {
+		defer rootCtl.Close()
+	}
 
 	// Grandchildren that escape their service's process group are
 	// reparented to udsvisor rather than to PID 1, so that they are
@@ -92,13 +99,22 @@ func runUp(args []string, stderr io.Writer) error {
 		// One user must not fill a cap lowered by the fd budget, which
 		// would lock root out (T18).
 		MaxConns: maxConns, MaxConnsPerUID: min(control.DefaultMaxConnsPerUID, max(1, maxConns/4)),
+		MaxRootConns: min(control.DefaultMaxRootConns, maxConns),
+		Version:      version,
 	})
 	l, err := net.FileListener(ctl.File())
 	if err != nil {
 		return fmt.Errorf("control socket %s: %w", cfg.Supervisor.ControlSocket, err)
 	}
+	var rootL net.Listener // nil without a root-only socket
+	if rootCtl != nil {
+		if rootL, err = net.FileListener(rootCtl.File()); err != nil {
+			l.Close()
+			return fmt.Errorf("root-only control socket %s: %w", rootCtl.Spec().Path, err)
+		}
+	}
 	srvDone := make(chan error, 1) // Serve returns once
-	go func() { srvDone <- srv.Serve(ctx, l) }()
+	go func() { srvDone <- srv.Serve(ctx, l, rootL) }()
 
 	go handleSignals(ctx, sigc, sup, log, cancel)
 	ready := func() { notify(log, daemon.SdNotifyReady) }
@@ -124,6 +140,19 @@ func bindControl(c config.Supervisor) (*sockets.Listener, error) {
 	})
 	if errors.Is(err, sockets.ErrLive) {
 		return nil, fmt.Errorf("udsvisor is already running: %w", err)
+	}
+	return l, err
+}
+
+// bindRootControl creates the root-only control socket next to the
+// control socket, which no flood of the control socket reaches (T28). A
+// control socket path too long for its name costs root only that
+// reserved way in: the warning is logged and the Listener is nil.
+func bindRootControl(c config.Supervisor, log *zap.Logger) (*sockets.Listener, error) {
+	l, err := control.BindRoot(c.ControlSocket)
+	if errors.Is(err, control.ErrNoRoomForRootSocket) {
+		log.Warn("no root-only control socket; root's ctl shares the control socket with everyone", zap.Error(err))
+		return nil, nil
 	}
 	return l, err
 }
@@ -214,12 +243,12 @@ func notify(log *zap.Logger, state string) {
 }
 
 // The fds udsvisor needs besides control connections, for
-// controlConnLimit: its own (runtime, log, control socket and its
+// controlConnLimit: its own (runtime, log, the control sockets and their
 // directories), each socket's (the socket, an O_PATH fd of its node and
 // of its directories) and each service's (the read ends of its output
 // pipes, plus the pipes of a launch in progress).
 const (
-	fdsOwn        = 32
+	fdsOwn        = 36
 	fdsPerSocket  = 4
 	fdsPerService = 12
 	// minControlConns keeps the control API usable even under a limit

@@ -241,6 +241,7 @@ func TestBadSupervisor(t *testing.T) {
 		{"log_format", "[supervisor]\nlog_format = \"xml\"", []string{`services.toml:2: supervisor.log_format: "xml" must be console or json`}, nil},
 		{"supervisor not a table", "supervisor = 1", []string{`services.toml:1: supervisor: must be a table, not an integer`}, nil},
 		{"same as control socket", sock(`path = "/run/udsvisor/control.sock"`), []string{p5 + `same socket as supervisor.control_socket (default)`}, nil},
+		{"T28 the root-only control socket", sock(`path = "/run/udsvisor/control.sock.root"`), []string{p5 + `same socket as the root-only control socket of supervisor.control_socket (default)`}, nil},
 		{"same as configured control socket", "[supervisor]\ncontrol_socket = \"/run/udsv-config-test/c.sock\"\n" +
 			"[services.api]\ncommand = [\"true\"]\nuser = \"daemon\"\n[[services.api.sockets]]\npath = \"/run/udsv-config-test/c.sock\"",
 			[]string{`services.toml:7: services.api.sockets[0].path: same socket as supervisor.control_socket (services.toml:2)`}, nil},

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/udsvisor/udsvisor/supervisor/api"
 )
 
 // minQuietBacklog is the smallest backlog that check accepts without a
@@ -214,6 +216,8 @@ func (c *checker) crossCheck(control string, sockets []*Socket) {
 			where = c.at("supervisor.control_socket")
 		}
 		paths[control] = owner{"supervisor.control_socket", where}
+		// The root-only control socket sits next to it.
+		paths[control+api.RootSocketSuffix] = owner{"the root-only control socket of supervisor.control_socket", where}
 	}
 	var tcp []*Socket
 	for _, s := range sockets {

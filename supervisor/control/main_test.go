@@ -41,6 +41,10 @@ type helperRequest struct {
 	// Bind, when set, is the client's own socket address: a hostile name
 	// must not change who the server thinks the client is.
 	Bind string
+	// Raw, when set, is sent as is instead of Method, Path and Body, and
+	// whatever comes back until the server closes the connection is the
+	// result's Body (and Status, if it starts with a status line).
+	Raw string
 }
 
 // helperResult is what the helper prints.
@@ -55,6 +59,9 @@ func TestMain(m *testing.M) {
 	}
 	if arg := os.Getenv(floodEnv); arg != "" {
 		os.Exit(runFlood(arg))
+	}
+	if spec := os.Getenv(lockoutEnv); spec != "" {
+		os.Exit(runLockout(spec))
 	}
 	// sockets.Bind relies on the umask that `udsvisor up` sets at start.
 	unix.Umask(0o077)
@@ -80,6 +87,9 @@ func runHelper(spec string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return helperOther
 	}
+	if req.Raw != "" {
+		return rawRequest(c, req.Raw)
+	}
 	client := &http.Client{Transport: &http.Transport{
 		DialContext: func(context.Context, string, string) (net.Conn, error) { return c, nil },
 	}}
@@ -100,6 +110,30 @@ func runHelper(spec string) int {
 		return helperOther
 	}
 	json.NewEncoder(os.Stdout).Encode(helperResult{Status: resp.StatusCode, Body: string(body)})
+	return helperOK
+}
+
+// rawRequest writes raw on c and prints what comes back until the server
+// closes the connection.
+func rawRequest(c net.Conn, raw string) int {
+	// A server that closes the connection at once (the root-only
+	// socket refusing another uid) may do so before the write.
+	if _, err := io.WriteString(c, raw); err != nil && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
+		fmt.Fprintln(os.Stderr, err)
+		return helperOther
+	}
+	// Only keeps a server that never closes from hanging the test.
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	answer, err := io.ReadAll(c)
+	// A server that closes a connection without reading what was sent
+	// resets it.
+	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		fmt.Fprintf(os.Stderr, "after %q: %v\n", answer, err)
+		return helperOther
+	}
+	res := helperResult{Body: string(answer)}
+	fmt.Sscanf(res.Body, "HTTP/1.1 %d", &res.Status)
+	json.NewEncoder(os.Stdout).Encode(res)
 	return helperOK
 }
 
@@ -162,8 +196,9 @@ func requestAs(t *testing.T, bin string, u testutil.User, groups []uint32, req h
 
 // testServer is a Server serving a socket made by sockets.Bind.
 type testServer struct {
-	sock string
-	srv  *Server
+	// sock is the control socket, root the root-only one next to it.
+	sock, root string
+	srv        *Server
 	// ino is the sockfs inode number of the listening socket, as ss and
 	// /proc/PID/fd show it.
 	ino string
@@ -172,8 +207,9 @@ type testServer struct {
 }
 
 // startServer binds a control socket root:gid with mode in a fresh
-// directory under /run and serves it with a Server on b; tweak, if not
-// nil, adjusts the Server before it serves.
+// directory under /run, and the root-only socket next to it as `udsvisor
+// up` does, and serves both with a Server on b; tweak, if not nil,
+// adjusts the Server before it serves.
 func startServer(t *testing.T, b Backend, opts Options, gid int, mode fs.FileMode, tweak func(*Server)) *testServer {
 	t.Helper()
 	testutil.RequireRoot(t)
@@ -182,9 +218,28 @@ func startServer(t *testing.T, b Backend, opts Options, gid int, mode fs.FileMod
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := sl.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	nl, err := net.FileListener(sl.File())
 	if err != nil {
-		sl.Close()
+		t.Fatal(err)
+	}
+	rl, err := BindRoot(sock)
+	if err != nil {
+		nl.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := rl.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	rnl, err := net.FileListener(rl.File())
+	if err != nil {
+		nl.Close()
 		t.Fatal(err)
 	}
 	srv := New(b, opts)
@@ -193,13 +248,13 @@ func startServer(t *testing.T, b Backend, opts Options, gid int, mode fs.FileMod
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1) // read by stop, which may run after the test moved on
-	go func() { done <- srv.Serve(ctx, nl) }()
+	go func() { done <- srv.Serve(ctx, nl, rnl) }()
 	stopped := false
 	link, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", sl.File().Fd()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{sock: sock, srv: srv, ino: strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")}
+	ts := &testServer{sock: sock, root: rl.Spec().Path, srv: srv, ino: strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")}
 	ts.stop = func() {
 		if stopped {
 			return
@@ -215,12 +270,8 @@ func startServer(t *testing.T, b Backend, opts Options, gid int, mode fs.FileMod
 			t.Errorf("Serve did not return 30 s after its context ended")
 		}
 	}
-	t.Cleanup(func() {
-		ts.stop()
-		if err := sl.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	// Cleanups run last first: the server stops before its sockets close.
+	t.Cleanup(ts.stop)
 	return ts
 }
 

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // states are the values of api.Service.State, each a sample of
@@ -58,10 +62,29 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) error {
 				escapeLabel(svc.Name), escapeLabel(st), v)
 		}
 	}
+	family(&b, "udsvisor_build_info", "gauge", "Always 1; the labels say which udsvisor runs.")
+	fmt.Fprintf(&b, "udsvisor_build_info{version=\"%s\",goversion=\"%s\"} 1\n", escapeLabel(s.opts.Version), escapeLabel(runtime.Version()))
+	processFDs(&b)
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	w.Write(b.Bytes())
 	return nil
+}
+
+// processFDs writes udsvisor's open fds and its limit, under the names
+// the Prometheus client libraries use: at scale the fd budget is what
+// runs out first (each service holds its sockets, their directory and
+// node handles and its output pipes).
+func processFDs(b *bytes.Buffer) {
+	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+		family(b, "process_open_fds", "gauge", "Number of open file descriptors.")
+		fmt.Fprintf(b, "process_open_fds %d\n", len(fds)-1) // less the one ReadDir had open
+	}
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil {
+		family(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.")
+		fmt.Fprintf(b, "process_max_fds %d\n", lim.Cur)
+	}
 }
 
 func family(b *bytes.Buffer, name, typ, help string) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 
 	"go.uber.org/zap"
 
@@ -105,6 +106,10 @@ func bodyError(err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return badRequest("request body is larger than %d bytes", mbe.Limit)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The server's ReadTimeout passed before the body arrived.
+		return &reqError{status: http.StatusRequestTimeout, msg: "request body did not arrive in time"}
 	}
 	return badRequest("decode request body: %v", err)
 }

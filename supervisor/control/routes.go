@@ -37,11 +37,14 @@ var routes = []route{
 	{"GET", "/metrics", accessRead, (*Server).metrics},
 }
 
-// dispatch refuses callers who may not even read, then answers unknown
-// paths and methods in JSON, and hands the rest to the mux.
+// dispatch keeps answers from waiting for an unread body (guardBody),
+// refuses callers who may not even read, then answers unknown paths and
+// methods in JSON, and hands the rest to the mux.
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	w, r = guardBody(w, r)
 	p, ok := peerFrom(r.Context())
 	if !ok {
+		w.Header().Set("Connection", "close")
 		writeJSON(w, http.StatusForbidden, api.Error{Error: "permission denied: no peer credentials"})
 		return
 	}
@@ -96,7 +99,11 @@ func (s *Server) guard(rt route) http.Handler {
 	})
 }
 
+// deny refuses the request and closes the connection after the answer,
+// so that a refused caller cannot keep its slot as an idle keep-alive
+// connection (T28).
 func (s *Server) deny(w http.ResponseWriter, r *http.Request, p Peer, a access) {
+	w.Header().Set("Connection", "close")
 	s.log.Warn("control request denied", zap.String("method", r.Method), zap.String("path", r.URL.Path),
 		zap.Uint32("uid", p.UID), zap.Uint32("gid", p.GID), zap.Int32("pid", p.PID))
 	writeJSON(w, http.StatusForbidden, api.Error{Error: s.denial(p, a, r.Method, r.URL.Path)})

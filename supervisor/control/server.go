@@ -28,16 +28,23 @@
 //
 // Errors are api.Error bodies: 400 for a malformed request (bad JSON,
 // unknown fields, trailing data, a body over 64 KiB, an unknown signal),
-// 403, 404 (unknown path or service), 405, then the Backend's errors as
+// 403, 404 (unknown path or service), 405, 408 (a body that did not
+// arrive within the read timeout), then the Backend's errors as
 // backend.go maps them (409, 422, 503, 500).
 //
-// Against slow or numerous clients (SECURITY-NOTES T16-T18) the server
-// bounds header reading time, idle time and header size, and accepts at
-// most MaxConns connections at once; further clients wait in the kernel's
-// backlog. One uid other than root holds at most MaxConnsPerUID of them:
-// its further connections are closed as soon as they are accepted, so a
-// single local user cannot fill the slots and keep root waiting in the
-// backlog. Follow streams end when the server shuts down.
+// Against slow or numerous clients (SECURITY-NOTES T16-T18, T28) the
+// server bounds the time it takes to read the headers and the whole
+// request, idle time and header size; an answer given without reading
+// the body (a refusal, a malformed body) closes the connection instead
+// of waiting for the rest (body.go), and so does every refusal. It
+// accepts at most MaxConns connections at once on the control socket;
+// further clients wait in the kernel's backlog. One uid other than root
+// holds at most MaxConnsPerUID of them: its further connections are
+// closed as soon as they are accepted. Several users together can still
+// fill the slots and the backlog, so root has a socket of its own: Serve
+// also serves the root-only socket (BindRoot, client.RootSocket), whose
+// slots and backlog no other user can reach. Follow streams end when the
+// server shuts down.
 package control
 
 import (
@@ -59,6 +66,10 @@ const DefaultMaxConns = 256
 // 0: far more than ctl needs, far fewer than DefaultMaxConns.
 const DefaultMaxConnsPerUID = 32
 
+// DefaultMaxRootConns is the connection cap of the root-only socket when
+// Options.MaxRootConns is 0.
+const DefaultMaxRootConns = 32
+
 // Options configure a Server.
 type Options struct {
 	// ControlGID is the group whose members may do everything; -1: root
@@ -74,6 +85,11 @@ type Options struct {
 	// MaxConnsPerUID caps the concurrent connections of each uid but
 	// root (0: DefaultMaxConnsPerUID).
 	MaxConnsPerUID int
+	// MaxRootConns caps the concurrent connections on the root-only
+	// socket, apart from MaxConns (0: DefaultMaxRootConns).
+	MaxRootConns int
+	// Version is udsvisor's, for the udsvisor_build_info metric.
+	Version string
 }
 
 // Server serves the control API on an already-listening socket.
@@ -89,13 +105,20 @@ type Server struct {
 
 	// Tests shorten or force these; New sets the production values.
 	readHeaderTimeout time.Duration
-	idleTimeout       time.Duration
+	// readTimeout bounds the reading of a whole request, body included
+	// (body.go).
+	readTimeout time.Duration
+	idleTimeout time.Duration
 	// shutdownTimeout bounds how long Serve waits for requests in flight
 	// (a stop waits for the service's stop_timeout) before closing them.
 	shutdownTimeout time.Duration
 	// noPeerGroups forces the /proc/PID/status fallback for kernels
 	// without SO_PEERGROUPS.
 	noPeerGroups bool
+
+	// public is the control socket's listener while Serve runs, for tests
+	// that check a flood holds every slot.
+	public atomic.Pointer[limitListener]
 }
 
 // groups are the control and status groups; -1 for none.
@@ -116,6 +139,9 @@ func New(b Backend, opts Options) *Server {
 	if opts.MaxConnsPerUID <= 0 {
 		opts.MaxConnsPerUID = DefaultMaxConnsPerUID
 	}
+	if opts.MaxRootConns <= 0 {
+		opts.MaxRootConns = DefaultMaxRootConns
+	}
 	log := opts.Log
 	if log == nil {
 		log = zap.NewNop()
@@ -125,6 +151,7 @@ func New(b Backend, opts Options) *Server {
 		opts:              opts,
 		log:               log,
 		readHeaderTimeout: 5 * time.Second,
+		readTimeout:       10 * time.Second,
 		idleTimeout:       60 * time.Second,
 		shutdownTimeout:   30 * time.Second,
 	}
@@ -144,11 +171,14 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 type streamsKey struct{}
 
-// Serve serves l until ctx is done, then shuts down gracefully: it stops
-// accepting, ends follow streams, waits for the other requests in flight
-// and returns nil. It closes l. l must be a Unix socket listener, since
-// every connection is authorised by its peer credentials.
-func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+// Serve serves the control socket l and, if not nil, the root-only
+// socket root (BindRoot) until ctx is done, then shuts down gracefully:
+// it stops accepting, ends follow streams, waits for the other requests
+// in flight and returns nil. It closes both listeners. Both must be Unix
+// socket listeners, since every connection is authorised by its peer
+// credentials; on root, a connection from any uid but 0 is closed at
+// once. If one listener fails, Serve shuts down and returns its error.
+func (s *Server) Serve(ctx context.Context, l, root net.Listener) error {
 	// streams is cancelled at shutdown so that follow streams, which never
 	// end by themselves, let Shutdown finish; other requests keep their
 	// context and complete.
@@ -157,9 +187,15 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: s.readHeaderTimeout,
-		IdleTimeout:       s.idleTimeout,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+		// The body must be in by then too (T28). net/http lifts the
+		// deadline once the request has been read (before the handler
+		// for a request without a body, when the handler reads the body
+		// to its end otherwise), so it never cuts a stop waiting for
+		// stop_timeout or a follow stream.
+		ReadTimeout:    s.readTimeout,
+		IdleTimeout:    s.idleTimeout,
+		MaxHeaderBytes: 16 << 10,
+		ErrorLog:       zap.NewStdLog(s.log.Named("http")),
 		BaseContext: func(net.Listener) context.Context {
 			return context.WithValue(context.Background(), streamsKey{}, streams)
 		},
@@ -171,20 +207,23 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		},
 	}
 	srv.RegisterOnShutdown(endStreams)
-	ll := &limitListener{
-		Listener:     l,
-		sem:          make(chan struct{}, s.opts.MaxConns),
-		done:         make(chan struct{}),
-		perUID:       make(map[uint32]int),
-		maxPerUID:    s.opts.MaxConnsPerUID,
-		log:          s.log,
-		noPeerGroups: s.noPeerGroups,
+	lls := []*limitListener{s.limit(l, s.opts.MaxConns, false)}
+	s.public.Store(lls[0])
+	defer s.public.Store(nil)
+	if root != nil {
+		lls = append(lls, s.limit(root, s.opts.MaxRootConns, true))
 	}
-	served := make(chan error, 1) // the Serve goroutine may outlive a select that moved on
-	go func() { served <- srv.Serve(ll) }()
+	// One send per listener; the goroutines may outlive a select that
+	// moved on.
+	served := make(chan error, len(lls))
+	for _, ll := range lls {
+		go func() { served <- srv.Serve(ll) }()
+	}
+	pending := len(lls)
+	var failed error
 	select {
-	case err := <-served:
-		return err
+	case failed = <-served:
+		pending--
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
@@ -193,16 +232,37 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		s.log.Warn("control: requests still running at shutdown; closing them", zap.Error(err))
 		srv.Close()
 	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return err
+	for ; pending > 0; pending-- {
+		if err := <-served; failed == nil && !errors.Is(err, http.ErrServerClosed) {
+			failed = err
+		}
 	}
-	return nil
+	if errors.Is(failed, http.ErrServerClosed) {
+		return nil
+	}
+	return failed
+}
+
+// limit wraps l with a cap of n connections; rootOnly closes every
+// connection whose peer is not uid 0.
+func (s *Server) limit(l net.Listener, n int, rootOnly bool) *limitListener {
+	return &limitListener{
+		Listener:     l,
+		sem:          make(chan struct{}, n),
+		done:         make(chan struct{}),
+		perUID:       make(map[uint32]int),
+		maxPerUID:    s.opts.MaxConnsPerUID,
+		rootOnly:     rootOnly,
+		log:          s.log,
+		noPeerGroups: s.noPeerGroups,
+	}
 }
 
 // limitListener accepts at most cap(sem) connections at a time and reads
 // each one's peer credentials at Accept. A client beyond the cap waits in
 // the kernel backlog until a connection closes. A connection that would
-// give its uid (root's excepted) more than maxPerUID is closed at once.
+// give its uid (root's excepted) more than maxPerUID is closed at once,
+// and so is every connection but root's when rootOnly is set.
 type limitListener struct {
 	net.Listener
 	sem          chan struct{} // one token per open connection
@@ -210,6 +270,9 @@ type limitListener struct {
 	closeOnce    sync.Once
 	log          *zap.Logger
 	noPeerGroups bool
+	// rootOnly marks the root-only socket: its file mode already keeps
+	// others out, and the peer check holds even if the mode is loosened.
+	rootOnly bool
 
 	maxPerUID int
 	mu        sync.Mutex
@@ -236,6 +299,12 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		p, err := readPeer(c, l.noPeerGroups)
 		if err != nil {
 			l.log.Warn("control: refusing connection", zap.Error(err))
+			c.Close()
+			continue
+		}
+		if l.rootOnly && p.UID != 0 {
+			l.log.Warn("control: refusing a connection to the root-only socket from another uid",
+				zap.Uint32("uid", p.UID), zap.Int32("pid", p.PID))
 			c.Close()
 			continue
 		}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/udsvisor/udsvisor/internal/testutil"
 )
@@ -128,7 +129,7 @@ func TestExplainAccess(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cause := &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("connect", syscall.EACCES)}
-			err := explainDial(tt.socket, cause, tt.who)
+			err := explainDial(tt.socket, cause, tt.who, DefaultBusyWait)
 			if err.Error() != tt.want {
 				t.Errorf("got  %s\nwant %s", err, tt.want)
 			}
@@ -141,12 +142,12 @@ func TestExplainAccess(t *testing.T) {
 
 func TestExplainDialOtherErrno(t *testing.T) {
 	cause := &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("connect", syscall.EAGAIN)}
-	err := explainDial("/run/x.sock", cause, identity{})
-	if want := "control socket /run/x.sock is busy (its connection backlog is full); try again"; err.Error() != want {
+	err := explainDial("/run/x.sock", cause, identity{}, 5*time.Second)
+	if want := "control socket /run/x.sock is busy (its connection backlog stayed full for 5s); try again"; err.Error() != want {
 		t.Errorf("got %q, want %q", err, want)
 	}
 	cause = &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("connect", syscall.ENAMETOOLONG)}
-	err = explainDial("/run/x.sock", cause, identity{})
+	err = explainDial("/run/x.sock", cause, identity{}, 5*time.Second)
 	if !strings.HasPrefix(err.Error(), "connect to control socket: ") || !errors.Is(err, syscall.ENAMETOOLONG) {
 		t.Errorf("got %q", err)
 	}

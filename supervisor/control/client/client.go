@@ -3,6 +3,11 @@
 // package api. It is all that `udsvisor ctl` needs; it knows nothing of the
 // supervisor's internals.
 //
+// Root connects through the root-only socket next to the control socket
+// (RootSocket), which no other user can reach, so that however many
+// users flood the control socket, root's requests are answered (T28). A
+// socket whose connection backlog is full is retried for a few seconds.
+//
 // Errors the server sends back are *APIError. Failures to reach the server
 // read as advice to the operator ("udsvisor is not running", "permission
 // denied on … (you are uid 1000, not in group udsvisor)") and still wrap
@@ -20,6 +25,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/udsvisor/udsvisor/supervisor/api"
 )
@@ -37,24 +43,23 @@ const maxBody = 16 << 20
 type Client struct {
 	socket string
 	http   *http.Client
-	// who is the caller as an EACCES message describes it; a field so that
+	// who is the caller as an EACCES message describes it, and whether
+	// it is root, who dials the root-only socket first; a field so that
 	// tests can describe another user.
 	who identity
+	// busyWait is how long a full backlog is retried (DefaultBusyWait).
+	busyWait time.Duration
 }
 
 // New returns a client of the control socket at socketPath. It does not
-// connect: the first request does.
+// connect: the first request does. Run as root, it connects to the
+// root-only socket next to it (RootSocket) when there is one.
 func New(socketPath string) *Client {
-	c := &Client{socket: socketPath, who: currentIdentity()}
-	dialer := &net.Dialer{}
+	c := &Client{socket: socketPath, who: currentIdentity(), busyWait: DefaultBusyWait}
 	c.http = &http.Client{
 		Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				conn, err := dialer.DialContext(ctx, "unix", c.socket)
-				if err != nil {
-					return nil, explainDial(c.socket, err, c.who)
-				}
-				return conn, nil
+				return c.dial(ctx)
 			},
 			// No overall timeout: stop waits for the service's
 			// stop_timeout and logs -f streams until cancelled. Callers

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/udsvisor/udsvisor/supervisor/api"
 )
@@ -89,8 +90,9 @@ func currentIdentity() identity {
 }
 
 // explainDial turns a failed connect to socket into advice: whether
-// udsvisor runs, and for EACCES, which group the caller lacks.
-func explainDial(socket string, err error, who identity) error {
+// udsvisor runs, and for EACCES, which group the caller lacks. waited is
+// how long a full backlog was retried.
+func explainDial(socket string, err error, who identity, waited time.Duration) error {
 	var msg string
 	switch {
 	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ENOTDIR):
@@ -102,8 +104,9 @@ func explainDial(socket string, err error, who identity) error {
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
 		msg = fmt.Sprintf("permission denied on %s (%s)", socket, who.explainAccess(socket))
 	case errors.Is(err, syscall.EAGAIN):
-		// A full backlog fails a Unix connect at once instead of waiting.
-		msg = fmt.Sprintf("control socket %s is busy (its connection backlog is full); try again", socket)
+		// A full backlog fails a Unix connect at once instead of waiting;
+		// dialRetry tried again for a while.
+		msg = fmt.Sprintf("control socket %s is busy (its connection backlog stayed full for %v); try again", socket, waited)
 	default:
 		return fmt.Errorf("connect to control socket: %w", err)
 	}
