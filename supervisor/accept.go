@@ -30,7 +30,7 @@ type acceptWatch struct {
 	// C receives one value once a connection was taken. Buffered 1:
 	// the watch goroutine must never wait for the service goroutine.
 	C    <-chan struct{}
-	ep   *os.File      // the epoll instance over the listeners
+	ep   *polledEpoll  // over the listeners
 	quit chan struct{} // closed by stop
 	once sync.Once
 }
@@ -51,30 +51,21 @@ func watchAccept(listeners []*os.File, maxWait time.Duration) *acceptWatch {
 	if len(listeners) == 0 {
 		return nil
 	}
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	ep, err := newPolledEpoll("accept-watch")
 	if err != nil {
 		return nil
 	}
 	fds := make([]unix.PollFd, len(listeners))
 	for i, l := range listeners {
 		fds[i] = unix.PollFd{Fd: int32(l.Fd()), Events: unix.POLLIN}
-		// Level-triggered: the listener stays ready while its queue
-		// holds a connection.
-		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(i)}
-		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, int(fds[i].Fd), &ev); err != nil {
-			unix.Close(epfd)
+		// The listener stays ready while its queue holds a connection.
+		if err := ep.add(int(fds[i].Fd), int32(i)); err != nil {
+			ep.Close()
 			return nil
 		}
 	}
-	// Non-blocking on the epoll fd only (never on a listener, whose
-	// O_NONBLOCK the service shares), so that os.File parks the waiting
-	// goroutine in the runtime's poller instead of a thread.
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(epfd)
-		return nil
-	}
 	c := make(chan struct{}, 1)
-	w := &acceptWatch{C: c, ep: os.NewFile(uintptr(epfd), "accept-watch"), quit: make(chan struct{})}
+	w := &acceptWatch{C: c, ep: ep, quit: make(chan struct{})}
 	deadline := time.Now().Add(maxWait)
 	go w.run(c, fds, deadline)
 	return w
@@ -136,20 +127,10 @@ func (w *acceptWatch) run(c chan<- struct{}, fds []unix.PollFd, deadline time.Ti
 // and returns its index. It reports false at the deadline or when the
 // watch is stopped.
 func (w *acceptWatch) waitPending(deadline time.Time) (int, bool) {
-	if err := w.ep.SetReadDeadline(deadline); err != nil {
-		return 0, false
-	}
-	rc, err := w.ep.SyscallConn()
-	if err != nil {
+	if err := w.ep.setDeadline(deadline); err != nil {
 		return 0, false
 	}
 	var events [1]unix.EpollEvent
-	found := false
-	err = rc.Read(func(fd uintptr) bool {
-		n, err := unix.EpollWait(int(fd), events[:], 0)
-		found = n > 0
-		// false parks the goroutine until the epoll fd is readable.
-		return found || (err != nil && !errors.Is(err, unix.EINTR))
-	})
-	return int(events[0].Fd), err == nil && found
+	n, err := w.ep.wait(events[:])
+	return int(events[0].Fd), err == nil && n > 0
 }

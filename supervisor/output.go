@@ -32,10 +32,7 @@ const readChunk = 64 << 10
 // A child that writes faster than the lines are logged fills its pipe
 // and is slowed down; nothing is dropped.
 type outputs struct {
-	// ep is the epoll instance, non-blocking so that run parks in the
-	// runtime's poller rather than in a thread; epfd is its number.
-	ep   *os.File
-	epfd int
+	ep *polledEpoll // over every pipe's read end
 
 	mu    sync.Mutex
 	pipes map[int32]*output // by read-end fd; guarded by mu
@@ -56,15 +53,11 @@ type output struct {
 }
 
 func newOutputs() (*outputs, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	ep, err := newPolledEpoll("outputs")
 	if err != nil {
-		return nil, os.NewSyscallError("epoll_create1", err)
+		return nil, err
 	}
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(epfd)
-		return nil, os.NewSyscallError("fcntl", err)
-	}
-	return &outputs{ep: os.NewFile(uintptr(epfd), "outputs"), epfd: epfd, pipes: make(map[int32]*output)}, nil
+	return &outputs{ep: ep, pipes: make(map[int32]*output)}, nil
 }
 
 // pipe makes a pipe whose write end w is for a child's stream.
@@ -91,10 +84,9 @@ func (out *output) start(pid int) {
 		o.mu.Lock()
 		o.pipes[out.fd] = out
 		o.mu.Unlock()
-		// Level-triggered: a pipe left with data after its chunk is
-		// reported again in the next round.
-		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: out.fd}
-		if err = unix.EpollCtl(o.epfd, unix.EPOLL_CTL_ADD, int(out.fd), &ev); err != nil {
+		// A pipe left with data after its chunk is reported again in
+		// the next round.
+		if err = o.ep.add(int(out.fd), out.fd); err != nil {
 			o.mu.Lock()
 			delete(o.pipes, out.fd)
 			o.mu.Unlock()
@@ -119,10 +111,6 @@ func (out *output) abort() {
 // what is left.
 func (o *outputs) run(stop <-chan struct{}, grace time.Duration) {
 	defer o.closeAll()
-	rc, err := o.ep.SyscallConn()
-	if err != nil {
-		return
-	}
 	buf := make([]byte, readChunk)
 	events := make([]unix.EpollEvent, 64)
 	var graceEnd time.Time // set once stop is closed
@@ -138,19 +126,11 @@ func (o *outputs) run(stop <-chan struct{}, grace time.Duration) {
 			if o.empty() || !time.Now().Before(graceEnd) {
 				return
 			}
-			if err := o.ep.SetReadDeadline(graceEnd); err != nil {
+			if err := o.ep.setDeadline(graceEnd); err != nil {
 				return
 			}
 		}
-		n := 0
-		err := rc.Read(func(fd uintptr) bool {
-			var err error
-			n, err = unix.EpollWait(int(fd), events, 0)
-			if err != nil {
-				n = 0 // EINTR: look again
-			}
-			return n > 0 // false parks until the epoll fd is readable
-		})
+		n, err := o.ep.wait(events)
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			continue // woken by wake, or the grace is over
@@ -228,7 +208,7 @@ func (o *outputs) remove(out *output) {
 // wake makes run look at its stop channel: a goroutine parked on a poll
 // fd cannot wait on a channel too, but an expired deadline wakes it.
 func (o *outputs) wake() {
-	_ = o.ep.SetReadDeadline(time.Now())
+	_ = o.ep.setDeadline(time.Now())
 }
 
 func (o *outputs) empty() bool {
