@@ -218,23 +218,10 @@ socket = "v4"
 // upstream connection alive) nor on an h2c one, and a WebSocket works
 // end to end.
 func TestT32ProxiesForwardHeadersAndWebSockets(t *testing.T) {
-	testutil.EnsureUser(t, "udsv-app")
 	for _, f := range fronts {
 		t.Run(f.kind, func(t *testing.T) {
 			testutil.RequireCommand(t, f.bin)
-			s := startStack(t, `
-[services.app]
-command = ["$APP"]
-user = "udsv-app"
-[[services.app.sockets]]
-name = "http"
-path = "$DIR/app/app.sock"
-group = "`+socketGroup(f.kind)+`"
-mode = "0660"
-[[services.app.proxy]]
-location = "/"
-socket = "http"
-`)
+			s := appStack(t, socketGroup(f.kind))
 			addr := freePort(t)
 			f.start(t, generateProxy(t, f.kind, s.cfg, addr), addr)
 

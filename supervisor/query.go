@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -14,18 +13,6 @@ import (
 	"github.com/udsvisor/udsvisor/supervisor/api"
 	"github.com/udsvisor/udsvisor/supervisor/config"
 )
-
-// Names returns the service names, sorted.
-func (s *Supervisor) Names() []string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	names := make([]string, 0, len(s.cfg.Services))
-	for _, c := range s.cfg.Services {
-		names = append(names, c.Name)
-	}
-	sort.Strings(names)
-	return names
-}
 
 // waitReady waits until Run has created the first services.
 func (s *Supervisor) waitReady(ctx context.Context) error {
