@@ -56,6 +56,6 @@ go test -count=1 -timeout 15m ./...
 
 # Short fuzzing runs, so that a crasher found later fails the build; the
 # committed corpora under testdata/fuzz run in every plain go test too.
-go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 20s ./supervisor/config
-go test -run '^$' -fuzz '^FuzzHandler$' -fuzztime 20s ./supervisor/control
+go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 20s ./config
+go test -run '^$' -fuzz '^FuzzHandler$' -fuzztime 20s ./control
 echo "test.sh: all tests passed"

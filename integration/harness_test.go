@@ -15,8 +15,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/udsvisor/udsvisor/api"
 	"github.com/udsvisor/udsvisor/internal/testutil"
-	"github.com/udsvisor/udsvisor/supervisor/api"
 )
 
 // stack is one test's udsvisor: a fresh directory under /run holding its

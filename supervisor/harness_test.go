@@ -18,8 +18,8 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
 
+	"github.com/udsvisor/udsvisor/config"
 	"github.com/udsvisor/udsvisor/internal/testutil"
-	"github.com/udsvisor/udsvisor/supervisor/config"
 )
 
 // testApp is the path of integration/testapp, built by TestMain into a

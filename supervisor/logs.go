@@ -5,7 +5,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/udsvisor/udsvisor/supervisor/api"
+	"github.com/udsvisor/udsvisor/api"
 )
 
 // logLines is how many lines of output each service keeps for ctl logs.

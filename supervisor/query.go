@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/udsvisor/udsvisor/supervisor/api"
-	"github.com/udsvisor/udsvisor/supervisor/config"
+	"github.com/udsvisor/udsvisor/api"
+	"github.com/udsvisor/udsvisor/config"
 )
 
 // waitReady waits until Run has created the first services.

@@ -8,8 +8,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/udsvisor/udsvisor/supervisor/api"
-	"github.com/udsvisor/udsvisor/supervisor/config"
+	"github.com/udsvisor/udsvisor/api"
+	"github.com/udsvisor/udsvisor/config"
 )
 
 // Reload re-reads the config file the supervisor was started with and

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/udsvisor/udsvisor/config"
 	"github.com/udsvisor/udsvisor/internal/testutil"
-	"github.com/udsvisor/udsvisor/supervisor/config"
 )
 
 // reloadService is one service of the reload test's config.

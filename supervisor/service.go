@@ -13,9 +13,9 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/udsvisor/udsvisor/api"
+	"github.com/udsvisor/udsvisor/config"
 	"github.com/udsvisor/udsvisor/privdrop"
-	"github.com/udsvisor/udsvisor/supervisor/api"
-	"github.com/udsvisor/udsvisor/supervisor/config"
 )
 
 // request is a call into a service's goroutine. reply receives exactly one

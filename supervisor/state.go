@@ -3,7 +3,7 @@ package supervisor
 import (
 	"time"
 
-	"github.com/udsvisor/udsvisor/supervisor/config"
+	"github.com/udsvisor/udsvisor/config"
 )
 
 // State is where a service is in its life cycle. See the package doc for

@@ -35,9 +35,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/udsvisor/udsvisor/config"
 	"github.com/udsvisor/udsvisor/privdrop"
 	"github.com/udsvisor/udsvisor/sockets"
-	"github.com/udsvisor/udsvisor/supervisor/config"
 )
 
 // Options tune a Supervisor beyond its config.

@@ -18,8 +18,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/udsvisor/udsvisor/api"
 	"github.com/udsvisor/udsvisor/internal/testutil"
-	"github.com/udsvisor/udsvisor/supervisor/api"
 )
 
 const appConfig = `

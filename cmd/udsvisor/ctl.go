@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/udsvisor/udsvisor/supervisor/config"
-	"github.com/udsvisor/udsvisor/supervisor/control/client"
+	"github.com/udsvisor/udsvisor/client"
+	"github.com/udsvisor/udsvisor/config"
 )
 
 const ctlUsage = `usage: udsvisor ctl [-s SOCKET] [-c FILE] <command> [args]

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/udsvisor/udsvisor/supervisor/api"
-	"github.com/udsvisor/udsvisor/supervisor/control/client"
+	"github.com/udsvisor/udsvisor/api"
+	"github.com/udsvisor/udsvisor/client"
 )
 
 // action is `ctl start|stop|restart NAME...`. Like systemctl it prints

@@ -17,8 +17,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/udsvisor/udsvisor/api"
 	"github.com/udsvisor/udsvisor/internal/testutil"
-	"github.com/udsvisor/udsvisor/supervisor/api"
 )
 
 // ctlConfig has two services of the test app and a control socket that

@@ -11,8 +11,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/udsvisor/udsvisor/config"
 	"github.com/udsvisor/udsvisor/internal/testutil"
-	"github.com/udsvisor/udsvisor/supervisor/config"
 )
 
 // writeConfig writes a config naming sock as the control socket, with

@@ -8,8 +8,8 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/udsvisor/udsvisor/supervisor/api"
-	"github.com/udsvisor/udsvisor/supervisor/control/client"
+	"github.com/udsvisor/udsvisor/api"
+	"github.com/udsvisor/udsvisor/client"
 )
 
 // status is `ctl status [NAME...] [--json]`.

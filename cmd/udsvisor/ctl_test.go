@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/udsvisor/udsvisor/supervisor/api"
+	"github.com/udsvisor/udsvisor/api"
 )
 
 // fakeControl is a tiny stand-in for the control server (which has its

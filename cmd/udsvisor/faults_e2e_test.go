@@ -23,8 +23,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/udsvisor/udsvisor/api"
 	"github.com/udsvisor/udsvisor/internal/testutil"
-	"github.com/udsvisor/udsvisor/supervisor/api"
 )
 
 // writeFaultConfig writes text with $DIR and $APP replaced to dir/services.toml.

@@ -11,10 +11,10 @@ import (
 	"io"
 	"os"
 
+	"github.com/udsvisor/udsvisor/config"
 	// Linked for its launch helper: a C constructor that runs before
 	// main and, in the helper process, never returns to Go.
 	_ "github.com/udsvisor/udsvisor/privdrop"
-	"github.com/udsvisor/udsvisor/supervisor/config"
 )
 
 const usage = `usage: udsvisor <command> [flags]

@@ -9,8 +9,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/udsvisor/udsvisor/supervisor/config"
-	"github.com/udsvisor/udsvisor/supervisor/proxyconf"
+	"github.com/udsvisor/udsvisor/config"
+	"github.com/udsvisor/udsvisor/proxyconf"
 )
 
 const proxyUsage = "usage: udsvisor proxy nginx|apache|caddy|haproxy [-c FILE] [--proxy-user USER] [--listen ADDR] [--server-name NAME] [--chroot DIR] [--strict]"

@@ -15,10 +15,10 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
 
+	"github.com/udsvisor/udsvisor/config"
+	"github.com/udsvisor/udsvisor/control"
 	"github.com/udsvisor/udsvisor/sockets"
 	"github.com/udsvisor/udsvisor/supervisor"
-	"github.com/udsvisor/udsvisor/supervisor/config"
-	"github.com/udsvisor/udsvisor/supervisor/control"
 )
 
 func runUp(args []string, stderr io.Writer) error {

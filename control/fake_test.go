@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/udsvisor/udsvisor/api"
 	"github.com/udsvisor/udsvisor/supervisor"
-	"github.com/udsvisor/udsvisor/supervisor/api"
 )
 
 // fakeBackend is an in-memory supervisor: enough state to see what a

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/udsvisor/udsvisor/supervisor/api"
+	"github.com/udsvisor/udsvisor/api"
 )
 
 // serve runs h on a fresh Unix socket and returns its path. It stands in

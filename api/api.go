@@ -1,7 +1,7 @@
 // Package api holds the JSON types of udsvisor's control API (version 1),
-// shared by the server (supervisor/control) and the client
-// (supervisor/control/client). Field names are the wire format: change
-// them only with a new API version.
+// shared by the server (package control) and the client (package client).
+// Field names are the wire format: change them only with a new API
+// version.
 package api
 
 import "time"

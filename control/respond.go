@@ -10,9 +10,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/udsvisor/udsvisor/api"
+	"github.com/udsvisor/udsvisor/config"
 	"github.com/udsvisor/udsvisor/supervisor"
-	"github.com/udsvisor/udsvisor/supervisor/api"
-	"github.com/udsvisor/udsvisor/supervisor/config"
 )
 
 // maxBody caps request bodies; the largest legitimate one is a few bytes.

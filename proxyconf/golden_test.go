@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/udsvisor/udsvisor/supervisor/config"
+	"github.com/udsvisor/udsvisor/config"
 )
 
 // goldenConfig has two services: api routes its http socket at / and its

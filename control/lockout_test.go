@@ -19,8 +19,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/udsvisor/udsvisor/client"
 	"github.com/udsvisor/udsvisor/internal/testutil"
-	"github.com/udsvisor/udsvisor/supervisor/control/client"
 )
 
 // lockoutEnv switches the test binary into one user's share of the T28

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/udsvisor/udsvisor/api"
 	"github.com/udsvisor/udsvisor/internal/testutil"
-	"github.com/udsvisor/udsvisor/supervisor/api"
 )
 
 func TestLogs(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/udsvisor/udsvisor/supervisor/api"
+	"github.com/udsvisor/udsvisor/api"
 )
 
 // minQuietBacklog is the smallest backlog that check accepts without a

@@ -20,7 +20,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/udsvisor/udsvisor/supervisor/config"
+	"github.com/udsvisor/udsvisor/config"
 )
 
 // Kinds are the proxies Generate knows, in the order usage lists them.

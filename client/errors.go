@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/udsvisor/udsvisor/supervisor/api"
+	"github.com/udsvisor/udsvisor/api"
 )
 
 // maxErrorBody bounds what is read of an error answer.

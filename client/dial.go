@@ -7,7 +7,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/udsvisor/udsvisor/supervisor/api"
+	"github.com/udsvisor/udsvisor/api"
 )
 
 // DefaultBusyWait is how long a client retries a control socket whose

@@ -1,5 +1,5 @@
-// Package client talks to udsvisor's control API (package
-// supervisor/control) over its Unix socket: HTTP/1.1 with the JSON types of
+// Package client talks to udsvisor's control API (package control) over
+// its Unix socket: HTTP/1.1 with the JSON types of
 // package api. It is all that `udsvisor ctl` needs; it knows nothing of the
 // supervisor's internals.
 //
@@ -27,7 +27,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/udsvisor/udsvisor/supervisor/api"
+	"github.com/udsvisor/udsvisor/api"
 )
 
 // host is the authority in every request URL; the transport ignores it

@@ -9,11 +9,11 @@ import (
 // TestReadme: the README's "Behind nginx" and "Behind Apache" sections
 // show the actual output for services.toml.example.
 func TestReadme(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	example, err := os.ReadFile("../../services.toml.example")
+	example, err := os.ReadFile("../services.toml.example")
 	if err != nil {
 		t.Fatal(err)
 	}

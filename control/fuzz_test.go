@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/udsvisor/udsvisor/supervisor/api"
+	"github.com/udsvisor/udsvisor/api"
 )
 
 // FuzzHandler feeds arbitrary methods, paths, queries and bodies to the

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/udsvisor/udsvisor/client"
 	"github.com/udsvisor/udsvisor/sockets"
-	"github.com/udsvisor/udsvisor/supervisor/control/client"
 )
 
 // ErrNoRoomForRootSocket is returned by BindRoot when the control

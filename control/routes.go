@@ -11,8 +11,8 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/udsvisor/udsvisor/api"
 	"github.com/udsvisor/udsvisor/supervisor"
-	"github.com/udsvisor/udsvisor/supervisor/api"
 )
 
 // route is one endpoint. The table is fixed: no handler dispatches on a

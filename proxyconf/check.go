@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"syscall"
 
-	"github.com/udsvisor/udsvisor/supervisor/config"
+	"github.com/udsvisor/udsvisor/config"
 )
 
 // Check reports, as warnings, every routed Unix socket that proxyUser (a

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/udsvisor/udsvisor/supervisor/api"
+	"github.com/udsvisor/udsvisor/api"
 )
 
 func logLine(i int) api.LogLine {

@@ -10,9 +10,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/udsvisor/udsvisor/api"
+	"github.com/udsvisor/udsvisor/config"
 	"github.com/udsvisor/udsvisor/supervisor"
-	"github.com/udsvisor/udsvisor/supervisor/api"
-	"github.com/udsvisor/udsvisor/supervisor/config"
 )
 
 // rootServer serves b on a root-only socket; the test process is root.
