@@ -120,7 +120,7 @@ func TestActions(t *testing.T) {
 		}
 		// The answer is the state after the action, the same the backend holds.
 		got := b.service("db")
-		if svc.State != c.state || got.State != c.state || (svc.Pid != 0) != c.pid || svc.Pid != got.Pid {
+		if svc.State != c.state || string(got.State) != c.state || (svc.Pid != 0) != c.pid || svc.Pid != got.Pid {
 			t.Errorf("POST %s: answered %s pid %d, backend %s pid %d; want %s", c.path, svc.State, svc.Pid, got.State, got.Pid, c.state)
 		}
 	}
@@ -188,7 +188,7 @@ func TestBackendErrorMapping(t *testing.T) {
 	ts := rootServer(t, b)
 
 	b.mu.Lock()
-	b.reload = api.ReloadResult{Added: []string{"cache"}, Unchanged: []string{"db", "web"}}
+	b.reload = supervisor.ReloadResult{Added: []string{"cache"}, Unchanged: []string{"db", "web"}}
 	b.mu.Unlock()
 	code, body := ts.do(t, "POST", "/v1/reload", "")
 	var res api.ReloadResult

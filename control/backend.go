@@ -5,19 +5,20 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/udsvisor/udsvisor/api"
+	"github.com/udsvisor/udsvisor/supervisor"
 )
 
-// Backend is what the control API drives: the supervisor. Errors are
-// mapped to status codes with errors.Is / errors.As:
+// Backend is what the control API drives: the supervisor (a fake in
+// tests). Errors are mapped to status codes with errors.Is / errors.As:
 // supervisor.ErrUnknownService → 404, supervisor.ErrNotRunning → 409,
 // supervisor.ErrShuttingDown and supervisor.ErrReplaced → 503,
-// config.Errors → 422 (each error in
-// api.Error.Details), anything else → 500.
+// config.Errors → 422 (each error in api.Error.Details), anything else →
+// 500. Turning its answers into the API's JSON types is this package's
+// job (convert.go).
 type Backend interface {
 	// List returns every service, sorted by name.
-	List(ctx context.Context) ([]api.Service, error)
-	Get(ctx context.Context, name string) (api.Service, error)
+	List(ctx context.Context) ([]supervisor.Status, error)
+	Status(ctx context.Context, name string) (supervisor.Status, error)
 	Start(ctx context.Context, name string) error
 	// Stop returns once the service's process is gone.
 	Stop(ctx context.Context, name string) error
@@ -25,9 +26,9 @@ type Backend interface {
 	// Signal sends sig to the process group of the running service.
 	Signal(ctx context.Context, name string, sig unix.Signal) error
 	// Logs returns the last n lines the service wrote (n <= 0: all kept).
-	Logs(ctx context.Context, name string, n int) ([]api.LogLine, error)
+	Logs(ctx context.Context, name string, n int) ([]supervisor.LogLine, error)
 	// Follow streams new lines until ctx is done, then closes the channel.
-	Follow(ctx context.Context, name string) (<-chan api.LogLine, error)
+	Follow(ctx context.Context, name string) (<-chan supervisor.LogLine, error)
 	// Reload re-reads the config file udsvisor was started with.
-	Reload(ctx context.Context) (api.ReloadResult, error)
+	Reload(ctx context.Context) (supervisor.ReloadResult, error)
 }

@@ -10,7 +10,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/udsvisor/udsvisor/api"
 	"github.com/udsvisor/udsvisor/supervisor"
 )
 
@@ -18,12 +17,12 @@ import (
 // request changed. The real supervisor is tested end to end elsewhere.
 type fakeBackend struct {
 	mu      sync.Mutex
-	svcs    map[string]*api.Service
+	svcs    map[string]*supervisor.Status
 	signals map[string][]unix.Signal
-	logs    map[string][]api.LogLine
-	subs    map[string][]chan api.LogLine
+	logs    map[string][]supervisor.LogLine
+	subs    map[string][]chan supervisor.LogLine
 	// reload is what Reload returns.
-	reload    api.ReloadResult
+	reload    supervisor.ReloadResult
 	reloadErr error
 	reloads   int
 	// actionErr, when set, is what Start, Stop and Restart return.
@@ -35,18 +34,18 @@ type fakeBackend struct {
 func newFake() *fakeBackend {
 	started := time.Unix(1700000000, 500_000_000)
 	return &fakeBackend{
-		svcs: map[string]*api.Service{
-			"web": {Name: "web", State: "running", Pid: 1000, Pids: []int{1000}, Instances: 1, StartedAt: &started},
-			"db":  {Name: "db", State: "stopped"},
+		svcs: map[string]*supervisor.Status{
+			"web": {Name: "web", State: supervisor.Running, Pid: 1000, StartedAt: started},
+			"db":  {Name: "db", State: supervisor.Stopped},
 		},
 		signals: map[string][]unix.Signal{},
-		logs:    map[string][]api.LogLine{},
-		subs:    map[string][]chan api.LogLine{},
+		logs:    map[string][]supervisor.LogLine{},
+		subs:    map[string][]chan supervisor.LogLine{},
 		nextPid: 2000,
 	}
 }
 
-func (f *fakeBackend) lookup(name string) (*api.Service, error) {
+func (f *fakeBackend) lookup(name string) (*supervisor.Status, error) {
 	svc, ok := f.svcs[name]
 	if !ok {
 		return nil, fmt.Errorf("service %s: %w", name, supervisor.ErrUnknownService)
@@ -54,36 +53,35 @@ func (f *fakeBackend) lookup(name string) (*api.Service, error) {
 	return svc, nil
 }
 
-func (f *fakeBackend) List(context.Context) ([]api.Service, error) {
+func (f *fakeBackend) List(context.Context) ([]supervisor.Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []api.Service
+	var out []supervisor.Status
 	for _, svc := range f.svcs {
 		out = append(out, *svc)
 	}
-	slices.SortFunc(out, func(a, b api.Service) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b supervisor.Status) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
 
-func (f *fakeBackend) Get(_ context.Context, name string) (api.Service, error) {
+func (f *fakeBackend) Status(_ context.Context, name string) (supervisor.Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	svc, err := f.lookup(name)
 	if err != nil {
-		return api.Service{}, err
+		return supervisor.Status{}, err
 	}
 	return *svc, nil
 }
 
 // run sets svc running with a new pid.
-func (f *fakeBackend) run(svc *api.Service) {
-	now := time.Now()
+func (f *fakeBackend) run(svc *supervisor.Status) {
 	f.nextPid++
-	svc.State, svc.Pid, svc.Pids, svc.Instances, svc.StartedAt = "running", f.nextPid, []int{f.nextPid}, 1, &now
+	svc.State, svc.Pid, svc.StartedAt = supervisor.Running, f.nextPid, time.Now()
 }
 
 func (f *fakeBackend) Start(_ context.Context, name string) error {
-	return f.act(name, func(svc *api.Service) {
+	return f.act(name, func(svc *supervisor.Status) {
 		if svc.Pid == 0 {
 			f.run(svc)
 		}
@@ -91,13 +89,13 @@ func (f *fakeBackend) Start(_ context.Context, name string) error {
 }
 
 func (f *fakeBackend) Stop(_ context.Context, name string) error {
-	return f.act(name, func(svc *api.Service) {
-		svc.State, svc.Pid, svc.Pids, svc.Instances, svc.StartedAt = "stopped", 0, nil, 0, nil
+	return f.act(name, func(svc *supervisor.Status) {
+		svc.State, svc.Pid, svc.StartedAt = supervisor.Stopped, 0, time.Time{}
 	})
 }
 
 func (f *fakeBackend) Restart(_ context.Context, name string) error {
-	return f.act(name, func(svc *api.Service) {
+	return f.act(name, func(svc *supervisor.Status) {
 		if svc.Pid != 0 {
 			svc.Restarts++
 		}
@@ -105,7 +103,7 @@ func (f *fakeBackend) Restart(_ context.Context, name string) error {
 	})
 }
 
-func (f *fakeBackend) act(name string, do func(*api.Service)) error {
+func (f *fakeBackend) act(name string, do func(*supervisor.Status)) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	svc, err := f.lookup(name)
@@ -140,7 +138,7 @@ func (f *fakeBackend) signalsOf(name string) []unix.Signal {
 	return slices.Clone(f.signals[name])
 }
 
-func (f *fakeBackend) Logs(_ context.Context, name string, n int) ([]api.LogLine, error) {
+func (f *fakeBackend) Logs(_ context.Context, name string, n int) ([]supervisor.LogLine, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, err := f.lookup(name); err != nil {
@@ -153,18 +151,18 @@ func (f *fakeBackend) Logs(_ context.Context, name string, n int) ([]api.LogLine
 	return slices.Clone(lines), nil
 }
 
-func (f *fakeBackend) Follow(ctx context.Context, name string) (<-chan api.LogLine, error) {
+func (f *fakeBackend) Follow(ctx context.Context, name string) (<-chan supervisor.LogLine, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, err := f.lookup(name); err != nil {
 		return nil, err
 	}
-	ch := make(chan api.LogLine, 64) // appendLog never blocks; tests write a few lines
+	ch := make(chan supervisor.LogLine, 64) // appendLog never blocks; tests write a few lines
 	f.subs[name] = append(f.subs[name], ch)
 	context.AfterFunc(ctx, func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.subs[name] = slices.DeleteFunc(f.subs[name], func(c chan api.LogLine) bool { return c == ch })
+		f.subs[name] = slices.DeleteFunc(f.subs[name], func(c chan supervisor.LogLine) bool { return c == ch })
 		close(ch)
 	})
 	return ch, nil
@@ -172,10 +170,10 @@ func (f *fakeBackend) Follow(ctx context.Context, name string) (<-chan api.LogLi
 
 // appendLog adds a line written by name's process, as the supervisor's
 // output reader would.
-func (f *fakeBackend) appendLog(name, text string) api.LogLine {
+func (f *fakeBackend) appendLog(name, text string) supervisor.LogLine {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	l := api.LogLine{Time: time.Now().UTC(), Pid: f.svcs[name].Pid, Stream: "stdout", Line: text}
+	l := supervisor.LogLine{Time: time.Now().UTC(), Pid: f.svcs[name].Pid, Stream: "stdout", Line: text}
 	f.logs[name] = append(f.logs[name], l)
 	for _, ch := range f.subs[name] {
 		ch <- l
@@ -183,18 +181,18 @@ func (f *fakeBackend) appendLog(name, text string) api.LogLine {
 	return l
 }
 
-func (f *fakeBackend) Reload(context.Context) (api.ReloadResult, error) {
+func (f *fakeBackend) Reload(context.Context) (supervisor.ReloadResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.reloadErr != nil {
-		return api.ReloadResult{}, f.reloadErr
+		return supervisor.ReloadResult{}, f.reloadErr
 	}
 	f.reloads++
 	return f.reload, nil
 }
 
 // service returns a copy of name's state.
-func (f *fakeBackend) service(name string) api.Service {
+func (f *fakeBackend) service(name string) supervisor.Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return *f.svcs[name]

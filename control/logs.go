@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/udsvisor/udsvisor/api"
+	"github.com/udsvisor/udsvisor/supervisor"
 )
 
 // logs answers GET /v1/services/{name}/logs?lines=N&follow=1 with one
@@ -23,7 +24,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	var ch <-chan api.LogLine
+	var ch <-chan supervisor.LogLine
 	if follow {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
@@ -49,7 +50,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) error {
 	// the client went away.
 	enc := json.NewEncoder(w)
 	for _, l := range backlog {
-		if enc.Encode(l) != nil {
+		if enc.Encode(api.LogLine(l)) != nil {
 			return nil
 		}
 	}
@@ -73,7 +74,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) error {
 				}
 				caughtUp = true
 			}
-			if enc.Encode(l) != nil || rc.Flush() != nil {
+			if enc.Encode(api.LogLine(l)) != nil || rc.Flush() != nil {
 				return nil
 			}
 		case <-ctx.Done():
@@ -108,7 +109,7 @@ func logsQuery(r *http.Request) (n int, follow bool, err error) {
 // inBacklog reports whether a followed line was already sent with the
 // backlog: it is older than the backlog's last line, or as old and equal
 // to one of the lines stamped with that time.
-func inBacklog(backlog []api.LogLine, l api.LogLine) bool {
+func inBacklog(backlog []supervisor.LogLine, l supervisor.LogLine) bool {
 	last := backlog[len(backlog)-1].Time
 	if l.Time.Before(last) {
 		return true

@@ -6,16 +6,13 @@ import (
 	"net/http"
 	"os"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
-)
 
-// states are the values of api.Service.State, each a sample of
-// udsvisor_service_state so that a query sees 0 as well as 1.
-var states = []string{"stopped", "starting", "running", "backoff", "stopping", "exited", "failed"}
+	"github.com/udsvisor/udsvisor/supervisor"
+)
 
 // metrics answers GET /metrics in the Prometheus text exposition format
 // (version 0.0.4), written by hand to keep the dependency list short.
@@ -40,7 +37,7 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) error {
 	family(&b, "udsvisor_service_start_time_seconds", "gauge",
 		"Start time of the service's main process since the Unix epoch; absent when none runs.")
 	for _, svc := range svcs {
-		if svc.StartedAt == nil {
+		if svc.Pid == 0 {
 			continue
 		}
 		secs := float64(svc.StartedAt.UnixNano()) / 1e9
@@ -48,18 +45,16 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) error {
 			escapeLabel(svc.Name), strconv.FormatFloat(secs, 'f', -1, 64))
 	}
 	family(&b, "udsvisor_service_state", "gauge", "The service's state: 1 for the current one, 0 for the others.")
+	// Every state is a sample, so that a query sees 0 as well as 1.
+	states := supervisor.States()
 	for _, svc := range svcs {
-		all := states
-		if !slices.Contains(states, svc.State) {
-			all = append(slices.Clip(states), svc.State)
-		}
-		for _, st := range all {
+		for _, st := range states {
 			v := 0
 			if st == svc.State {
 				v = 1
 			}
 			fmt.Fprintf(&b, "udsvisor_service_state{service=\"%s\",state=\"%s\"} %d\n",
-				escapeLabel(svc.Name), escapeLabel(st), v)
+				escapeLabel(svc.Name), escapeLabel(string(st)), v)
 		}
 	}
 	family(&b, "udsvisor_build_info", "gauge", "Always 1; the labels say which udsvisor runs.")

@@ -139,14 +139,12 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	out := apiServices(svcs) // [] rather than null on the wire
 	if strings.HasPrefix(r.Header.Get("Accept"), "text/plain") {
 		w.Header().Set("Content-Type", api.TableType)
-		return api.WriteTable(w, svcs)
+		return api.WriteTable(w, out)
 	}
-	if svcs == nil {
-		svcs = []api.Service{} // [] rather than null on the wire
-	}
-	writeJSON(w, http.StatusOK, svcs)
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -160,11 +158,11 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
 
 // answerService answers with the service's state, after an action too.
 func (s *Server) answerService(ctx context.Context, w http.ResponseWriter, name string) error {
-	svc, err := s.b.Get(ctx, name)
+	st, err := s.b.Status(ctx, name)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, svc)
+	writeJSON(w, http.StatusOK, apiService(st, time.Now()))
 	return nil
 }
 
@@ -227,6 +225,6 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeJSON(w, http.StatusOK, api.ReloadResult(res))
 	return nil
 }

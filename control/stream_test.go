@@ -14,6 +14,7 @@ import (
 
 	"github.com/udsvisor/udsvisor/api"
 	"github.com/udsvisor/udsvisor/internal/testutil"
+	"github.com/udsvisor/udsvisor/supervisor"
 )
 
 func TestLogs(t *testing.T) {
@@ -96,7 +97,7 @@ func TestFollowEndsAtShutdown(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	b := newFake()
-	b.svcs[`we"ird\n`] = &api.Service{Name: "we\"ird\\\n", State: "limbo", Restarts: 3}
+	b.svcs[`we"ird\n`] = &supervisor.Status{Name: "we\"ird\\\n", State: supervisor.Failed, Restarts: 3}
 	ts := rootServer(t, b)
 	resp := get(t, ts, "/metrics")
 	body, err := io.ReadAll(resp.Body)
@@ -123,7 +124,7 @@ func TestMetrics(t *testing.T) {
 		`udsvisor_service_state{service="web",state="stopped"} 0`,
 		`udsvisor_service_state{service="db",state="stopped"} 1`,
 		`udsvisor_service_state{service="db",state="failed"} 0`,
-		`udsvisor_service_state{service="we\"ird\\\n",state="limbo"} 1`,
+		`udsvisor_service_state{service="we\"ird\\\n",state="failed"} 1`,
 	} {
 		if !slices.Contains(lines, want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)

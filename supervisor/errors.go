@@ -1,6 +1,9 @@
 package supervisor
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors that callers (the control API, later) branch on with
 // errors.Is.
@@ -16,3 +19,9 @@ var (
 	// new definition (or finds none).
 	ErrReplaced = errors.New("service is being replaced by a reload; try again once it is done")
 )
+
+// errInternal reports an event that the state machine does not expect in
+// state st: a bug, never the caller's fault.
+func errInternal(event any, st State) error {
+	return fmt.Errorf("internal error: %v in state %s", event, st)
+}

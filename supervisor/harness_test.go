@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -47,14 +48,35 @@ func TestMain(m *testing.M) {
 // syncBuffer collects the log so a test can look for a child's output
 // and print the log when it fails.
 type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	written broadcast // notified at each write
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer b.written.notify()
 	return b.buf.Write(p)
+}
+
+// waitFor waits until the log satisfies cond, looking again at each
+// write.
+func (b *syncBuffer) waitFor(t *testing.T, what string, cond func(log string) bool) {
+	t.Helper()
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for {
+		written := b.written.wait()
+		if cond(b.String()) {
+			return
+		}
+		select {
+		case <-written:
+		case <-timeout.C:
+			t.Fatalf("no %s in the log after 10 s", what)
+		}
+	}
 }
 
 func (b *syncBuffer) String() string {
@@ -106,20 +128,34 @@ func startIn(t *testing.T, dir, text string) *harness {
 	return startCfg(t, dir, parse(t, expand(text, dir)))
 }
 
-// startCfg runs a supervisor on cfg, whose sockets are under dir.
+// startCfg runs a supervisor on cfg, whose sockets are under dir, and
+// waits until every service has been started.
 func startCfg(t *testing.T, dir string, cfg *config.Config) *harness {
+	t.Helper()
+	return run(t, dir, cfg, nil, true)
+}
+
+// run runs a supervisor on cfg, after prepare (if not nil) has set what
+// a test changes in it, and waits until every service has been started
+// if waitStarted.
+func run(t *testing.T, dir string, cfg *config.Config, prepare func(*Supervisor), waitStarted bool) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: dir, logs: &syncBuffer{}}
 	h.sup = New(cfg, newLogger(h.logs), Options{})
+	if prepare != nil {
+		prepare(h.sup)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1) // Run returns once
 	started := make(chan struct{})
 	go func() { errc <- h.sup.Run(ctx, func() { close(started) }) }()
-	select {
-	case <-started:
-	case err := <-errc:
-		cancel()
-		t.Fatalf("Run: %v\nlog:\n%s", err, h.logs)
+	if waitStarted {
+		select {
+		case <-started:
+		case err := <-errc:
+			cancel()
+			t.Fatalf("Run: %v\nlog:\n%s", err, h.logs)
+		}
 	}
 	var once sync.Once
 	var runErr error
@@ -156,15 +192,72 @@ func (h *harness) status(name string) Status {
 // status.
 func (h *harness) waitState(name string, want State) Status {
 	h.t.Helper()
-	var st Status
-	testutil.Eventually(h.t, 20*time.Second, func() error {
-		st = h.status(name)
-		if st.State != want {
-			return fmt.Errorf("%s is %s (pid %d, failures %d), want %s", name, st.State, st.Pid, st.Failures, want)
-		}
-		return nil
+	// A state with a process counts once the process runs the command.
+	process := want == Starting || want == Running
+	return h.waitFor(name, "state "+string(want), func(st Status) bool {
+		return st.State == want && (!process || st.Pid != 0)
 	})
-	return st
+}
+
+// waitFor waits until the service's status satisfies cond, looking again
+// each time a service publishes a new state, and returns that status.
+func (h *harness) waitFor(name, what string, cond func(Status) bool) Status {
+	h.t.Helper()
+	timeout := time.NewTimer(20 * time.Second)
+	defer timeout.Stop()
+	for {
+		changed := h.sup.changed.wait() // before the look, so no change is missed
+		st := h.status(name)
+		if cond(st) {
+			return st
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
+			h.t.Fatalf("%s: still %s (pid %d, failures %d) after 20 s; want %s", name, st.State, st.Pid, st.Failures, what)
+		}
+	}
+}
+
+// quiet fails the test if any service publishes a new state within d.
+func (h *harness) quiet(d time.Duration) {
+	h.t.Helper()
+	select {
+	case <-h.sup.changed.wait():
+		h.t.Errorf("a service changed within %v; want none", d)
+	case <-time.After(d):
+	}
+}
+
+// waitGone waits until each of pids has ended (exited, or a zombie), on
+// a pidfd each: the kernel says when, whoever the parent.
+func waitGone(t *testing.T, timeout time.Duration, pids ...int) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for _, pid := range pids {
+		fd, err := unix.PidfdOpen(pid, 0)
+		if errors.Is(err, unix.ESRCH) {
+			continue // gone and reaped
+		}
+		if err != nil {
+			t.Fatal(os.NewSyscallError("pidfd_open", err))
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			n, err := unix.Poll(fds, int(max(time.Until(deadline), 0).Milliseconds()))
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			unix.Close(fd)
+			if err != nil {
+				t.Fatal(os.NewSyscallError("poll", err))
+			}
+			if n == 0 {
+				t.Fatalf("pid %d still alive after %v", pid, timeout)
+			}
+			break
+		}
+	}
 }
 
 // report is integration/testapp's answer to GET /.

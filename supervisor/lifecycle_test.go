@@ -37,7 +37,7 @@ func TestCrashLoopEndsInFailed(t *testing.T) {
 		t.Errorf("last exit %v", st.LastExit)
 	}
 	// Failed stays failed: no new process appears.
-	time.Sleep(300 * time.Millisecond)
+	h.quiet(300 * time.Millisecond)
 	if st2 := h.status("crash"); st2.State != Failed || st2.Restarts != st.Restarts {
 		t.Errorf("after failed: %s with %d restarts", st2.State, st2.Restarts)
 	}
@@ -115,14 +115,7 @@ path = "$DIR/s.sock"
 	if st.State != Stopped || st.LastExit == nil || st.LastExit.String() != "killed by SIGKILL" {
 		t.Errorf("after stop: %s, last exit %v", st.State, st.LastExit)
 	}
-	testutil.Eventually(t, 5*time.Second, func() error {
-		for _, pid := range []int{rep.Pid, rep.Grandchild} {
-			if alive(pid) {
-				return fmt.Errorf("pid %d still alive", pid)
-			}
-		}
-		return nil
-	})
+	waitGone(t, 5*time.Second, rep.Pid, rep.Grandchild)
 }
 
 // Shutdown stops every service, leaves no process of theirs alive and
@@ -236,13 +229,10 @@ func TestRestartStartsANewProcess(t *testing.T) {
 	if err := h.sup.Restart(context.Background(), "app"); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, 20*time.Second, func() error {
-		st := h.status("app")
-		if st.Pid == 0 || st.Pid == first || st.Restarts != 1 {
-			return fmt.Errorf("after restart: %s pid %d restarts %d (first pid %d)", st.State, st.Pid, st.Restarts, first)
-		}
-		return nil
-	})
+	// Restart returns once the new process runs the command.
+	if st := h.status("app"); st.Pid == 0 || st.Pid == first || st.Restarts != 1 {
+		t.Errorf("after restart: %s pid %d restarts %d (first pid %d)", st.State, st.Pid, st.Restarts, first)
+	}
 	if alive(first) {
 		t.Errorf("the first process %d is still alive", first)
 	}
@@ -266,10 +256,12 @@ func TestUnlinkedSocketNameIsRestored(t *testing.T) {
 	if err := unix.Kill(rep.Pid, unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, 10*time.Second, func() error {
-		_, err := getReport(sock)
-		return err
-	})
+	// The name is restored when the exit is handled, before the next
+	// process is launched.
+	h.waitFor("app", "a new process", func(st Status) bool { return st.Pid != 0 && st.Pid != rep.Pid })
+	if _, err := getReport(sock); err != nil {
+		t.Fatal(err)
+	}
 	if ino2, btime2 := statxIdentity(t, sock); ino2 != ino || btime2 != btime {
 		t.Error("the restored name is a new socket, not the one udsvisor kept listening")
 	}

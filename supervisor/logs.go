@@ -2,11 +2,18 @@ package supervisor
 
 import (
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/udsvisor/udsvisor/api"
 )
+
+// LogLine is one line a service's process wrote.
+type LogLine struct {
+	Time   time.Time
+	Pid    int
+	Stream string // "stdout" or "stderr"
+	Line   string // as written, without the newline
+}
 
 // logLines is how many lines of output each service keeps for ctl logs.
 const logLines = 1000
@@ -20,16 +27,16 @@ const followBuffer = 256
 // API, hence the mutex; it is not service state.
 type logRing struct {
 	mu    sync.Mutex
-	lines []api.LogLine // ring of at most logLines
-	next  int           // where the next line goes once full
-	subs  map[chan api.LogLine]struct{}
+	lines []LogLine // ring of at most logLines
+	next  int       // where the next line goes once full
+	subs  map[chan LogLine]struct{}
 }
 
 func newLogRing() *logRing {
-	return &logRing{subs: make(map[chan api.LogLine]struct{})}
+	return &logRing{subs: make(map[chan LogLine]struct{})}
 }
 
-func (r *logRing) add(l api.LogLine) {
+func (r *logRing) add(l LogLine) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.lines) < logLines {
@@ -47,10 +54,10 @@ func (r *logRing) add(l api.LogLine) {
 }
 
 // last returns the newest n lines, oldest first (all when n <= 0).
-func (r *logRing) last(n int) []api.LogLine {
+func (r *logRing) last(n int) []LogLine {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ordered := append(append([]api.LogLine(nil), r.lines[r.next:]...), r.lines[:r.next]...)
+	ordered := append(append([]LogLine(nil), r.lines[r.next:]...), r.lines[:r.next]...)
 	if n > 0 && n < len(ordered) {
 		ordered = ordered[len(ordered)-n:]
 	}
@@ -59,8 +66,8 @@ func (r *logRing) last(n int) []api.LogLine {
 
 // subscribe returns a channel of new lines and the function that ends
 // the subscription and closes the channel.
-func (r *logRing) subscribe() (<-chan api.LogLine, func()) {
-	ch := make(chan api.LogLine, followBuffer)
+func (r *logRing) subscribe() (<-chan LogLine, func()) {
+	ch := make(chan LogLine, followBuffer)
 	r.mu.Lock()
 	r.subs[ch] = struct{}{}
 	r.mu.Unlock()

@@ -194,7 +194,7 @@ func (out *output) emit() {
 	// message raw; the ring keeps the line as written (ctl logs escapes
 	// it when it prints, the JSON API when it encodes).
 	out.log.Info(api.Printable(text), zap.Int("pid", out.pid), zap.String("stream", out.stream))
-	out.ring.add(api.LogLine{Time: time.Now(), Pid: out.pid, Stream: out.stream, Line: text})
+	out.ring.add(LogLine{Time: time.Now(), Pid: out.pid, Stream: out.stream, Line: text})
 }
 
 func (o *outputs) remove(out *output) {

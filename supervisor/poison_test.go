@@ -75,11 +75,13 @@ directory_mode = "0750"
 		t.Fatalf("read from the poisoner: %d bytes, %v; want EOF", n, err)
 	}
 
-	var rep report
-	testutil.Eventually(t, 20*time.Second, func() error {
-		rep, err = getReport(sock)
-		return err
-	})
+	// The socket is rebound when the exit is handled, before the next
+	// process is launched.
+	h.waitFor("app", "a new process", func(st Status) bool { return st.Pid != 0 && st.Pid != first })
+	rep, err := getReport(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if rep.Pid == first {
 		t.Errorf("served by the first process %d; want its successor", first)
 	}
@@ -95,10 +97,9 @@ directory_mode = "0750"
 	if err := unix.Lstat(sock, &st); err != nil {
 		t.Fatal(err)
 	}
-	h.sup.mu.RLock()
 	conf := h.sup.cfg.Services[0].Sockets[0]
-	listener := h.sup.pool[socketKey(conf)]
-	h.sup.mu.RUnlock()
+	// The service's own view of its socket: what its next launch passes.
+	listener := h.sup.view.Load().services[h.sup.cfg.Services[0].Name].svc.files()[0]
 	g1 := conf.GID
 	if st.Mode&unix.S_IFMT != unix.S_IFSOCK || st.Mode&0o7777 != 0o660 || st.Uid != a.UID || st.Gid != g1 {
 		t.Errorf("new socket file: type %#o mode %04o owner %d:%d, want a socket 0660 owned %d:%d",
@@ -115,7 +116,7 @@ directory_mode = "0750"
 		t.Fatal(err)
 	}
 	var sst unix.Stat_t
-	if err := unix.Fstat(int(listener.File().Fd()), &sst); err != nil {
+	if err := unix.Fstat(int(listener.Fd()), &sst); err != nil {
 		t.Fatal(err)
 	}
 	want := fmt.Sprintf("socket:[%d]", sst.Ino)

@@ -53,12 +53,8 @@ func TestServingProcessRestartsWithoutBackoff(t *testing.T) {
 		}
 		// The status is published once the launch is over, which may
 		// be a moment after the new process has answered.
-		var st Status
-		testutil.Eventually(t, 20*time.Second, func() error {
-			if st = h.status("web"); st.State != Running || st.Pid != rep.Pid {
-				return fmt.Errorf("kill %d: %s with pid %d; want running with pid %d", i+1, st.State, st.Pid, rep.Pid)
-			}
-			return nil
+		st := h.waitFor("web", fmt.Sprintf("running with pid %d", rep.Pid), func(st Status) bool {
+			return st.State == Running && st.Pid == rep.Pid
 		})
 		if st.Failures != 0 {
 			t.Fatalf("kill %d: running pid %d with %d failures; want none", i+1, st.Pid, st.Failures)
@@ -88,12 +84,7 @@ func TestUnservingDeathsEndInFailed(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Wait for the exit to be seen before the next look.
-		testutil.Eventually(t, 10*time.Second, func() error {
-			if now := h.status("web"); now.Pid == st.Pid {
-				return fmt.Errorf("pid %d still current", st.Pid)
-			}
-			return nil
-		})
+		h.waitFor("web", fmt.Sprintf("pid %d gone", st.Pid), func(now Status) bool { return now.Pid != st.Pid })
 	}
 	st := h.waitState("web", Failed)
 	if st.Failures != 2 || st.Pid != 0 {

@@ -60,11 +60,15 @@ type Reaper struct {
 	// kick makes Run look again once a Start has registered its child.
 	// Capacity 1: one pending kick means "look again", like SIGCHLD.
 	kick chan struct{}
+	// orphanReaped wakes KillOrphans when an orphan was reaped.
+	// Capacity 1: one pending wake means "count again".
+	orphanReaped chan struct{}
 }
 
 // NewReaper returns a Reaper; call Run to make it reap.
 func NewReaper(log *zap.Logger, reapOrphans bool) *Reaper {
-	return &Reaper{log: log, reapOrphans: reapOrphans, procs: make(map[int]chan<- Exit), kick: make(chan struct{}, 1)}
+	return &Reaper{log: log, reapOrphans: reapOrphans, procs: make(map[int]chan<- Exit),
+		kick: make(chan struct{}, 1), orphanReaped: make(chan struct{}, 1)}
 }
 
 // Run reaps on every SIGCHLD until ctx is done.
@@ -164,6 +168,10 @@ func (r *Reaper) reap() {
 		var ws unix.WaitStatus
 		if _, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); err == nil {
 			r.log.Debug("reaped orphan", zap.Int("pid", pid), zap.String("status", Exit{Pid: pid, Status: ws}.String()))
+			select {
+			case r.orphanReaped <- struct{}{}:
+			default: // a wake is already pending
+			}
 		}
 	}
 }
@@ -237,9 +245,18 @@ func (r *Reaper) KillOrphans(timeout time.Duration) int {
 		}
 	}
 	r.mu.Unlock()
-	deadline := time.Now().Add(timeout)
-	for killed > 0 && len(ownChildren()) > len(r.Pids()) && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond) // the reaper collects them on SIGCHLD
+	if killed == 0 {
+		return 0
+	}
+	// The reaper collects them on SIGCHLD and wakes us for each.
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for len(ownChildren()) > len(r.Pids()) {
+		select {
+		case <-r.orphanReaped:
+		case <-deadline.C:
+			return killed
+		}
 	}
 	return killed
 }

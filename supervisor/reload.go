@@ -4,13 +4,29 @@ import (
 	"context"
 	"reflect"
 	"sort"
-	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/udsvisor/udsvisor/api"
 	"github.com/udsvisor/udsvisor/config"
 )
+
+// ReloadResult names the services a reload added, removed, changed and
+// left alone, each sorted.
+type ReloadResult struct {
+	Added, Removed, Changed, Unchanged []string
+}
+
+// reloadRequest asks the run goroutine to reload; reply has room for the
+// answer, so that the run goroutine never waits for a caller that left.
+type reloadRequest struct {
+	ctx   context.Context
+	reply chan reloadReply
+}
+
+type reloadReply struct {
+	res ReloadResult
+	err error
+}
 
 // Reload re-reads the config file the supervisor was started with and
 // applies the difference without disturbing what did not change:
@@ -25,19 +41,33 @@ import (
 //   - a service whose only change is its sockets' owner, group, mode or
 //     backlog keeps running: the change is applied to the live socket;
 //   - an unchanged service is not touched (same pid, same socket).
-func (s *Supervisor) Reload(ctx context.Context) (api.ReloadResult, error) {
-	res := api.ReloadResult{Added: []string{}, Removed: []string{}, Changed: []string{}, Unchanged: []string{}}
-	if err := s.waitReady(ctx); err != nil {
-		return res, err
+//
+// The run goroutine does the work, after the first start is done and one
+// reload at a time.
+func (s *Supervisor) Reload(ctx context.Context) (ReloadResult, error) {
+	if v := s.view.Load(); v != nil && v.closing {
+		return ReloadResult{}, ErrShuttingDown
 	}
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
-	s.mu.RLock()
-	closing, oldCfg, oldServices, oldPool := s.closing, s.cfg, s.services, s.pool
-	s.mu.RUnlock()
-	if closing {
-		return res, ErrShuttingDown
+	req := reloadRequest{ctx: ctx, reply: make(chan reloadReply, 1)}
+	select {
+	case s.reloads <- req:
+	case <-s.done:
+		return ReloadResult{}, ErrShuttingDown
+	case <-ctx.Done():
+		return ReloadResult{}, ctx.Err()
 	}
+	select {
+	case rep := <-req.reply:
+		return rep.res, rep.err
+	case <-ctx.Done():
+		return ReloadResult{}, ctx.Err()
+	}
+}
+
+// reload is Reload on the run goroutine.
+func (s *Supervisor) reload(ctx context.Context, r *runner) (ReloadResult, error) {
+	res := ReloadResult{Added: []string{}, Removed: []string{}, Changed: []string{}, Unchanged: []string{}}
+	oldCfg, oldServices, oldPool := r.cfg, r.services, r.pool
 
 	cfg, err := config.Load(oldCfg.File)
 	if err != nil {
@@ -47,7 +77,7 @@ func (s *Supervisor) Reload(ctx context.Context) (api.ReloadResult, error) {
 		s.log.Warn("reload: config warning", zap.String("problem", w.Error()))
 	}
 	cfg.Warnings = nil
-	pool, err := s.bindAll(cfg, oldPool)
+	pool, err := r.bindAll(cfg, oldPool)
 	if err != nil {
 		return res, err
 	}
@@ -117,20 +147,19 @@ func (s *Supervisor) Reload(ctx context.Context) (api.ReloadResult, error) {
 
 	stopServices(stop)
 	services := make(map[string]*running, len(cfg.Services))
-	s.mu.Lock()
-	s.pool = pool
+	r.pool = pool
 	for _, c := range cfg.Services {
 		switch plans[c.Name] {
 		case keep, reown:
 			services[c.Name] = oldServices[c.Name]
 		case restart:
-			services[c.Name] = s.launchService(c, oldServices[c.Name].svc.logs)
+			services[c.Name] = r.launchService(c, oldServices[c.Name].svc.logs)
 		case add:
-			services[c.Name] = s.launchService(c, newLogRing())
+			services[c.Name] = r.launchService(c, newLogRing())
 		}
 	}
-	s.cfg, s.services = cfg, services
-	s.mu.Unlock()
+	r.cfg, r.services = cfg, services
+	s.view.Store(&view{services: services})
 	closeListeners(oldPool, pool, s.log)
 
 	for _, c := range cfg.Services {
@@ -145,7 +174,6 @@ func (s *Supervisor) Reload(ctx context.Context) (api.ReloadResult, error) {
 			}
 		}
 	}
-	time.AfterFunc(settleTime(cfg), releaseMemory)
 	s.log.Info("reloaded", zap.Strings("added", res.Added), zap.Strings("removed", res.Removed),
 		zap.Strings("changed", res.Changed), zap.Int("unchanged", len(res.Unchanged)))
 	return res, nil

@@ -37,7 +37,8 @@ type Status struct {
 	State State
 	// Since is when State was entered.
 	Since time.Time
-	// Pid is the main process, 0 when none runs.
+	// Pid is the main process, 0 when none runs the command (also
+	// while the launch helper prepares it).
 	Pid int
 	// StartedAt is when Pid was started.
 	StartedAt time.Time
@@ -50,8 +51,14 @@ type Status struct {
 	LastExit *Exit
 	// LastError is why the last start failed before the command ran.
 	LastError string
-	// cfg is the service's definition at the time of the status.
-	cfg *config.Service
+	// Sockets are the service's sockets in fd order (fd 3 first), as
+	// configured; shared, never to be modified.
+	Sockets []*config.Socket
+}
+
+// States lists every state, in the order of the life cycle.
+func States() []State {
+	return []State{Stopped, Starting, Running, Backoff, Stopping, Exited, Failed}
 }
 
 // backoffDelay is the pause before the next start after the n-th

@@ -25,19 +25,17 @@ package supervisor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"runtime/debug"
-	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/udsvisor/udsvisor/config"
 	"github.com/udsvisor/udsvisor/privdrop"
-	"github.com/udsvisor/udsvisor/sockets"
 )
 
 // Options tune a Supervisor beyond its config.
@@ -51,43 +49,46 @@ type Options struct {
 	ReapOrphans bool
 	// Reconfigure is called by Reload when the [supervisor] table
 	// changed, once the new sockets are bound and before any service
-	// changes; an error refuses the reload. It applies what it accepts (the control socket's group
-	// and mode, who may control) and refuses what needs a restart.
-	// Nil when the caller serves no control socket.
+	// changes; an error refuses the reload. It applies what it accepts
+	// (the control socket's group and mode, who may control) and refuses
+	// what needs a restart. Nil when the caller serves no control socket.
 	Reconfigure func(old, new config.Supervisor) error
 }
 
-// Supervisor runs the services of one config.
+// Supervisor runs the services of one config. One goroutine, Run's, owns
+// the services, the sockets and the config, and alone replaces them (at
+// start-up, on reload and at shutdown); it publishes them as an
+// immutable view that readers load without waiting for it.
 type Supervisor struct {
 	log    *zap.Logger
 	opts   Options
+	cfg    *config.Config // the config of the first start
 	reaper *Reaper
-	// launcher and outs are set by Run before the first service exists.
-	launcher *privdrop.Launcher
-	outs     *outputs
-	ready    chan struct{} // closed once the first services exist
+	// helperTimeout bounds the launch helper's work between fork and
+	// exec, which normally takes milliseconds; a field so that a test
+	// can shorten it.
+	helperTimeout time.Duration
 
-	// reloadMu serialises Reload and shutdown, the only writers of the
-	// fields below mu.
-	reloadMu sync.Mutex
-
-	// mu guards the fields below. They are replaced as a whole (never
-	// modified in place) by Run and Reload, so a reader may keep what it
-	// got after unlocking.
-	mu       sync.RWMutex
-	cfg      *config.Config
-	services map[string]*running
-	// pool holds every bound listener by socketKey.
-	pool    map[string]*pooled
-	closing bool
-	// bound counts Binds, to close listeners in reverse order.
-	bound uint64
+	// view is the latest published state of the run goroutine; nil
+	// until the first services exist.
+	view atomic.Pointer[view]
+	// views answers readers that come before the first view: a send
+	// waits until the run goroutine takes requests.
+	views chan chan *view
+	// reloads carries Reload requests to the run goroutine.
+	reloads chan reloadRequest
+	// done is closed when Run returns.
+	done chan struct{}
+	// changed is notified each time a service's state changes.
+	changed broadcast
 }
 
-// pooled is a bound listener and when it was bound.
-type pooled struct {
-	*sockets.Listener
-	seq uint64
+// view is what the run goroutine publishes: a consistent set of
+// services, replaced as a whole, never changed in place.
+type view struct {
+	services map[string]*running
+	// closing is set once shutdown has begun: no more requests.
+	closing bool
 }
 
 // running is a service and the cancel of the goroutine that owns it.
@@ -102,12 +103,29 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) *Supervisor {
 		opts.Exe = "/proc/self/exe"
 	}
 	return &Supervisor{
-		cfg:    cfg,
-		log:    log,
-		opts:   opts,
-		reaper: NewReaper(log, opts.ReapOrphans),
-		ready:  make(chan struct{}),
+		cfg:           cfg,
+		log:           log,
+		opts:          opts,
+		reaper:        NewReaper(log, opts.ReapOrphans),
+		helperTimeout: 30 * time.Second,
+		views:         make(chan chan *view),
+		reloads:       make(chan reloadRequest),
+		done:          make(chan struct{}),
 	}
+}
+
+// runner is the state of the run goroutine; nothing else touches it.
+type runner struct {
+	log  *zap.Logger
+	opts Options
+	env  *shared
+	cfg  *config.Config
+	// services is the current set, also published in the view.
+	services map[string]*running
+	// pool holds every bound listener by socketKey.
+	pool map[string]*pooled
+	// bound counts Binds, to close listeners in reverse order.
+	bound uint64
 }
 
 // Run binds every socket, starts every service and supervises them until
@@ -117,7 +135,7 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) *Supervisor {
 // it removes what it had bound, starts nothing and returns the error.
 // started, if not nil, is called once every service has been started.
 func (s *Supervisor) Run(ctx context.Context, started func()) error {
-	cfg := s.cfg // Reload replaces s.cfg once ready is closed
+	defer close(s.done)
 	// First, while udsvisor holds few fds: the launcher's thread keeps
 	// a copy of the fd table as it is now, and forks from it.
 	launcher, err := privdrop.NewLauncher(launchThreads)
@@ -126,70 +144,100 @@ func (s *Supervisor) Run(ctx context.Context, started func()) error {
 	}
 	// Closed last: it kills whatever it started that still runs.
 	defer launcher.Close()
-	s.launcher = launcher
-	pool, err := s.bindAll(cfg, nil)
-	if err != nil {
+	r := &runner{log: s.log, opts: s.opts, cfg: s.cfg}
+	if r.pool, err = r.bindAll(s.cfg, nil); err != nil {
 		return err
 	}
-	s.pool = pool
-	if s.outs, err = newOutputs(); err != nil {
-		closeListeners(pool, nil, s.log)
+	outs, err := newOutputs()
+	if err != nil {
+		closeListeners(r.pool, nil, s.log)
 		return err
 	}
 	stopOutputs := make(chan struct{})
 	outputsDone := make(chan struct{})
 	go func() {
 		defer close(outputsDone)
-		s.outs.run(stopOutputs, outputGrace)
+		outs.run(stopOutputs, outputGrace)
 	}()
-
 	reaperCtx, stopReaper := context.WithCancel(context.Background())
 	reaperDone := make(chan struct{})
 	go func() {
 		defer close(reaperDone)
 		s.reaper.Run(reaperCtx)
 	}()
+	r.env = &shared{exe: s.opts.Exe, launcher: launcher, reaper: s.reaper, outs: outs,
+		helperTimeout: s.helperTimeout, changed: &s.changed}
 
-	first := make(map[string]*running, len(cfg.Services))
-	for _, c := range cfg.Services {
-		first[c.Name] = s.launchService(c, newLogRing())
+	r.services = make(map[string]*running, len(s.cfg.Services))
+	for _, c := range s.cfg.Services {
+		r.services[c.Name] = r.launchService(c, newLogRing())
 	}
-	s.mu.Lock()
-	s.services = first
-	s.mu.Unlock()
-	// From here a reload may replace s.services; the first start uses
-	// the services this run created.
-	close(s.ready)
-	startAll(ctx, first, s.log)
-	settled := time.AfterFunc(settleTime(cfg), releaseMemory)
-	defer settled.Stop()
-	if ctx.Err() == nil {
-		s.log.Info("udsvisor is up", zap.Int("services", len(first)), zap.Int("sockets", len(pool)))
-		if started != nil {
-			started()
-		}
-	}
+	s.view.Store(&view{services: r.services})
+	s.loop(ctx, r, started)
 
-	<-ctx.Done()
 	s.log.Info("shutting down")
-	s.reloadMu.Lock()
-	s.mu.Lock()
-	s.closing = true
-	services, pool := s.services, s.pool
-	s.mu.Unlock()
-	s.reloadMu.Unlock()
-
-	stopServices(maps(services))
+	s.view.Store(&view{services: r.services, closing: true})
+	stopServices(values(r.services))
 	if s.opts.ReapOrphans {
 		s.reaper.KillOrphans(5 * time.Second)
 	}
-	closeListeners(pool, nil, s.log)
+	closeListeners(r.pool, nil, s.log)
 	stopReaper()
 	<-reaperDone
 	close(stopOutputs)
-	s.outs.wake()
+	outs.wake()
 	<-outputsDone
 	return nil
+}
+
+// loop starts the first services and then serves the run goroutine's
+// requests until ctx is done.
+func (s *Supervisor) loop(ctx context.Context, r *runner, started func()) {
+	startDone := make(chan struct{})
+	go func() {
+		defer close(startDone)
+		startAll(ctx, r.services, s.log)
+	}()
+	// A reload waits until the first start is done; readers do not.
+	var reloads chan reloadRequest
+	var settle *time.Timer
+	var settleC <-chan time.Time
+	defer func() {
+		if settle != nil {
+			settle.Stop()
+		}
+		if startDone != nil {
+			<-startDone // startAll returns promptly once ctx is done
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-startDone:
+			startDone, reloads = nil, s.reloads
+			settle = time.NewTimer(settleTime(r.cfg))
+			settleC = settle.C
+			if ctx.Err() == nil {
+				s.log.Info("udsvisor is up", zap.Int("services", len(r.services)), zap.Int("sockets", len(r.pool)))
+				if started != nil {
+					started()
+				}
+			}
+		case req := <-reloads:
+			res, err := s.reload(req.ctx, r)
+			req.reply <- reloadReply{res, err}
+			if err == nil {
+				settle.Reset(settleTime(r.cfg))
+				settleC = settle.C
+			}
+		case <-settleC:
+			settleC = nil
+			releaseMemory()
+		case w := <-s.views:
+			w <- s.view.Load()
+		}
+	}
 }
 
 // outputGrace is how long the last output of stopped services may take to
@@ -202,7 +250,7 @@ const outputGrace = time.Second
 // small machine busy while a thousand services start.
 const launchThreads = 4
 
-// startParallel bounds the launches in flight at once. Each launch waits
+// startParallel bounds the launches in flight at once. Each start waits
 // for its helper to exec the command; forks themselves are serialised by
 // the launcher, so a few in flight keep every CPU busy without a
 // thousand helpers competing at once.
@@ -251,7 +299,7 @@ func releaseMemory() {
 	debug.FreeOSMemory()
 }
 
-func maps(m map[string]*running) []*running {
+func values(m map[string]*running) []*running {
 	rs := make([]*running, 0, len(m))
 	for _, r := range m {
 		rs = append(rs, r)
@@ -261,10 +309,10 @@ func maps(m map[string]*running) []*running {
 
 // launchService creates the service for c with its sockets from the pool
 // and starts its goroutine (not its process).
-func (s *Supervisor) launchService(c *config.Service, logs *logRing) *running {
+func (r *runner) launchService(c *config.Service, logs *logRing) *running {
 	listeners := make([]*pooled, len(c.Sockets))
 	for i, sock := range c.Sockets {
-		listeners[i] = s.pool[socketKey(sock)]
+		listeners[i] = r.pool[socketKey(sock)]
 	}
 	// The files are fetched at each launch: mend may replace a socket.
 	files := func() []*os.File {
@@ -274,44 +322,16 @@ func (s *Supervisor) launchService(c *config.Service, logs *logRing) *running {
 		}
 		return fs
 	}
-	log := newSvcLog(s.log, c.Name)
+	log := newSvcLog(r.log, c.Name)
 	mend := func() {
 		for _, l := range listeners {
 			mendSocket(l.Listener, log)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{svc: newService(c, files, mend, s.opts.Exe, s.launcher, s.reaper, s.outs, logs, log), cancel: cancel}
-	go r.svc.run(ctx)
-	return r
-}
-
-// mendSocket repairs what a process that just exited may have done to
-// its socket. A process shares the open file description of the listening
-// socket, so its shutdown(2) kills the socket for everyone (connects are
-// refused, and no listen(2) revives it): such a socket is replaced by a
-// new one at the same name, which the next process receives. A name the process unlinked
-// (gunicorn does, SECURITY-NOTES 0.11) is linked again to the same socket.
-func mendSocket(l *sockets.Listener, log svcLog) {
-	addr := zap.String("address", l.Spec().String())
-	err := l.Check()
-	switch {
-	case errors.Is(err, sockets.ErrPoisoned):
-		log.Warn("socket was shut down by a process; rebinding it", addr, zap.Error(err))
-		if err := l.Rebind(); err != nil {
-			log.Error("rebind socket", addr, zap.Error(err))
-		}
-		return
-	case err != nil:
-		log.Error("check socket", addr, zap.Error(err))
-	}
-	restored, err := l.Restore()
-	switch {
-	case err != nil:
-		log.Error("socket name is gone and cannot be restored", zap.Error(err))
-	case restored:
-		log.Warn("socket name was unlinked; restored it", zap.String("path", l.Spec().Path))
-	}
+	rs := &running{svc: newService(c, files, mend, r.env, logs, log), cancel: cancel}
+	go rs.svc.run(ctx)
+	return rs
 }
 
 // stopServices stops the services in parallel for good (a start that
@@ -331,72 +351,4 @@ func stopServices(rs []*running) {
 		}()
 	}
 	wg.Wait()
-}
-
-// socketKey identifies a socket across configs: the same key means the
-// same bound listener can serve it. The backlog is not part of it: a
-// reload applies a new backlog to the live socket.
-func socketKey(c *config.Socket) string {
-	if c.IsUnix() {
-		return "unix:" + c.Path
-	}
-	return "tcp:" + c.Addr.String()
-}
-
-// bindAll returns a pool with a listener for every socket of cfg, taking
-// those already in have and binding the others. On error it closes what
-// it bound (not what it took from have) and returns the error. Called by
-// Run and by Reload with reloadMu held.
-func (s *Supervisor) bindAll(cfg *config.Config, have map[string]*pooled) (map[string]*pooled, error) {
-	pool := make(map[string]*pooled)
-	var fresh []*sockets.Listener
-	for _, c := range cfg.Services {
-		for _, sock := range c.Sockets {
-			key := socketKey(sock)
-			if l, ok := have[key]; ok {
-				pool[key] = l
-				continue
-			}
-			l, err := sockets.Bind(socketSpec(sock))
-			if err != nil {
-				for i := len(fresh) - 1; i >= 0; i-- {
-					fresh[i].Close()
-				}
-				return nil, fmt.Errorf("service %s: %w", c.Name, err)
-			}
-			fresh = append(fresh, l)
-			s.bound++
-			pool[key] = &pooled{Listener: l, seq: s.bound}
-			s.log.Info("socket ready", zap.String("service", c.Name), zap.String("socket", sock.Name),
-				zap.String("address", sock.String()))
-		}
-	}
-	return pool, nil
-}
-
-func socketSpec(c *config.Socket) sockets.Spec {
-	return sockets.Spec{
-		Path: c.Path, Addr: c.Addr,
-		UID: int(c.UID), GID: int(c.GID), Mode: c.Mode, DirMode: c.DirectoryMode,
-		Backlog: c.Backlog,
-	}
-}
-
-// closeListeners closes the listeners of pool that keep does not hold,
-// removing their socket files, newest first: a directory is removed by
-// the Bind that created it, which must come after the sockets bound into
-// it later.
-func closeListeners(pool, keep map[string]*pooled, log *zap.Logger) {
-	var ls []*pooled
-	for key, l := range pool {
-		if _, ok := keep[key]; !ok {
-			ls = append(ls, l)
-		}
-	}
-	sort.Slice(ls, func(i, j int) bool { return ls[i].seq > ls[j].seq })
-	for _, l := range ls {
-		if err := l.Close(); err != nil {
-			log.Warn("remove socket", zap.Error(err))
-		}
-	}
 }

@@ -18,7 +18,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/udsvisor/udsvisor/api"
 	"github.com/udsvisor/udsvisor/internal/testutil"
 )
 
@@ -184,7 +183,7 @@ path = "$DIR/two/c.sock"
 		if len(fds) != 3+n || fds[0] != "/dev/null" {
 			t.Errorf("%s: fds %v, want 0=/dev/null, 1, 2 and %d sockets", name, fds, n)
 		}
-		for i, f := range h.sup.services[name].svc.files() {
+		for i, f := range h.sup.view.Load().services[name].svc.files() {
 			var stt unix.Stat_t
 			if err := unix.Fstat(int(f.Fd()), &stt); err != nil {
 				t.Fatal(err)
@@ -300,15 +299,15 @@ func TestChildOutputIsLogged(t *testing.T) {
 	users(t)
 	h := start(t, strings.Replace(appConfig, `command = ["$APP"]`, `command = ["$APP", "-hello", "line from the app"]`, 1))
 	st := h.waitState("app", Starting)
-	testutil.Eventually(t, 10*time.Second, func() error {
-		for _, line := range strings.Split(h.logs.String(), "\n") {
+	h.logs.waitFor(t, "line with the child's output, service and pid", func(log string) bool {
+		for _, line := range strings.Split(log, "\n") {
 			if strings.Contains(line, "line from the app (stderr)") &&
 				strings.Contains(line, `"service": "app"`) &&
 				strings.Contains(line, fmt.Sprintf(`"pid": %d`, st.Pid)) {
-				return nil
+				return true
 			}
 		}
-		return fmt.Errorf("no log line with the child's output, service and pid")
+		return false
 	})
 }
 
@@ -320,12 +319,7 @@ func TestT31OutputEscapedInTheLog(t *testing.T) {
 	const evil = `\u001b]0;owned\u0007\u001b[2J\rfake`
 	h := start(t, strings.Replace(appConfig, `command = ["$APP"]`, `command = ["$APP", "-hello", "`+evil+`"]`, 1))
 	const escaped = `\x1b]0;owned\a\x1b[2J\rfake`
-	testutil.Eventually(t, 10*time.Second, func() error {
-		if !strings.Contains(h.logs.String(), escaped+" (stderr)") {
-			return fmt.Errorf("no escaped line in the log")
-		}
-		return nil
-	})
+	h.logs.waitFor(t, "escaped line", func(log string) bool { return strings.Contains(log, escaped+" (stderr)") })
 	if i := strings.IndexAny(h.logs.String(), "\x1b\a\r"); i >= 0 {
 		t.Errorf("the log holds a raw control character at byte %d", i)
 	}
@@ -333,7 +327,7 @@ func TestT31OutputEscapedInTheLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(lines, func(l api.LogLine) bool { return l.Line == "\x1b]0;owned\a\x1b[2J\rfake" }) {
+	if !slices.ContainsFunc(lines, func(l LogLine) bool { return l.Line == "\x1b]0;owned\a\x1b[2J\rfake" }) {
 		t.Errorf("kept lines %+v, want the line as written among them", lines)
 	}
 }

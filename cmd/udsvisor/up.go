@@ -242,19 +242,13 @@ func notify(log *zap.Logger, state string) {
 	}
 }
 
-// The fds udsvisor needs besides control connections, for
-// controlConnLimit: its own (runtime, log, the control sockets and their
-// directories), each socket's (the socket, an O_PATH fd of its node and
-// of its directories) and each service's (the read ends of its output
-// pipes, plus the pipes of a launch in progress).
-const (
-	fdsOwn        = 36
-	fdsPerSocket  = 4
-	fdsPerService = 12
-	// minControlConns keeps the control API usable even under a limit
-	// too low for the config.
-	minControlConns = 4
-)
+// fdsControl are the fds of the control server itself: its sockets, their
+// directories and the listeners' poller; connections come on top.
+const fdsControl = 8
+
+// minControlConns keeps the control API usable even under a limit too low
+// for the config.
+const minControlConns = 4
 
 // controlConnLimit caps the control API's concurrent connections so that
 // idle clients cannot take the fds a restart needs: at RLIMIT_NOFILE a
@@ -269,10 +263,7 @@ func controlConnLimit(cfg *config.Config, log *zap.Logger) int {
 		log.Warn("getrlimit NOFILE; control connections keep their default cap", zap.Error(err))
 		return control.DefaultMaxConns
 	}
-	need := uint64(fdsOwn + fdsPerService*len(cfg.Services))
-	for _, svc := range cfg.Services {
-		need += uint64(fdsPerSocket * len(svc.Sockets))
-	}
+	need := fdsControl + supervisor.FDsNeeded(cfg)
 	conns := uint64(0)
 	if lim.Cur > need {
 		conns = min((lim.Cur-need)/2, control.DefaultMaxConns)

@@ -1,0 +1,75 @@
+package control
+
+import (
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/udsvisor/udsvisor/api"
+	"github.com/udsvisor/udsvisor/config"
+	"github.com/udsvisor/udsvisor/supervisor"
+)
+
+// apiService is st as the API shows it at now.
+func apiService(st supervisor.Status, now time.Time) api.Service {
+	a := api.Service{
+		Name: st.Name, State: string(st.State), Since: st.Since, Pid: st.Pid, Pids: []int{},
+		Restarts: st.Restarts, Failures: st.Failures, LastError: st.LastError,
+		Sockets: apiSockets(st.Sockets),
+	}
+	if st.Pid != 0 {
+		started := st.StartedAt
+		a.Pids = []int{st.Pid}
+		a.Instances = 1
+		a.StartedAt = &started
+		a.UptimeSeconds = now.Sub(started).Seconds()
+	}
+	if ex := st.LastExit; ex != nil {
+		e := &api.Exit{Pid: ex.Pid, Time: ex.Time, Description: ex.String()}
+		if ex.Status.Exited() {
+			code := ex.Status.ExitStatus()
+			e.Code = &code
+		} else if ex.Status.Signaled() {
+			e.Signal = unix.SignalName(ex.Status.Signal())
+		}
+		a.LastExit = e
+	}
+	return a
+}
+
+func apiServices(sts []supervisor.Status) []api.Service {
+	now := time.Now()
+	out := make([]api.Service, len(sts))
+	for i, st := range sts {
+		out[i] = apiService(st, now)
+	}
+	return out
+}
+
+// apiSockets is how the API shows a service's sockets.
+func apiSockets(socks []*config.Socket) []api.Socket {
+	out := make([]api.Socket, 0, len(socks))
+	for _, c := range socks {
+		sock := api.Socket{Name: c.Name, FD: 3 + c.Index}
+		if c.IsUnix() {
+			sock.Path = c.Path
+			sock.Owner = c.OwnerName
+			sock.Group = c.GroupName
+			sock.Mode = octalMode(uint32(c.Mode.Perm()))
+		} else {
+			sock.Address = c.Addr.String()
+		}
+		out = append(out, sock)
+	}
+	return out
+}
+
+// octalMode formats permission bits as "0660".
+func octalMode(m uint32) string {
+	s := strconv.FormatUint(uint64(m), 8)
+	for len(s) < 4 {
+		s = "0" + s
+	}
+	return s
+}

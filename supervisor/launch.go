@@ -1,0 +1,108 @@
+package supervisor
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/udsvisor/udsvisor/config"
+	"github.com/udsvisor/udsvisor/privdrop"
+)
+
+// launchStep is a report from a launch in flight. The fork comes first
+// (forked, with the pid or why there is none), then, if a process was
+// made, whether the helper exec'd the command (err nil) or not.
+type launchStep struct {
+	forked bool
+	pid    int
+	err    error
+}
+
+// launch starts the launch helper, which becomes the command, and
+// reports each step on s.launched. It runs on a goroutine of its own, so
+// that the service goroutine keeps answering while the helper works, and
+// so that the calls deep into the encoder and the launcher grow a stack
+// that is given back when it ends, not kept by each of 1,000 idle
+// services. It reads only what never changes after newService (and cfg
+// and files, which the caller hands over).
+func (s *service) launch(c *config.Service, files []*os.File) {
+	l, pid, err := s.fork(c, files)
+	s.launched <- launchStep{forked: true, pid: pid, err: err}
+	if err != nil {
+		return
+	}
+	// Blocks until the helper has exec'd the command or reported why not;
+	// the service's helper timer kills a helper that does neither.
+	if err := l.AfterStart(); err != nil {
+		s.launched <- launchStep{err: fmt.Errorf("start %s: %w", c.Name, err)}
+		return
+	}
+	s.launched <- launchStep{}
+}
+
+// fork prepares the helper's spec and output pipes and forks it.
+func (s *service) fork(c *config.Service, files []*os.File) (*privdrop.Launch, int, error) {
+	stdout, err := s.outs.pipe(s.log, s.logs, "stdout")
+	if err != nil {
+		return nil, 0, fmt.Errorf("start %s: %w", c.Name, err)
+	}
+	stderr, err := s.outs.pipe(s.log, s.logs, "stderr")
+	if err != nil {
+		stdout.abort()
+		return nil, 0, fmt.Errorf("start %s: %w", c.Name, err)
+	}
+	spec := &privdrop.Spec{
+		Path: c.Command[0], Args: c.Command, Env: s.env, Dir: c.WorkingDir,
+		UID: c.UID, GID: c.GID, Groups: c.Groups, Umask: uint32(c.Umask),
+		NumFDs: len(files), AmbientCaps: c.AmbientCaps,
+	}
+	for _, lim := range c.Limits {
+		spec.Rlimits = append(spec.Rlimits, privdrop.Rlimit{Resource: lim.Resource, Cur: lim.Soft, Max: lim.Hard})
+	}
+	l, err := privdrop.Prepare(s.exe, spec, files, stdout.w, stderr.w)
+	if err == nil {
+		var pid int
+		pid, err = s.reaper.Start(func() (int, error) { return s.launcher.Start(l) }, s.exited)
+		if err == nil {
+			stdout.start(pid)
+			stderr.start(pid)
+			return l, pid, nil
+		}
+		l.Abort()
+	}
+	stdout.abort()
+	stderr.abort()
+	return nil, 0, fmt.Errorf("start %s: %w", c.Name, err)
+}
+
+// childEnv builds the environment from scratch: nothing of udsvisor's own
+// (NOTIFY_SOCKET, INVOCATION_ID, LD_PRELOAD, secrets) reaches a child.
+// LISTEN_PID is added by the launch helper, which alone knows the pid.
+func childEnv(cfg *config.Service) []string {
+	env := append([]string(nil), cfg.Environment...)
+	has := func(key string) bool {
+		for _, kv := range env {
+			if strings.HasPrefix(kv, key+"=") {
+				return true
+			}
+		}
+		return false
+	}
+	if !has("PATH") {
+		env = append(env, "PATH="+config.DefaultPath)
+	}
+	for _, kv := range [][2]string{{"HOME", cfg.Home}, {"USER", cfg.User}, {"LOGNAME", cfg.User}} {
+		if !has(kv[0]) {
+			env = append(env, kv[0]+"="+kv[1])
+		}
+	}
+	if len(cfg.Sockets) > 0 {
+		names := make([]string, len(cfg.Sockets))
+		for i, s := range cfg.Sockets {
+			names[i] = s.Name
+		}
+		env = append(env, "LISTEN_FDS="+strconv.Itoa(len(names)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
+	}
+	return env
+}
