@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/udsvisor/udsvisor/internal/idname"
 )
 
 var serviceKeys = []string{
@@ -122,7 +124,7 @@ func (c *checker) identity(t table, s *Service) {
 	a, userOK := c.userValue(t, "user")
 	if userOK {
 		s.User, s.UID, s.GID, s.Home = a.name, a.uid, a.gid, a.home
-		s.Group = groupName(a.gid)
+		s.Group = idname.Group(a.gid)
 		if a.uid == 0 && !s.AllowRoot {
 			c.errorf(t.sub("user"), "refusing to run as root; set allow_root = true")
 		}
