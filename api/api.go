@@ -9,8 +9,10 @@ import "time"
 // Service is a service's state, as GET /v1/services and
 // GET /v1/services/{name} return it.
 type Service struct {
-	Name  string `json:"name"`
-	State string `json:"state"` // stopped, starting, running, backoff, stopping, exited, failed
+	Name string `json:"name"`
+	// State is a supervisor.State as a string; supervisor/state.go owns
+	// the names, so none is listed here to drift.
+	State string `json:"state"`
 	// Since is when State was entered.
 	Since time.Time `json:"since"`
 	// Pid is the main process, 0 when none runs.

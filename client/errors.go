@@ -7,14 +7,13 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/user"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/udsvisor/udsvisor/api"
+	"github.com/udsvisor/udsvisor/internal/idname"
 )
 
 // maxErrorBody bounds what is read of an error answer.
@@ -123,19 +122,10 @@ func (who identity) explainAccess(socket string) string {
 	} else if err != nil {
 		return fmt.Sprintf("you are uid %d", who.uid)
 	}
-	group := groupName(st.Gid)
+	group := idname.Group(st.Gid)
 	if !slices.Contains(who.gids, int(st.Gid)) {
 		return fmt.Sprintf("you are uid %d, not in group %s", who.uid, group)
 	}
 	return fmt.Sprintf("you are uid %d, in group %s, but the socket's mode is %04o",
 		who.uid, group, st.Mode&0o7777)
-}
-
-// groupName returns the name of gid, or the number when it has none.
-func groupName(gid uint32) string {
-	id := strconv.FormatUint(uint64(gid), 10)
-	if g, err := user.LookupGroupId(id); err == nil {
-		return g.Name
-	}
-	return id
 }

@@ -77,14 +77,6 @@ func lookupGroup(s string) (string, uint32, error) {
 	return g.Name, uint32(gid), nil
 }
 
-// groupName names gid for messages and Service.Group, or gives the number.
-func groupName(gid uint32) string {
-	if g, err := user.LookupGroupId(strconv.FormatUint(uint64(gid), 10)); err == nil {
-		return g.Name
-	}
-	return strconv.FormatUint(uint64(gid), 10)
-}
-
 func isDigits(s string) bool {
 	if s == "" {
 		return false

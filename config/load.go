@@ -43,12 +43,10 @@ func configDirs(path string) Errors {
 			if err != nil || fi.Mode()&fs.ModeSymlink != 0 {
 				continue // a symlink's target is walked as the resolved path
 			}
-			st, ok := fi.Sys().(*syscall.Stat_t)
-			sticky := fi.Mode()&fs.ModeSticky != 0
-			switch {
-			case ok && st.Uid != 0:
-				errs = append(errs, &Error{File: path, Msg: fmt.Sprintf("is in directory %s, owned by uid %d, who could replace it; refusing", cur, st.Uid)})
-			case fi.Mode().Perm()&0o022 != 0 && !sticky:
+			switch owner, writable := othersCanReplace(fi, true); {
+			case owner != 0:
+				errs = append(errs, &Error{File: path, Msg: fmt.Sprintf("is in directory %s, owned by uid %d, who could replace it; refusing", cur, owner)})
+			case writable != 0:
 				errs = append(errs, &Error{File: path, Msg: fmt.Sprintf("is in directory %s, which group or others may write (%04o), so they could replace it; refusing", cur, fi.Mode().Perm())})
 			}
 			if cur == "/" {
@@ -219,18 +217,10 @@ func (c *checker) supervisor(t table) Supervisor {
 	if p, ok := c.str(t, "control_socket"); ok && c.unixPath(t.sub("control_socket"), p) {
 		s.ControlSocket = p
 	}
-	if m, ok := c.mode(t, "control_mode", "0660"); ok {
-		key := t.sub("control_mode")
-		switch {
-		case m&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0:
-			c.errorf(key, "setuid/setgid/sticky bits are meaningless on a socket")
-		case m&0o222 == 0:
-			c.errorf(key, "%q has no write bit: connect(2) needs write permission", t.m["control_mode"])
-		default:
-			s.ControlMode = m
-		}
+	if m, ok := c.socketMode(t, "control_mode"); ok {
+		s.ControlMode = m
 		if m&0o002 != 0 {
-			c.warnf(key, "\"%04o\" lets every local user connect; the peer check still applies", uint32(m.Perm()))
+			c.warnf(t.sub("control_mode"), "\"%04o\" lets every local user connect; the peer check still applies", uint32(m))
 		}
 	}
 	for _, g := range []struct {

@@ -188,9 +188,9 @@ func (l *locator) key() []string {
 		var p string
 		switch c := l.peek(); {
 		case c == '"':
-			p = unescapeBasic(l.basicString())
+			p = unescapeBasic(l.singleLine(true))
 		case c == '\'':
-			p = l.literalString()
+			p = l.singleLine(false)
 		case isBareKeyByte(c):
 			start := l.pos
 			for !l.eof() && isBareKeyByte(l.src[l.pos]) {
@@ -218,9 +218,9 @@ func (l *locator) value(key string) {
 	case strings.HasPrefix(l.src[l.pos:], `'''`):
 		l.multiline(`'''`, false)
 	case l.peek() == '"':
-		l.basicString()
+		l.singleLine(true)
 	case l.peek() == '\'':
-		l.literalString()
+		l.singleLine(false)
 	case l.peek() == '[':
 		l.array(key)
 	case l.peek() == '{':
@@ -280,38 +280,23 @@ func (l *locator) inlineTable(key string) {
 	}
 }
 
-// basicString reads "..." and returns the raw text between the quotes.
-func (l *locator) basicString() string {
-	l.pos++ // "
+// singleLine reads a one-line string, "..." (escapes true: a backslash
+// escapes the next byte) or '...', and returns the raw text between the
+// quotes. A string cut off by a newline or the end ends there.
+func (l *locator) singleLine(escapes bool) string {
+	quote := l.src[l.pos]
+	l.pos++
 	start := l.pos
 	for !l.eof() {
-		switch l.src[l.pos] {
-		case '\\':
+		switch c := l.src[l.pos]; {
+		case escapes && c == '\\':
 			l.pos = min(l.pos+2, len(l.src))
 			continue
-		case '"':
+		case c == quote:
 			s := l.src[start:l.pos]
 			l.pos++
 			return s
-		case '\n':
-			return l.src[start:l.pos]
-		}
-		l.pos++
-	}
-	return l.src[start:]
-}
-
-// literalString reads '...' and returns the text between the quotes.
-func (l *locator) literalString() string {
-	l.pos++ // '
-	start := l.pos
-	for !l.eof() {
-		switch l.src[l.pos] {
-		case '\'':
-			s := l.src[start:l.pos]
-			l.pos++
-			return s
-		case '\n':
+		case c == '\n':
 			return l.src[start:l.pos]
 		}
 		l.pos++

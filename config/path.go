@@ -121,20 +121,38 @@ func (c *checker) symlinkInPath(key, p, link string) {
 // root-owned directory (like /tmp) further up. The socket's own directory
 // must never be shared: in /tmp anyone could squat the name first.
 func (c *checker) socketDir(key, dir string, fi fs.FileInfo, immediate bool) bool {
-	mode := fi.Mode()
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
-		c.errorf(key, "directory %s is owned by uid %d, mode %04o; refusing", dir, st.Uid, uint32(mode.Perm()))
+	owner, writable := othersCanReplace(fi, !immediate)
+	switch {
+	case owner != 0:
+		c.errorf(key, "directory %s is owned by uid %d, mode %04o; refusing", dir, owner, uint32(fi.Mode().Perm()))
 		return false
-	}
-	if mode.Perm()&0o022 == 0 || (!immediate && mode&fs.ModeSticky != 0) {
+	case writable == 0:
 		return true
 	}
 	who := "group-writable"
-	if mode.Perm()&0o002 != 0 {
+	if writable&0o002 != 0 {
 		who = "world-writable"
 	}
 	c.errorf(key, "%s is %s; others could squat or replace the socket", dir, who)
 	return false
+}
+
+// othersCanReplace says how someone besides root could replace what the
+// directory fi holds, the rule of both the config file's directories
+// (T29) and a socket's (T2, as sockets.Bind enforces it): owner is its
+// uid when root does not own it, and writable its group and other write
+// bits. A sticky directory clears writable where stickyOK: others cannot
+// replace entries they do not own, though they can still take a new
+// name first, which is why a socket's own directory may not be sticky.
+func othersCanReplace(fi fs.FileInfo, stickyOK bool) (owner uint32, writable fs.FileMode) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		owner = st.Uid
+	}
+	writable = fi.Mode().Perm() & 0o022
+	if stickyOK && fi.Mode()&fs.ModeSticky != 0 {
+		writable = 0
+	}
+	return owner, writable
 }
 
 func describeType(m fs.FileMode) string {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/udsvisor/udsvisor/internal/idname"
 )
 
 var serviceKeys = []string{
@@ -17,13 +20,20 @@ var serviceKeys = []string{
 	"umask", "limits", "ambient_capabilities", "sockets", "proxy",
 }
 
-// serviceName reports whether name is what a service may be called,
-// [A-Za-z0-9_.@-]{1,64}: the name appears in URLs of the control API, in
-// metrics labels and in log fields. A loop rather than a regexp: package
-// regexps are compiled at every start of the binary, the launch helper's
-// included, and this one alone cost a noticeable share of it.
-func serviceName(name string) bool {
-	return len(name) >= 1 && len(name) <= 64 && strings.Trim(name, alnum+"_.@-") == ""
+// ServiceNameForm describes the names ValidServiceName accepts, for
+// messages that tell the user what to write.
+const ServiceNameForm = "[A-Za-z0-9_.@-]{1,64}"
+
+// ValidServiceName reports whether a service may be called name:
+// ServiceNameForm, except "." and "..". The name appears as a path
+// segment in URLs of the control API, in metrics labels and in log
+// fields, so the config and the API must agree on it. A loop rather than
+// a regexp: package regexps are compiled at every start of the binary,
+// the launch helper's included, and this one alone cost a noticeable
+// share of it.
+func ValidServiceName(name string) bool {
+	return len(name) >= 1 && len(name) <= 64 && strings.Trim(name, alnum+"_.@-") == "" &&
+		name != "." && name != ".."
 }
 
 // alnum is a cutset for strings.Trim: a string that Trim empties holds
@@ -37,8 +47,8 @@ var reservedEnv = []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY
 // service converts one [services.NAME] table.
 func (c *checker) service(name string, v any) *Service {
 	key := joinKey("services", name)
-	if !serviceName(name) || name == "." || name == ".." {
-		c.errorf(key, "%q is not a valid service name; names are [A-Za-z0-9_.@-]{1,64}", name)
+	if !ValidServiceName(name) {
+		c.errorf(key, "%q is not a valid service name; names are %s", name, ServiceNameForm)
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
@@ -122,7 +132,7 @@ func (c *checker) identity(t table, s *Service) {
 	a, userOK := c.userValue(t, "user")
 	if userOK {
 		s.User, s.UID, s.GID, s.Home = a.name, a.uid, a.gid, a.home
-		s.Group = groupName(a.gid)
+		s.Group = idname.Group(a.gid)
 		if a.uid == 0 && !s.AllowRoot {
 			c.errorf(t.sub("user"), "refusing to run as root; set allow_root = true")
 		}
@@ -182,42 +192,53 @@ func (c *checker) environment(t table, s *Service) string {
 	return path
 }
 
-// signal reads a signal name with or without SIG, in any case, or a
-// number (TOML integer or digits).
+// signal reads a signal name as ParseSignal does, or a number: a TOML
+// integer or a string of digits.
 func (c *checker) signal(t table, name string) (unix.Signal, bool) {
 	v, ok := t.m[name]
 	if !ok {
 		return 0, false
 	}
 	key := t.sub(name)
-	var sig unix.Signal
 	switch v := v.(type) {
 	case int64:
-		if v > 0 && v < 65 {
-			sig = unix.Signal(v)
+		if v > 0 && v < 65 && signalNamed(unix.Signal(v)) {
+			return unix.Signal(v), true
 		}
+		c.errorf(key, "unknown signal %d", v)
+		return 0, false
 	case string:
-		if n, err := strconv.Atoi(v); err == nil && n > 0 && n < 65 {
-			sig = unix.Signal(n)
-		} else if up := strings.ToUpper(v); strings.HasPrefix(up, "SIG") {
-			sig = unix.SignalNum(up)
-		} else {
-			sig = unix.SignalNum("SIG" + up)
+		if n, err := strconv.Atoi(v); err == nil && n > 0 && n < 65 && signalNamed(unix.Signal(n)) {
+			return unix.Signal(n), true
 		}
-	default:
-		c.errorf(key, "must be a signal name like \"SIGTERM\", not %s", typeName(v))
-		return 0, false
-	}
-	// SignalName also rules out numbers without a name (real-time ones).
-	if sig == 0 || unix.SignalName(sig) == "" {
-		if s, ok := v.(string); ok {
-			c.errorf(key, "unknown signal %q", s)
-		} else {
-			c.errorf(key, "unknown signal %d", v)
+		sig, err := ParseSignal(v)
+		if err != nil {
+			c.errorf(key, "%v", err)
+			return 0, false
 		}
-		return 0, false
+		return sig, true
 	}
-	return sig, true
+	c.errorf(key, "must be a signal name like \"SIGTERM\", not %s", typeName(v))
+	return 0, false
+}
+
+// signalNamed reports whether sig has a name: real-time signals have
+// none, and stop_signal refuses them.
+func signalNamed(sig unix.Signal) bool { return unix.SignalName(sig) != "" }
+
+// ParseSignal parses a signal name, with or without the SIG prefix and in
+// any case: "HUP", "sigusr1", "SIGTERM". The error reads
+// `unknown signal "NAME"`. It takes no numbers: stop_signal also accepts
+// them (see checker.signal), the control API does not.
+func ParseSignal(name string) (unix.Signal, error) {
+	n := strings.ToUpper(name)
+	if !strings.HasPrefix(n, "SIG") {
+		n = "SIG" + n
+	}
+	if sig := unix.SignalNum(n); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("unknown signal %q", name)
 }
 
 // uniqueFDNames refuses two sockets of one service under the same name:

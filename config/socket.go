@@ -101,16 +101,8 @@ func (c *checker) unixAccess(svc *Service, t table, s *Socket) {
 			s.GroupName, s.GID = name, gid
 		}
 	}
-	if m, ok := c.mode(t, "mode", "0660"); ok {
-		key := t.sub("mode")
-		switch {
-		case m&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0:
-			c.errorf(key, "setuid/setgid/sticky bits are meaningless on a socket")
-		case m&0o222 == 0:
-			c.errorf(key, "%q has no write bit: connect(2) needs write permission", t.m["mode"])
-		default:
-			s.Mode = m
-		}
+	if m, ok := c.socketMode(t, "mode"); ok {
+		s.Mode = m
 	}
 	if s.Mode&0o002 != 0 {
 		c.warnf(t.sub("mode"), "\"%04o\" makes the socket world-connectable: every local user can connect", uint32(s.Mode))
@@ -126,6 +118,24 @@ func (c *checker) unixAccess(svc *Service, t table, s *Socket) {
 			s.DirectoryMode = m
 		}
 	}
+}
+
+// socketMode reads the mode of a socket file, a service's or the control
+// socket's; ok is false when absent or already reported.
+func (c *checker) socketMode(t table, name string) (fs.FileMode, bool) {
+	m, ok := c.mode(t, name, "0660")
+	if !ok {
+		return 0, false
+	}
+	switch {
+	case m&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0:
+		c.errorf(t.sub(name), "setuid/setgid/sticky bits are meaningless on a socket")
+	case m&0o222 == 0:
+		c.errorf(t.sub(name), "%q has no write bit: connect(2) needs write permission", t.m[name])
+	default:
+		return m, true
+	}
+	return 0, false
 }
 
 // validFDName is systemd's fdname_is_valid.

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/udsvisor/udsvisor/config"
+	"github.com/udsvisor/udsvisor/internal/idname"
 )
 
 // Check reports, as warnings, every routed Unix socket that proxyUser (a
@@ -104,9 +105,7 @@ func lookupProxyUser(name string, supplementary bool) (*proxyUser, error) {
 	}
 	if n, err := strconv.ParseUint(u.Gid, 10, 32); err == nil {
 		p.groups[uint32(n)] = true
-	}
-	if g, err := user.LookupGroupId(u.Gid); err == nil {
-		p.group = g.Name
+		p.group = idname.Group(uint32(n))
 	}
 	return p, nil
 }
@@ -146,7 +145,7 @@ type node struct {
 }
 
 func (n node) describe() string {
-	return fmt.Sprintf("%s:%s %04o", userName(n.uid), groupName(n.gid), uint32(n.mode.Perm()))
+	return fmt.Sprintf("%s:%s %04o", idname.User(n.uid), idname.Group(n.gid), uint32(n.mode.Perm()))
 }
 
 // check returns the problems of one socket.
@@ -229,9 +228,9 @@ func (p *proxyUser) dirFix(d node, class string) string {
 // notIn says why the user does not count as a member of group gid.
 func (p *proxyUser) notIn(gid uint32) string {
 	if p.dropped[gid] {
-		return fmt.Sprintf("HAProxy drops %s's supplementary group %s and keeps only %s", p.name, groupName(gid), p.group)
+		return fmt.Sprintf("HAProxy drops %s's supplementary group %s and keeps only %s", p.name, idname.Group(gid), p.group)
 	}
-	return fmt.Sprintf("%s is not in group %s", p.name, groupName(gid))
+	return fmt.Sprintf("%s is not in group %s", p.name, idname.Group(gid))
 }
 
 // socketFix explains why the socket refuses the proxy and what to set.
@@ -246,20 +245,4 @@ func (p *proxyUser) socketFix(s *config.Socket, class string) string {
 		return fmt.Sprintf("%s (set group = %q)", p.notIn(s.GID), p.group)
 	}
 	return fmt.Sprintf("%s (set group = %q and mode = \"%04o\")", p.notIn(s.GID), p.group, uint32(s.Mode.Perm()|0o020))
-}
-
-func userName(uid uint32) string {
-	id := strconv.FormatUint(uint64(uid), 10)
-	if u, err := user.LookupId(id); err == nil {
-		return u.Username
-	}
-	return id
-}
-
-func groupName(gid uint32) string {
-	id := strconv.FormatUint(uint64(gid), 10)
-	if g, err := user.LookupGroupId(id); err == nil {
-		return g.Name
-	}
-	return id
 }

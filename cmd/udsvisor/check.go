@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/udsvisor/udsvisor/config"
+	"github.com/udsvisor/udsvisor/internal/idname"
 )
 
 func runCheck(args []string, stdout, stderr io.Writer) error {
@@ -98,11 +98,9 @@ func groupList(gids []uint32) string {
 	}
 	names := make([]string, len(gids))
 	for i, gid := range gids {
-		id := strconv.FormatUint(uint64(gid), 10)
-		if g, err := user.LookupGroupId(id); err == nil {
-			names[i] = fmt.Sprintf("%s (%s)", g.Name, id)
-		} else {
-			names[i] = id
+		names[i] = strconv.FormatUint(uint64(gid), 10)
+		if name := idname.Group(gid); name != names[i] {
+			names[i] = fmt.Sprintf("%s (%s)", name, names[i])
 		}
 	}
 	return strings.Join(names, ", ")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/udsvisor/udsvisor/api"
 	"github.com/udsvisor/udsvisor/client"
+	"github.com/udsvisor/udsvisor/supervisor"
 )
 
 // status is `ctl status [NAME...] [--json]`.
@@ -30,7 +31,9 @@ func (c *ctl) status(ctx context.Context, args []string) error {
 		unknown  bool
 	)
 	if len(names) == 1 && names[0] == "all" {
-		names = nil // "all" is not a valid service name, so no clash
+		// A service may be called "all" too; the listing shows it with
+		// the others.
+		names = nil
 	}
 	if len(names) == 0 {
 		if !*asJSON {
@@ -72,8 +75,11 @@ func (c *ctl) status(ctx context.Context, args []string) error {
 }
 
 // isUp reports whether a service in state has, or is about to have, a
-// process serving its sockets.
-func isUp(state string) bool { return state == "running" || state == "starting" }
+// process serving its sockets. The names are supervisor's, which the API
+// passes on as strings.
+func isUp(state string) bool {
+	return state == string(supervisor.Running) || state == string(supervisor.Starting)
+}
 
 func printJSON(w io.Writer, svcs []api.Service) error {
 	if svcs == nil {

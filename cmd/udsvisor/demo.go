@@ -9,12 +9,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"os/user"
-	"strconv"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/activation"
 	"golang.org/x/sys/unix"
+
+	"github.com/udsvisor/udsvisor/internal/idname"
 )
 
 // runDemo is the demo backend of services.toml.example: an HTTP server
@@ -32,10 +32,7 @@ func runDemo(args []string) error {
 	if len(byName) == 0 {
 		return errors.New("demo: no sockets were passed (LISTEN_FDS is unset or LISTEN_PID is not this process); run it under udsvisor up, see services.toml.example")
 	}
-	who := strconv.Itoa(os.Getuid())
-	if u, err := user.LookupId(who); err == nil {
-		who = u.Username
-	}
+	who := idname.User(uint32(os.Getuid()))
 	// SIGTERM (udsvisor's default stop_signal) finishes the requests in
 	// flight, then exits 0. The channel holds the one signal that matters.
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM, unix.SIGINT)
