@@ -18,18 +18,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/udsvisor/udsvisor/internal/testutil"
+	"github.com/udsvisor/udsvisor/internal/testutil/testapp"
 )
 
-// answer is what the test apps reply: testdata's Python apps and
-// integration/testapp share these fields.
+// answer is what the test apps reply: testdata's Python apps send pid,
+// uid and path of testapp's report, and their own two fields.
 type answer struct {
-	Server string   `json:"server"` // "uvicorn", "gunicorn"; empty for testapp
-	Pid    int      `json:"pid"`
-	Ppid   int      `json:"ppid"`
-	UID    int      `json:"uid"`
-	Path   string   `json:"path"`
-	Socket string   `json:"socket"` // testapp: the LISTEN_FDNAMES name that served
-	Names  []string `json:"names"`  // testapp: every name it was given
+	testapp.Report
+	Server string `json:"server"` // "uvicorn", "gunicorn"; empty for testapp
+	Ppid   int    `json:"ppid"`   // the Python apps only
 }
 
 // fetch GETs url through the front server and decodes a 200 answer.
@@ -66,6 +63,8 @@ func tryFetch(url string) (answer, error) {
 func waitWorkers(t *testing.T, url string, arbiter, n int) {
 	t.Helper()
 	seen := map[int]bool{}
+	// A poll: udsvisor sees only the arbiter, and gunicorn tells nobody
+	// when its workers are up.
 	testutil.Eventually(t, 30*time.Second, func() error {
 		a, err := tryFetch(url)
 		if err != nil {

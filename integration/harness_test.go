@@ -26,7 +26,7 @@ type stack struct {
 	dir     string // root:root 0755, removed after the test
 	cfg     string // dir/services.toml
 	ctlSock string
-	up      *upProcess
+	up      *testutil.Up
 }
 
 // startStack writes services (TOML [services.*] tables in which $DIR,
@@ -50,19 +50,15 @@ func startStack(t *testing.T, services string) *stack {
 	if out, err := exec.Command(built.udsvisor, "check", "-c", s.cfg).CombinedOutput(); err != nil {
 		t.Fatalf("udsvisor check: %v\n%s\nconfig:\n%s", err, out, text)
 	}
-	s.up = startUp(t, s.cfg)
-	testutil.Eventually(t, 30*time.Second, func() error {
-		svcs, err := s.services()
-		if err != nil {
-			return err
-		}
-		for _, svc := range svcs {
-			if svc.State != "running" {
-				return fmt.Errorf("service %s is %s (%s)", svc.Name, svc.State, svc.LastError)
-			}
-		}
-		return nil
-	})
+	s.up = testutil.StartUp(t, built.udsvisor, s.cfg, testutil.UpOptions{})
+	s.up.WaitUp(t)
+	svcs, err := s.services()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, svc := range svcs {
+		s.up.WaitState(t, svc.Name, "running")
+	}
 	return s
 }
 
@@ -95,39 +91,6 @@ func (s *stack) service(name string) (api.Service, error) {
 	return api.Service{}, fmt.Errorf("no service %s in ctl status", name)
 }
 
-// upProcess is a running `udsvisor up`.
-type upProcess struct {
-	cmd    *exec.Cmd
-	stderr *bytes.Buffer
-	done   chan error // buffered 1: Wait's result, put back by whoever reads it
-}
-
-// startUp runs `udsvisor up -c cfg` and stops it with SIGTERM after the
-// test (SIGKILL if it hangs), so that its services and sockets go too.
-func startUp(t *testing.T, cfg string) *upProcess {
-	t.Helper()
-	p := &upProcess{cmd: exec.Command(built.udsvisor, "up", "-c", cfg), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		p.cmd.Process.Signal(unix.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
-			t.Error("udsvisor up did not stop within 30s of SIGTERM")
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("udsvisor up log:\n%s", p.stderr)
-		}
-	})
-	return p
-}
-
 // proxyConfig is what `udsvisor proxy KIND -c cfgFile --listen listen`
 // prints: the nginx (http{} context) or Apache configuration that the
 // front servers of these tests run on.
@@ -158,6 +121,7 @@ func freePort(t *testing.T) string {
 // server exits instead.
 func (d *daemon) waitTCP(t *testing.T, addr string) {
 	t.Helper()
+	// A poll: the front servers have no readiness notification here.
 	testutil.Eventually(t, 20*time.Second, func() error {
 		select {
 		case err := <-d.done:

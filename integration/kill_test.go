@@ -155,9 +155,9 @@ user = "udsv-app"`+restartFast)
 		// udsvisor owns no socket here, so `udsvisor proxy` has nothing
 		// to generate; the config is written by hand in the same shape.
 		errorLog := startNginx(t, handNginx(addr, []route{{"/", sock}}), addr)
-		testutil.Eventually(t, 20*time.Second, func() error {
-			_, err := os.Lstat(sock)
-			return err
+		// The app says when it listens; udsvisor logs the line.
+		s.up.WaitLog(t, "the backend listening", func(e testutil.Entry) bool {
+			return e.Str("service") == "backend" && e.Msg == "listening on "+sock
 		})
 		fetch(t, "http://"+addr+"/warm-up")
 

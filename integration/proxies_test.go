@@ -15,6 +15,7 @@ import (
 
 	"github.com/udsvisor/udsvisor/integration/internal/websocket"
 	"github.com/udsvisor/udsvisor/internal/testutil"
+	"github.com/udsvisor/udsvisor/internal/testutil/testapp"
 )
 
 // fronts are the four proxies `udsvisor proxy` writes for: the program
@@ -55,21 +56,10 @@ func generateProxy(t *testing.T, kind, cfgFile, listen string, args ...string) s
 	return stdout.String()
 }
 
-// forwarded is what testapp's GET /headers reports.
-type forwarded struct {
-	Socket          string `json:"socket"`
-	Host            string `json:"host"`
-	XRealIP         string `json:"x_real_ip"`
-	XForwardedFor   string `json:"x_forwarded_for"`
-	XForwardedProto string `json:"x_forwarded_proto"`
-	Connection      string `json:"connection"`
-	Upgrade         string `json:"upgrade"`
-}
-
 // getHeaders sends GET url with Host host (unless "") and the headers in
 // hdr through the proxy, and decodes testapp's report of what reached it.
-func getHeaders(url, host string, hdr map[string]string) (forwarded, error) {
-	var f forwarded
+func getHeaders(url, host string, hdr map[string]string) (testapp.Forwarded, error) {
+	var f testapp.Forwarded
 	req, err := http.NewRequest("GET", url, nil)
 	if err != nil {
 		return f, err

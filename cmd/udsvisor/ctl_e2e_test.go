@@ -45,7 +45,7 @@ path = "$DIR/worker/worker.sock"
 // ctlEnv is a running udsvisor up with ctlConfig.
 type ctlEnv struct {
 	dir, cfg, sock string
-	up             *upProcess
+	up             *testutil.Up
 }
 
 func startCtlEnv(t *testing.T, text string) *ctlEnv {
@@ -61,19 +61,9 @@ func startCtlEnv(t *testing.T, text string) *ctlEnv {
 	e.write(t, text)
 	e.up = startUp(t, e.cfg)
 	// The API answers while services are still starting (several at
-	// once): wait until each has its process.
-	testutil.Eventually(t, 20*time.Second, func() error {
-		svcs, err := e.services(t)
-		if err != nil {
-			return err
-		}
-		for _, s := range svcs {
-			if s.Pid == 0 {
-				return fmt.Errorf("%s is %s with no process yet", s.Name, s.State)
-			}
-		}
-		return nil
-	})
+	// once); once udsvisor is up, each first start has been answered
+	// and its process is in the status.
+	e.up.WaitUp(t)
 	return e
 }
 
@@ -129,7 +119,7 @@ func TestCtlStatusMatchesProc(t *testing.T) {
 			t.Fatalf("%s: pid %d: %v", s.Name, s.Pid, err)
 		}
 		u := testutil.EnsureUser(t, map[string]string{"web": "udsv-a", "worker": "udsv-b"}[s.Name])
-		if ps["PPid"] != strconv.Itoa(e.up.cmd.Process.Pid) || !strings.HasPrefix(ps["Uid"], strconv.Itoa(int(u.UID))+"\t") {
+		if ps["PPid"] != strconv.Itoa(e.up.Pid()) || !strings.HasPrefix(ps["Uid"], strconv.Itoa(int(u.UID))+"\t") {
 			t.Errorf("%s: pid %d has PPid %s Uid %s", s.Name, s.Pid, ps["PPid"], ps["Uid"])
 		}
 		if len(s.Sockets) != 1 || s.Sockets[0].FD != 3 || s.Sockets[0].Mode != "0660" {
@@ -184,13 +174,15 @@ func statx(t *testing.T, path string) string {
 // ctl logs returns the lines the child printed.
 func TestCtlLogs(t *testing.T) {
 	e := startCtlEnv(t, ctlConfig)
-	testutil.Eventually(t, 10*time.Second, func() error {
-		out, stderr, err := e.ctl("logs", "web", "-n", "10")
-		if err != nil || !strings.Contains(out, "web says hi") {
-			return fmt.Errorf("ctl logs: %v %s\n%s", err, stderr, out)
-		}
-		return nil
+	// udsvisor logs each line of a child's as it keeps it for ctl logs
+	// (just before, so in a rare race the line is not kept yet).
+	e.up.WaitLog(t, `web's line "web says hi"`, func(l testutil.Entry) bool {
+		return l.Str("service") == "web" && l.Msg == "web says hi"
 	})
+	out, stderr, err := e.ctl("logs", "web", "-n", "10")
+	if err != nil || !strings.Contains(out, "web says hi") {
+		t.Errorf("ctl logs: %v %s\n%s", err, stderr, out)
+	}
 }
 
 // Only root and control_group may act; status_group may read; others are
@@ -265,7 +257,7 @@ user = "udsv-a"
 path = "$DIR/extra/extra.sock"
 `
 	e.write(t, added)
-	e.up.cmd.Process.Signal(unix.SIGHUP)
+	e.up.Signal(unix.SIGHUP)
 	expectNotify(t, nconn, "RELOADING=1")
 	expectNotify(t, nconn, "READY=1")
 	if _, err := get(filepath.Join(e.dir, "extra", "extra.sock")); err != nil {
@@ -292,7 +284,7 @@ path = "$DIR/extra/extra.sock"
 	if _, err := os.Lstat(filepath.Join(e.dir, "extra", "extra.sock")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("removed service's socket: %v", err)
 	}
-	if err := e.up.stop(t); err != nil {
+	if err := e.up.Stop(t); err != nil {
 		t.Errorf("stop: %v", err)
 	}
 	expectNotify(t, nconn, "STOPPING=1")

@@ -45,47 +45,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// upProcess is a running `udsvisor up`.
-type upProcess struct {
-	cmd    *exec.Cmd
-	stderr *bytes.Buffer
-	done   chan error // receives Wait's result once
-}
-
 // startUp runs `udsvisor up -c cfg` with extra fds inherited at 3...
-func startUp(t *testing.T, cfg string, extra ...*os.File) *upProcess {
+func startUp(t *testing.T, cfg string, extra ...*os.File) *testutil.Up {
 	t.Helper()
-	p := &upProcess{cmd: exec.Command(udsvisorBin, "up", "-c", cfg), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
-	p.cmd.Stderr = p.stderr
-	p.cmd.ExtraFiles = extra
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("udsvisor up log:\n%s", p.stderr)
-		}
-	})
-	return p
-}
-
-// stop sends SIGTERM and returns udsvisor's exit error.
-func (p *upProcess) stop(t *testing.T) error {
-	t.Helper()
-	if err := p.cmd.Process.Signal(unix.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.done:
-		p.done <- err // for the cleanup
-		return err
-	case <-time.After(30 * time.Second):
-		t.Fatal("udsvisor did not stop within 30s of SIGTERM")
-		return nil
-	}
+	return testutil.StartUp(t, udsvisorBin, cfg, testutil.UpOptions{ExtraFiles: extra})
 }
 
 func get(path string) (string, error) {
@@ -136,11 +99,7 @@ func TestUpServesTheExampleDemo(t *testing.T) {
 	dir := testutil.RunDir(t)
 	p := startUp(t, exampleConfig(t, dir))
 	sock := filepath.Join(dir, "demo", "hello.sock")
-	var body string
-	testutil.Eventually(t, 20*time.Second, func() (err error) {
-		body, err = get(sock)
-		return err
-	})
+	body := getWhenUp(t, p, sock)
 	if !strings.Contains(body, "Hello from the udsvisor demo") || !strings.Contains(body, "user nobody") {
 		t.Errorf("demo answered %q", body)
 	}
@@ -148,7 +107,7 @@ func TestUpServesTheExampleDemo(t *testing.T) {
 	checkOwner(t, filepath.Join(dir, "demo"), os.ModeDir|0o750, "root", "www-data")
 
 	pid := demoPid(t, body)
-	if err := p.stop(t); err != nil {
+	if err := p.Stop(t); err != nil {
 		t.Errorf("udsvisor up exited with %v after SIGTERM, want status 0", err)
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "demo")); !errors.Is(err, os.ErrNotExist) {
@@ -157,6 +116,19 @@ func TestUpServesTheExampleDemo(t *testing.T) {
 	if err := unix.Kill(pid, 0); !errors.Is(err, unix.ESRCH) {
 		t.Errorf("demo pid %d after shutdown: %v", pid, err)
 	}
+}
+
+// getWhenUp waits until udsvisor is up, then GETs / on sock: its socket
+// is bound and listening by then, so the request waits in the backlog
+// for the first process to accept it, with no retry.
+func getWhenUp(t *testing.T, p *testutil.Up, sock string) string {
+	t.Helper()
+	p.WaitUp(t)
+	body, err := get(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
 }
 
 func demoPid(t *testing.T, body string) int {
@@ -261,14 +233,8 @@ path = %q
 	}
 	defer inherited.Close()
 	p := startUp(t, cfg, inherited, inherited)
-	var child int
-	testutil.Eventually(t, 20*time.Second, func() error {
-		child = childOf(p.cmd.Process.Pid, "sleep")
-		if child == 0 {
-			return errors.New("no sleep child yet")
-		}
-		return nil
-	})
+	// udsvisor enters starting once the launch helper has exec'd.
+	child := p.WaitState(t, "sleeper", "starting").Int("pid")
 	testutil.WaitNanosleep(t, child)
 	fds, err := testutil.ProcFDs(child)
 	if err != nil {
@@ -303,25 +269,11 @@ func TestKill9OfUdsvisorThenUpAgain(t *testing.T) {
 	cfg := exampleConfig(t, dir)
 	sock := filepath.Join(dir, "demo", "hello.sock")
 	p := startUp(t, cfg)
-	var body string
-	testutil.Eventually(t, 20*time.Second, func() (err error) {
-		body, err = get(sock)
-		return err
-	})
-	pid := demoPid(t, body)
-	p.cmd.Process.Kill()
-	testutil.Eventually(t, 10*time.Second, func() error {
-		if err := unix.Kill(pid, 0); !errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("demo pid %d still there after udsvisor was killed", pid)
-		}
-		return nil
-	})
+	pid := demoPid(t, getWhenUp(t, p, sock))
+	p.Kill()
+	testutil.WaitGone(t, pid)
 	if _, err := os.Lstat(sock); err != nil {
 		t.Fatalf("a SIGKILLed udsvisor cannot remove its socket, yet: %v", err)
 	}
-	startUp(t, cfg)
-	testutil.Eventually(t, 20*time.Second, func() (err error) {
-		body, err = get(sock)
-		return err
-	})
+	getWhenUp(t, startUp(t, cfg), sock)
 }

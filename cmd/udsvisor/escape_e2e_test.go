@@ -7,11 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/udsvisor/udsvisor/internal/testutil"
+	"github.com/udsvisor/udsvisor/internal/testutil/testapp"
 )
 
 // Escaped grandchild (SECURITY-NOTES section 6): a process that leaves its
@@ -37,32 +37,25 @@ path = %q
 		t.Fatal(err)
 	}
 	p := startUp(t, cfg)
-	var body string
-	testutil.Eventually(t, 20*time.Second, func() (err error) {
-		body, err = get(sock)
-		return err
-	})
-	var rep struct {
-		Pid        int `json:"pid"`
-		Grandchild int `json:"grandchild"`
-	}
+	body := getWhenUp(t, p, sock)
+	var rep testapp.Report
 	if err := json.Unmarshal([]byte(body), &rep); err != nil || rep.Grandchild == 0 {
 		t.Fatalf("report %q: %v", body, err)
 	}
 	// The service's process dies; its escaped grandchild is not in the
 	// group that udsvisor kills, and is reparented to udsvisor.
 	unix.Kill(rep.Pid, unix.SIGKILL)
-	testutil.Eventually(t, 10*time.Second, func() error {
-		st, err := testutil.ProcStatus(rep.Grandchild)
-		if err != nil {
-			return err
-		}
-		if st["PPid"] != fmt.Sprint(p.cmd.Process.Pid) {
-			return fmt.Errorf("grandchild %d has parent %s, not udsvisor %d", rep.Grandchild, st["PPid"], p.cmd.Process.Pid)
-		}
-		return nil
-	})
-	if err := p.stop(t); err != nil {
+	// The kernel reparents the grandchild before udsvisor can reap its
+	// parent.
+	p.WaitExit(t, "esc", rep.Pid)
+	st, err := testutil.ProcStatus(rep.Grandchild)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st["PPid"] != fmt.Sprint(p.Pid()) {
+		t.Fatalf("grandchild %d has parent %s, not udsvisor %d", rep.Grandchild, st["PPid"], p.Pid())
+	}
+	if err := p.Stop(t); err != nil {
 		t.Errorf("udsvisor up exited with %v", err)
 	}
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", rep.Grandchild)); err == nil && !strings.Contains(string(b), ") Z") {

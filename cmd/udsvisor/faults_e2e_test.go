@@ -241,10 +241,9 @@ func TestFaultSpawnFailure(t *testing.T) {
 	bin := filepath.Join(testutil.RunDir(t), "testapp")
 	copyFile(t, testApp, bin, 0o755)
 	e := startCtlEnv(t, strings.ReplaceAll(spawnConfig, "$BIN", bin))
-	testutil.Eventually(t, 20*time.Second, func() error {
-		_, err := get(filepath.Join(e.dir, "web", "web.sock"))
-		return err
-	})
+	if _, err := get(filepath.Join(e.dir, "web", "web.sock")); err != nil {
+		t.Fatal(err)
+	}
 	before := runningPids(t, e, "web", "worker")
 
 	if err := os.Remove(bin); err != nil {
@@ -255,17 +254,14 @@ func TestFaultSpawnFailure(t *testing.T) {
 	if err == nil || !strings.Contains(stderr, bin) {
 		t.Errorf("ctl restart of a deleted binary: %v: %s", err, stderr)
 	}
-	testutil.Eventually(t, 20*time.Second, func() error {
-		svcs, err := e.services(t)
-		if err != nil {
-			return err
-		}
-		if w := svcs[0]; w.State != "failed" || w.Pid != 0 {
-			return fmt.Errorf("web is %s with pid %d, want failed", w.State, w.Pid)
-		}
-		return nil
-	})
-	svcs, _ := e.services(t)
+	e.up.WaitState(t, "web", "failed")
+	svcs, err := e.services(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := svcs[0]; w.State != "failed" || w.Pid != 0 {
+		t.Errorf("web is %s with pid %d, want failed", w.State, w.Pid)
+	}
 	if want := "exec " + bin + ": no such file or directory"; !strings.Contains(svcs[0].LastError, want) {
 		t.Errorf("web last_error %q, want it to contain %q", svcs[0].LastError, want)
 	}
@@ -335,19 +331,14 @@ func TestFaultHUPWhileStopping(t *testing.T) {
 	e := startCtlEnv(t, stopConfig)
 	svcs := runningPids(t, e, "stubborn", "web")
 	web := svcs[2]
-	p := e.up.cmd.Process
+	p := e.up
 	if err := p.Signal(unix.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	p.Signal(unix.SIGHUP)
-	// web ends on SIGTERM, so once it is gone the shutdown is under way;
-	// stubborn keeps it going for its stop_timeout.
-	testutil.Eventually(t, 10*time.Second, func() error {
-		if err := unix.Kill(web.Pid, 0); !errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("web pid %d still there: %v", web.Pid, err)
-		}
-		return nil
-	})
+	// web ends on SIGTERM, so once udsvisor has reaped it the shutdown
+	// is under way; stubborn keeps it going for its stop_timeout.
+	p.WaitExit(t, "web", web.Pid)
 	hups := make(chan struct{})
 	go func() {
 		defer close(hups)
@@ -355,7 +346,7 @@ func TestFaultHUPWhileStopping(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
-	if err := e.up.stop(t); err != nil {
+	if err := e.up.Stop(t); err != nil {
 		t.Errorf("udsvisor up exited with %v, want status 0", err)
 	}
 	<-hups
@@ -374,29 +365,26 @@ func TestFaultHUPWhileStopping(t *testing.T) {
 	// Whether the first SIGHUP is seen before the SIGTERM is up to the
 	// kernel, which delivers the lower signal number first; none may
 	// start a reload once the shutdown has begun.
-	log := e.up.stderr.String()
+	log := e.up.Log()
 	if i := strings.Index(log, "shutting down"); i < 0 || strings.Contains(log[i:], "reloading") {
 		t.Errorf("a SIGHUP during shutdown started a reload:\n%s", log)
 	}
 }
 
-// runningPids waits until the named services have a process and returns
-// every service's status: the control API answers before the services
-// have started.
+// runningPids returns every service's status, in which the named
+// services must have a process: startCtlEnv waited until udsvisor was
+// up, so each has been started once.
 func runningPids(t *testing.T, e *ctlEnv, names ...string) []api.Service {
 	t.Helper()
-	var svcs []api.Service
-	testutil.Eventually(t, 20*time.Second, func() (err error) {
-		if svcs, err = e.services(t); err != nil {
-			return err
+	svcs, err := e.services(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range svcs {
+		if slices.Contains(names, s.Name) && s.Pid == 0 {
+			t.Fatalf("%s is %s with no process once udsvisor is up", s.Name, s.State)
 		}
-		for _, s := range svcs {
-			if slices.Contains(names, s.Name) && s.Pid == 0 {
-				return fmt.Errorf("%s has no process yet", s.Name)
-			}
-		}
-		return nil
-	})
+	}
 	return svcs
 }
 
@@ -423,10 +411,10 @@ func TestFaultExitRacesStop(t *testing.T) {
 	if flapper.Name != "flapper" || flapper.State != "stopped" || flapper.Pid != 0 {
 		t.Errorf("after stop: %+v", flapper)
 	}
-	if err := e.up.stop(t); err != nil {
+	if err := e.up.Stop(t); err != nil {
 		t.Errorf("udsvisor up exited with %v, want status 0", err)
 	}
-	if log := e.up.stderr.String(); strings.Contains(log, "internal error") || strings.Contains(log, "panic") {
+	if log := e.up.Log(); strings.Contains(log, "internal error") || strings.Contains(log, "panic") {
 		t.Errorf("udsvisor logged an internal error:\n%s", log)
 	}
 }

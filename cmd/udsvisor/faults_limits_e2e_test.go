@@ -5,7 +5,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/udsvisor/udsvisor/internal/testutil"
+	"github.com/udsvisor/udsvisor/internal/testutil/testapp"
 )
 
 const emfileConfig = `
@@ -36,7 +36,7 @@ func webPid(sock string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var rep struct{ Pid int }
+	var rep testapp.Report
 	if err := json.Unmarshal([]byte(body), &rep); err != nil {
 		return 0, fmt.Errorf("%q: %w", body, err)
 	}
@@ -53,14 +53,14 @@ func TestFaultEMFILE(t *testing.T) {
 	testutil.EnsureUser(t, "udsv-a")
 	prlimit := testutil.RequireCommand(t, "prlimit")
 	dir := testutil.RunDir(t)
-	cfg := writeFaultConfig(t, dir, emfileConfig)
-	e := startWrapped(t, dir, filepath.Join(dir, "udsvisor.log"), prlimit, "--nofile=64:64", udsvisorBin, "up", "-c", cfg)
+	writeFaultConfig(t, dir, emfileConfig)
+	e := startWrapped(t, dir, testutil.UpOptions{Wrap: []string{prlimit, "--nofile=64:64"}})
 	sock := filepath.Join(dir, "web", "web.sock")
-	var before int
-	testutil.Eventually(t, 20*time.Second, func() (err error) {
-		before, err = webPid(sock)
-		return err
-	})
+	// Up, so the socket listens: the request waits for the first accept.
+	before, err := webPid(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	var conns []net.Conn
 	defer func() {
@@ -77,26 +77,27 @@ func TestFaultEMFILE(t *testing.T) {
 		}
 		conns = append(conns, c)
 	}
-	fds, _ := testutil.ProcFDs(e.up.cmd.Process.Pid)
+	fds, _ := testutil.ProcFDs(e.up.Pid())
 	t.Logf("%d control connections open, %d refused; udsvisor has %d fds", len(conns), refused, len(fds))
 
 	if err := unix.Kill(before, unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	var after int
-	testutil.Eventually(t, 15*time.Second, func() (err error) {
-		after, err = webPid(sock)
-		if err == nil && after == before {
-			err = fmt.Errorf("still the killed pid %d", before)
-		}
-		return err
-	})
+	// Once udsvisor has reaped it, the next request waits in the backlog
+	// for the new process.
+	e.up.WaitExit(t, "web", before)
+	after, err := webPid(sock)
+	if err != nil || after == before {
+		t.Fatalf("after the SIGKILL of pid %d: answered by pid %d (%v)", before, after, err)
+	}
 	checkNofile(t, after, "64 64")
 
 	for _, c := range conns {
 		c.Close()
 	}
 	conns = nil
+	// A poll: nothing tells when udsvisor has seen the connections
+	// close and freed their fds.
 	testutil.Eventually(t, 15*time.Second, func() error {
 		_, err := e.services(t)
 		return err
@@ -130,7 +131,7 @@ func TestFaultEMFILEChildKeepsSoftNofile(t *testing.T) {
 	testutil.EnsureUser(t, "udsv-a")
 	prlimit := testutil.RequireCommand(t, "prlimit")
 	dir := testutil.RunDir(t)
-	cfg := writeFaultConfig(t, dir, `
+	writeFaultConfig(t, dir, `
 [supervisor]
 control_socket = "$DIR/ctl/control.sock"
 
@@ -138,15 +139,8 @@ control_socket = "$DIR/ctl/control.sock"
 command = ["/bin/sleep", "1000"]
 user = "udsv-a"
 `)
-	e := startWrapped(t, dir, filepath.Join(dir, "udsvisor.log"), prlimit, "--nofile=64:4096", udsvisorBin, "up", "-c", cfg)
-	var child int
-	testutil.Eventually(t, 20*time.Second, func() error {
-		if child = childOf(e.up.cmd.Process.Pid, "sleep"); child == 0 {
-			return errors.New("no sleep child yet")
-		}
-		return nil
-	})
-	checkNofile(t, child, "64 4096")
+	e := startWrapped(t, dir, testutil.UpOptions{Wrap: []string{prlimit, "--nofile=64:4096"}})
+	checkNofile(t, e.up.WaitState(t, "sleeper", "starting").Int("pid"), "64 4096")
 }
 
 // A child that exits at once with restart = always and no start limit:
@@ -156,7 +150,7 @@ func TestFaultCrashLoopCPU(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.EnsureUser(t, "udsv-a")
 	dir := testutil.RunDir(t)
-	cfg := writeFaultConfig(t, dir, `
+	writeFaultConfig(t, dir, `
 [supervisor]
 control_socket = "$DIR/ctl/control.sock"
 
@@ -166,8 +160,8 @@ user = "udsv-a"
 restart = "always"
 start_limit = 0
 `)
-	e := startWrapped(t, dir, filepath.Join(dir, "udsvisor.log"), udsvisorBin, "up", "-c", cfg)
-	pid := e.up.cmd.Process.Pid
+	e := startWrapped(t, dir, testutil.UpOptions{})
+	pid := e.up.Pid()
 	cpu0 := cpuTime(t, pid)
 	time.Sleep(5 * time.Second) // the window being measured, not a wait for an event
 	svcs, err := e.services(t)
@@ -182,10 +176,7 @@ start_limit = 0
 	if svcs[0].LastExit == nil || svcs[0].LastExit.Code == nil || *svcs[0].LastExit.Code != 1 {
 		t.Errorf("last exit %+v, want status 1", svcs[0].LastExit)
 	}
-	if err := e.up.cmd.Process.Signal(unix.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.up.wait(t); err != nil {
+	if err := e.up.Stop(t); err != nil {
 		t.Errorf("udsvisor exited with %v, want status 0", err)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,52 +25,17 @@ import (
 	"github.com/udsvisor/udsvisor/internal/testutil"
 )
 
-// startWrapped runs argv (udsvisor up, possibly behind prlimit or
-// unshare) with its stderr to logPath, or discarded when logPath is "",
-// and returns a ctlEnv for the config in dir.
-func startWrapped(t *testing.T, dir, logPath string, argv ...string) *ctlEnv {
+// startWrapped runs `udsvisor up` on the config in dir as opt says
+// (behind prlimit or unshare, its log discarded) and returns a ctlEnv
+// for it once udsvisor is up.
+func startWrapped(t *testing.T, dir string, opt testutil.UpOptions) *ctlEnv {
 	t.Helper()
 	e := &ctlEnv{dir: dir, cfg: filepath.Join(dir, "services.toml"), sock: filepath.Join(dir, "ctl", "control.sock")}
-	p := &upProcess{cmd: exec.Command(argv[0], argv[1:]...), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
-	if logPath != "" {
-		f, err := os.Create(logPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close() // the child has its own copy
-		p.cmd.Stderr = f
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() && logPath != "" {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("udsvisor up log (last 8 KiB):\n%s", b[max(0, len(b)-8<<10):])
-		}
-	})
-	e.up = p
-	testutil.Eventually(t, 20*time.Second, func() error {
-		_, err := e.services(t)
-		return err
-	})
+	opt.Notify = true
+	e.up = testutil.StartUp(t, udsvisorBin, e.cfg, opt)
+	// READY=1, not the log line: a flood test discards the log.
+	e.up.WaitReady(t)
 	return e
-}
-
-// wait waits for the wrapped process to exit and returns its error.
-func (p *upProcess) wait(t *testing.T) error {
-	t.Helper()
-	select {
-	case err := <-p.done:
-		p.done <- err // for the cleanup
-		return err
-	case <-time.After(30 * time.Second):
-		t.Fatal("udsvisor did not exit within 30s")
-		return nil
-	}
 }
 
 // procStat returns the fields of /proc/PID/stat after the command name:
@@ -175,8 +139,8 @@ func TestFaultLogFlood(t *testing.T) {
 	writeFaultConfig(t, dir, strings.ReplaceAll(floodConfig, "$LINE", line))
 	// udsvisor logs every line on stderr: gigabytes that the test must
 	// not keep.
-	e := startWrapped(t, dir, "", udsvisorBin, "up", "-c", filepath.Join(dir, "services.toml"))
-	pid := e.up.cmd.Process.Pid
+	e := startWrapped(t, dir, testutil.UpOptions{DiscardLog: true})
+	pid := e.up.Pid()
 	cpu0 := cpuTime(t, pid)
 
 	maxRSS := 0
@@ -260,16 +224,17 @@ func TestFaultPID1(t *testing.T) {
 	testutil.RequireRoot(t)
 	unshare := testutil.RequireCommand(t, "unshare")
 	dir := testutil.RunDir(t)
-	logPath := filepath.Join(dir, "udsvisor.log")
-	cfg := writeFaultConfig(t, dir, orphanConfig)
-	e := startWrapped(t, dir, logPath, unshare, "-fp", "--mount-proc", "--kill-child", udsvisorBin, "up", "-c", cfg)
-	pid := childOf(e.up.cmd.Process.Pid, "udsvisor")
+	writeFaultConfig(t, dir, orphanConfig)
+	e := startWrapped(t, dir, testutil.UpOptions{Wrap: []string{unshare, "-fp", "--mount-proc", "--kill-child"}})
+	pid := childOf(e.up.Pid(), "udsvisor")
 	st, err := testutil.ProcStatus(pid)
 	if err != nil || !strings.HasSuffix(st["NSpid"], "\t1") {
 		t.Fatalf("udsvisor pid %d has NSpid %q (%v), want it to be 1 in its namespace", pid, st["NSpid"], err)
 	}
 
 	most := 0
+	// A poll: udsvisor logs nothing when it reaps an orphan, and only
+	// /proc counts its children.
 	testutil.Eventually(t, 20*time.Second, func() error {
 		kids := children(pid)
 		most = max(most, len(kids))
@@ -296,10 +261,10 @@ func TestFaultPID1(t *testing.T) {
 	if err := unix.Kill(pid, unix.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.up.wait(t); err != nil {
+	if err := e.up.Wait(t); err != nil {
 		t.Errorf("udsvisor as PID 1 exited with %v after SIGTERM, want status 0", err)
 	}
-	if b, _ := os.ReadFile(logPath); bytes.Contains(b, []byte("no child processes")) {
-		t.Errorf("a wait failed with ECHILD:\n%s", b)
+	if log := e.up.Log(); strings.Contains(log, "no child processes") {
+		t.Errorf("a wait failed with ECHILD:\n%s", log)
 	}
 }

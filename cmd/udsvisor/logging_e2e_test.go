@@ -9,9 +9,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/udsvisor/udsvisor/internal/testutil"
 )
@@ -32,41 +29,14 @@ func TestJournalLinesAndLogLevel(t *testing.T) {
 	}
 	run := func(t *testing.T, journalStream bool, args ...string) string {
 		t.Helper()
-		logPath := filepath.Join(t.TempDir(), "stderr")
-		f, err := os.Create(logPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		cmd := exec.Command(udsvisorBin, append([]string{"up", "-c", cfg}, args...)...)
-		cmd.Stderr = f
-		cmd.Env = os.Environ()
-		if journalStream {
-			var st unix.Stat_t
-			if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-				t.Fatal(err)
-			}
-			cmd.Env = append(cmd.Env, fmt.Sprintf("JOURNAL_STREAM=%d:%d", st.Dev, st.Ino))
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		testutil.Eventually(t, 20*time.Second, func() error {
-			if b, _ := os.ReadFile(logPath); !strings.Contains(string(b), "udsvisor is up") && !strings.Contains(string(b), "shared") {
-				return errors.New("not up yet")
-			}
-			return nil
-		})
-		time.Sleep(200 * time.Millisecond) // the lines that follow "up"; the check is on what was written
-		cmd.Process.Signal(unix.SIGTERM)
-		if err := cmd.Wait(); err != nil {
+		p := testutil.StartUp(t, udsvisorBin, cfg, testutil.UpOptions{Args: args, JournalStream: journalStream, Notify: true})
+		// READY=1 whatever the log level: the signal handlers are in
+		// place, so SIGTERM stops udsvisor cleanly.
+		p.WaitReady(t)
+		if err := p.Stop(t); err != nil {
 			t.Fatalf("udsvisor up: %v", err)
 		}
-		b, err := os.ReadFile(logPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
+		return p.Log()
 	}
 
 	t.Run("journal", func(t *testing.T) {

@@ -2,8 +2,8 @@
 // program written the way an app for systemd socket activation is, with
 // go-systemd's activation package. On every socket it was given it serves
 // HTTP; GET / answers with a JSON report of what the process sees
-// (identity, LISTEN_* variables, open fds, environment), so tests can
-// compare it with what the kernel says in /proc.
+// (testapp.Report in internal/testutil/testapp, which the tests decode),
+// so tests can compare it with what the kernel says in /proc.
 package main
 
 import (
@@ -22,24 +22,9 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/activation"
-)
 
-// Report is the JSON that GET / returns.
-type Report struct {
-	Pid        int      `json:"pid"`
-	Uid        int      `json:"uid"`
-	Gid        int      `json:"gid"`
-	Groups     []int    `json:"groups"`
-	Socket     string   `json:"socket"` // the LISTEN_FDNAMES name this request came in on
-	Names      []string `json:"names"`  // every name received
-	ListenPID  string   `json:"listen_pid"`
-	ListenFDs  string   `json:"listen_fds"`
-	FDNames    string   `json:"listen_fdnames"`
-	Env        []string `json:"env"`
-	Cwd        string   `json:"cwd"`
-	Grandchild int      `json:"grandchild,omitempty"`
-	Path       string   `json:"path,omitempty"` // the request's path
-}
+	"github.com/udsvisor/udsvisor/internal/testutil/testapp"
+)
 
 func main() {
 	ignoreTerm := flag.Bool("ignore-term", false, "ignore SIGTERM")
@@ -63,8 +48,8 @@ func main() {
 	if *exitCode >= 0 {
 		os.Exit(*exitCode)
 	}
-	rep := Report{
-		Pid: os.Getpid(), Uid: os.Getuid(), Gid: os.Getgid(),
+	rep := testapp.Report{
+		Pid: os.Getpid(), UID: os.Getuid(), GID: os.Getgid(),
 		ListenPID: os.Getenv("LISTEN_PID"), ListenFDs: os.Getenv("LISTEN_FDS"),
 		FDNames: os.Getenv("LISTEN_FDNAMES"), Env: os.Environ(),
 	}
@@ -105,7 +90,7 @@ func main() {
 	select {}
 }
 
-func serve(l net.Listener, name string, rep Report) {
+func serve(l net.Listener, name string, rep testapp.Report) {
 	rep.Socket = name
 	mux := http.NewServeMux()
 	// Every path answers, so a reverse proxy may strip its location
@@ -147,5 +132,8 @@ func selfBind(path string) net.Listener {
 	if err := os.Chmod(path, 0o666); err != nil {
 		log.Fatal(err)
 	}
+	// The barrier tests wait on: udsvisor logs this line, so they need
+	// not poll for the socket file.
+	fmt.Println("listening on", path)
 	return l
 }

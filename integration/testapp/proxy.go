@@ -7,26 +7,15 @@ import (
 	"strings"
 
 	"github.com/udsvisor/udsvisor/integration/internal/websocket"
+	"github.com/udsvisor/udsvisor/internal/testutil/testapp"
 )
-
-// Forwarded is what GET /headers returns: the headers a reverse proxy
-// sets, as the app received them.
-type Forwarded struct {
-	Socket          string `json:"socket"` // the LISTEN_FDNAMES name this request came in on
-	Host            string `json:"host"`
-	XRealIP         string `json:"x_real_ip"`
-	XForwardedFor   string `json:"x_forwarded_for"` // every X-Forwarded-For line, joined with ", "
-	XForwardedProto string `json:"x_forwarded_proto"`
-	Connection      string `json:"connection"`
-	Upgrade         string `json:"upgrade"`
-}
 
 // proxyHandlers adds what the reverse-proxy tests ask of a backend on the
 // socket named socket: GET /headers, and GET /ws, a WebSocket echo.
 func proxyHandlers(mux *http.ServeMux, socket string) {
 	mux.HandleFunc("GET /headers", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(Forwarded{
+		json.NewEncoder(w).Encode(testapp.Forwarded{
 			Socket:          socket,
 			Host:            r.Host,
 			XRealIP:         strings.Join(r.Header.Values("X-Real-IP"), ", "),

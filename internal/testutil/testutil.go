@@ -236,6 +236,7 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
 // that reads /proc/PID/fd must wait for the program proper to run.
 func WaitNanosleep(t testing.TB, pid int) {
 	t.Helper()
+	// A poll: nothing signals that a process has blocked in a syscall.
 	Eventually(t, 10*time.Second, func() error {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", pid))
 		if err != nil {
