@@ -59,12 +59,12 @@ func TestT17NotFoundAndMethods(t *testing.T) {
 		status       int
 		msg          string
 	}{
-		{"GET", "/v1/services/nope", 404, "no such service"},
-		{"POST", "/v1/services/nope/restart", 404, "no such service"},
-		{"GET", "/v1/services/..%2Fweb", 404, "no such service"},
-		{"POST", "/v1/services/..%2Fweb/restart", 404, "no such service"},
-		{"GET", "/v1/services/" + strings.Repeat("a", 65), 404, "no such service"},
-		{"GET", "/v1/services/web%00", 404, "no such service"},
+		{"GET", "/v1/services/nope", 404, "unknown service"},
+		{"POST", "/v1/services/nope/restart", 404, "unknown service"},
+		{"GET", "/v1/services/..%2Fweb", 404, "unknown service"},
+		{"POST", "/v1/services/..%2Fweb/restart", 404, "unknown service"},
+		{"GET", "/v1/services/" + strings.Repeat("a", 65), 404, "unknown service"},
+		{"GET", "/v1/services/web%00", 404, "unknown service"},
 		{"POST", "/v1/services/web/../web/restart", 404, "no such endpoint"},
 		{"GET", "/v1/services/", 404, "no such endpoint"},
 		{"GET", "/v2/services", 404, "no such endpoint"},

@@ -3,9 +3,9 @@ package control
 import (
 	"context"
 	"fmt"
-	"os/user"
 	"slices"
-	"strconv"
+
+	"github.com/udsvisor/udsvisor/internal/idname"
 )
 
 // Peer is who is at the other end of a control connection, as the kernel
@@ -69,15 +69,15 @@ func (s *Server) denial(p Peer, a access, method, path string) string {
 	g := s.groups.Load()
 	if a == accessWrite && p.inGroup(g.status) {
 		return fmt.Sprintf("permission denied: uid %d may only read (group %s); %s %s needs root%s",
-			p.UID, groupName(g.status), method, path, g.orControlGroup())
+			p.UID, idname.Group(uint32(g.status)), method, path, g.orControlGroup())
 	}
 	msg := fmt.Sprintf("permission denied: uid %d is not root", p.UID)
 	var names []string
 	if g.control >= 0 {
-		names = append(names, groupName(g.control))
+		names = append(names, idname.Group(uint32(g.control)))
 	}
 	if g.status >= 0 {
-		names = append(names, groupName(g.status))
+		names = append(names, idname.Group(uint32(g.status)))
 	}
 	switch len(names) {
 	case 1:
@@ -92,14 +92,5 @@ func (g *groups) orControlGroup() string {
 	if g.control < 0 {
 		return ""
 	}
-	return " or group " + groupName(g.control)
-}
-
-// groupName returns the name of gid, or the number when it has none. It
-// is looked up per message, since only an error message needs it.
-func groupName(gid int) string {
-	if g, err := user.LookupGroupId(strconv.Itoa(gid)); err == nil {
-		return g.Name
-	}
-	return strconv.Itoa(gid)
+	return " or group " + idname.Group(uint32(g.control))
 }

@@ -48,7 +48,7 @@ func newFake() *fakeBackend {
 func (f *fakeBackend) lookup(name string) (*supervisor.Status, error) {
 	svc, ok := f.svcs[name]
 	if !ok {
-		return nil, fmt.Errorf("service %s: %w", name, supervisor.ErrUnknownService)
+		return nil, fmt.Errorf("%w %q", supervisor.ErrUnknownService, name)
 	}
 	return svc, nil
 }

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sys/unix"
 
 	"github.com/udsvisor/udsvisor/api"
+	"github.com/udsvisor/udsvisor/config"
 	"github.com/udsvisor/udsvisor/supervisor"
 )
 
@@ -114,24 +114,10 @@ func (s *Server) deny(w http.ResponseWriter, r *http.Request, p Peer, a access) 
 // is a 404 without asking the backend.
 func serviceName(r *http.Request) (string, error) {
 	name := r.PathValue("name")
-	if !validName(name) {
-		return "", fmt.Errorf("service %q: %w (names are [A-Za-z0-9_.@-]{1,64})", name, supervisor.ErrUnknownService)
+	if !config.ValidServiceName(name) {
+		return "", fmt.Errorf("%w %q (names are %s)", supervisor.ErrUnknownService, name, config.ServiceNameForm)
 	}
 	return name, nil
-}
-
-func validName(name string) bool {
-	if len(name) == 0 || len(name) > 64 {
-		return false
-	}
-	for _, c := range []byte(name) {
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '_' || c == '.' || c == '@' || c == '-'
-		if !ok {
-			return false
-		}
-	}
-	return true
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
@@ -193,28 +179,14 @@ func (s *Server) signal(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(w, r, &req, false); err != nil {
 		return err
 	}
-	sig, err := parseSignal(req.Signal)
+	sig, err := config.ParseSignal(req.Signal)
 	if err != nil {
-		return err
+		return badRequest("%v", err)
 	}
 	if err := s.b.Signal(r.Context(), name, sig); err != nil {
 		return err
 	}
 	return s.answerService(r.Context(), w, name)
-}
-
-// parseSignal accepts a signal name with or without the SIG prefix, in
-// any case: "HUP", "sigusr1", "SIGTERM".
-func parseSignal(name string) (unix.Signal, error) {
-	n := strings.ToUpper(name)
-	if !strings.HasPrefix(n, "SIG") {
-		n = "SIG" + n
-	}
-	sig := unix.SignalNum(n)
-	if sig == 0 {
-		return 0, badRequest("unknown signal %q", name)
-	}
-	return sig, nil
 }
 
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) error {

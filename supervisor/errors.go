@@ -9,7 +9,7 @@ import (
 // errors.Is.
 var (
 	// ErrUnknownService: no service of that name in the config.
-	ErrUnknownService = errors.New("no such service")
+	ErrUnknownService = errors.New("unknown service")
 	// ErrNotRunning: the service has no live process to act on.
 	ErrNotRunning = errors.New("service is not running")
 	// ErrShuttingDown: udsvisor is stopping and takes no more requests.

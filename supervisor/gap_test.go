@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/udsvisor/udsvisor/internal/testutil/testapp"
 )
 
 // Fault "restart gap": the app takes 2 s to come back. With the default
@@ -39,7 +41,7 @@ backlog = 16
 		wantAgain bool
 	}{{"big", false}, {"small", true}} {
 		sock := filepath.Join(h.dir, c.name+".sock")
-		var rep report
+		var rep testapp.Report
 		var err error
 		for range 100 { // the first process also takes 2 s
 			if rep, err = getReport(sock); err == nil {

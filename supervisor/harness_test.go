@@ -21,6 +21,7 @@ import (
 
 	"github.com/udsvisor/udsvisor/config"
 	"github.com/udsvisor/udsvisor/internal/testutil"
+	"github.com/udsvisor/udsvisor/internal/testutil/testapp"
 )
 
 // testApp is the path of integration/testapp, built by TestMain into a
@@ -260,21 +261,6 @@ func waitGone(t *testing.T, timeout time.Duration, pids ...int) {
 	}
 }
 
-// report is integration/testapp's answer to GET /.
-type report struct {
-	Pid        int      `json:"pid"`
-	UID        int      `json:"uid"`
-	GID        int      `json:"gid"`
-	Groups     []int    `json:"groups"`
-	Socket     string   `json:"socket"`
-	Names      []string `json:"names"`
-	ListenPID  string   `json:"listen_pid"`
-	ListenFDs  string   `json:"listen_fds"`
-	FDNames    string   `json:"listen_fdnames"`
-	Env        []string `json:"env"`
-	Grandchild int      `json:"grandchild"`
-}
-
 // unixClient speaks HTTP to the Unix socket at path, one connection per
 // request so that each request is a new connect(2).
 func unixClient(path string) *http.Client {
@@ -290,8 +276,8 @@ func unixClient(path string) *http.Client {
 	}
 }
 
-func getReport(path string) (report, error) {
-	var r report
+func getReport(path string) (testapp.Report, error) {
+	var r testapp.Report
 	resp, err := unixClient(path).Get("http://udsvisor-test/")
 	if err != nil {
 		return r, err

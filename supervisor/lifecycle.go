@@ -351,7 +351,11 @@ func (s *service) transition(to State) {
 	if to == s.st {
 		return
 	}
-	s.log.Info("state", zap.String("from", string(s.st)), zap.String("to", string(to)), zap.Int("pid", s.pid))
+	from := s.st
 	s.st = to
 	s.since = time.Now()
+	// Published before it is logged, so that whoever reads the log line
+	// and then the status sees the new state.
+	s.publish()
+	s.log.Info("state", zap.String("from", string(from)), zap.String("to", string(to)), zap.Int("pid", s.pid))
 }

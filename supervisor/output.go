@@ -193,8 +193,10 @@ func (out *output) emit() {
 	// Escaped for udsvisor's own log, whose console format writes the
 	// message raw; the ring keeps the line as written (ctl logs escapes
 	// it when it prints, the JSON API when it encodes).
-	out.log.Info(api.Printable(text), zap.Int("pid", out.pid), zap.String("stream", out.stream))
+	// Kept before it is logged, so that whoever reads the log line and
+	// then asks for the service's lines finds it.
 	out.ring.add(LogLine{Time: time.Now(), Pid: out.pid, Stream: out.stream, Line: text})
+	out.log.Info(api.Printable(text), zap.Int("pid", out.pid), zap.String("stream", out.stream))
 }
 
 func (o *outputs) remove(out *output) {

@@ -48,7 +48,7 @@ func (s *Supervisor) service(ctx context.Context, name string) (*service, error)
 }
 
 func unknownService(name string) error {
-	return fmt.Errorf("%w: %q", ErrUnknownService, name)
+	return fmt.Errorf("%w %q", ErrUnknownService, name)
 }
 
 // Status returns a copy of the named service's state, as last published
