@@ -296,6 +296,8 @@ func (s *service) onLaunchStep(step launchStep) {
 			s.startFailed(step.err)
 		} else {
 			s.lastErr = ""
+			s.publish() // the pid is shown from here; published, then logged
+			s.log.Info("spawned", zap.Int("pid", s.pid))
 			if s.st == Starting {
 				// Started by whichever comes first: the first accept, or
 				// MinUptime.

@@ -233,8 +233,7 @@ path = %q
 	}
 	defer inherited.Close()
 	p := startUp(t, cfg, inherited, inherited)
-	// udsvisor enters starting once the launch helper has exec'd.
-	child := p.WaitState(t, "sleeper", "starting").Int("pid")
+	child := p.WaitSpawned(t, "sleeper").Int("pid")
 	testutil.WaitNanosleep(t, child)
 	fds, err := testutil.ProcFDs(child)
 	if err != nil {

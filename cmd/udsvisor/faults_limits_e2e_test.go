@@ -140,7 +140,7 @@ command = ["/bin/sleep", "1000"]
 user = "udsv-a"
 `)
 	e := startWrapped(t, dir, testutil.UpOptions{Wrap: []string{prlimit, "--nofile=64:4096"}})
-	checkNofile(t, e.up.WaitState(t, "sleeper", "starting").Int("pid"), "64 4096")
+	checkNofile(t, e.up.WaitSpawned(t, "sleeper").Int("pid"), "64 4096")
 }
 
 // A child that exits at once with restart = always and no start limit:

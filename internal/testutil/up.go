@@ -270,14 +270,20 @@ func (p *Up) WaitUp(t testing.TB) {
 }
 
 // WaitState returns the first "state" event of service into state.
-//
-// udsvisor logs a transition just before it publishes the new status:
-// a status read right after the event may, in a rare race, still show
-// the old one.
+// udsvisor logs a transition once it has published the new status.
 func (p *Up) WaitState(t testing.TB, service, state string) Entry {
 	t.Helper()
 	return p.WaitLog(t, fmt.Sprintf("state %s of %s", state, service), func(e Entry) bool {
 		return e.Msg == "state" && e.Str("service") == service && e.Str("to") == state
+	})
+}
+
+// WaitSpawned returns the first line in which udsvisor reports that a
+// process of service runs its command; Int("pid") is its pid.
+func (p *Up) WaitSpawned(t testing.TB, service string) Entry {
+	t.Helper()
+	return p.WaitLog(t, "a process of "+service, func(e Entry) bool {
+		return e.Msg == "spawned" && e.Str("service") == service
 	})
 }
 
