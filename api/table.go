@@ -27,7 +27,7 @@ func WriteTable(w io.Writer, svcs []Service) error {
 		pid, uptime := "-", "-"
 		if s.Pid != 0 {
 			pid = strconv.Itoa(s.Pid)
-			uptime = HumanDuration(time.Duration(s.UptimeSeconds * float64(time.Second)))
+			uptime = humanDuration(time.Duration(s.UptimeSeconds * float64(time.Second)))
 		}
 		rows = append(rows, [tableCols]string{s.Name, s.State, pid, uptime, strconv.Itoa(s.Restarts), socketList(s.Sockets)})
 	}
@@ -60,9 +60,9 @@ func WriteTable(w io.Writer, svcs []Service) error {
 // tableCols is the number of columns of the status table.
 const tableCols = 6
 
-// HumanDuration writes d with its two largest units, like 3h12m or 45s:
+// humanDuration writes d with its two largest units, like 3h12m or 45s:
 // an uptime needs no more precision.
-func HumanDuration(d time.Duration) string {
+func humanDuration(d time.Duration) string {
 	s := int64(d / time.Second)
 	switch {
 	case s < 60:

@@ -14,8 +14,8 @@ func TestHumanDuration(t *testing.T) {
 		3*time.Hour + 12*time.Minute + 59*time.Second: "3h12m",
 		50 * time.Hour: "2d2h",
 	} {
-		if got := HumanDuration(d); got != want {
-			t.Errorf("HumanDuration(%v) = %q, want %q", d, got, want)
+		if got := humanDuration(d); got != want {
+			t.Errorf("humanDuration(%v) = %q, want %q", d, got, want)
 		}
 	}
 }

@@ -129,7 +129,7 @@ func TestExplainAccess(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cause := &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("connect", syscall.EACCES)}
-			err := explainDial(tt.socket, cause, tt.who, DefaultBusyWait)
+			err := explainDial(tt.socket, cause, tt.who, defaultBusyWait)
 			if err.Error() != tt.want {
 				t.Errorf("got  %s\nwant %s", err, tt.want)
 			}

@@ -47,7 +47,7 @@ type Client struct {
 	// it is root, who dials the root-only socket first; a field so that
 	// tests can describe another user.
 	who identity
-	// busyWait is how long a full backlog is retried (DefaultBusyWait).
+	// busyWait is how long a full backlog is retried (defaultBusyWait).
 	busyWait time.Duration
 }
 
@@ -55,7 +55,7 @@ type Client struct {
 // connect: the first request does. Run as root, it connects to the
 // root-only socket next to it (RootSocket) when there is one.
 func New(socketPath string) *Client {
-	c := &Client{socket: socketPath, who: currentIdentity(), busyWait: DefaultBusyWait}
+	c := &Client{socket: socketPath, who: currentIdentity(), busyWait: defaultBusyWait}
 	c.http = &http.Client{
 		Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -68,9 +68,6 @@ func New(socketPath string) *Client {
 	}
 	return c
 }
-
-// SocketPath returns the control socket the client dials.
-func (c *Client) SocketPath() string { return c.socket }
 
 // List returns every service, sorted by name.
 func (c *Client) List(ctx context.Context) ([]api.Service, error) {

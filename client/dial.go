@@ -10,9 +10,9 @@ import (
 	"github.com/udsvisor/udsvisor/api"
 )
 
-// DefaultBusyWait is how long a client retries a control socket whose
+// defaultBusyWait is how long a client retries a control socket whose
 // connection backlog is full before it gives up.
-const DefaultBusyWait = 5 * time.Second
+const defaultBusyWait = 5 * time.Second
 
 // RootSocket returns the path of the root-only control socket next to
 // the control socket at socket, or "" when there is no room for one (see

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
@@ -26,15 +25,15 @@ import (
 // Defaults documented in services.toml.example.
 const (
 	DefaultControlSocket = "/run/udsvisor/control.sock"
-	DefaultSocketMode    = fs.FileMode(0o660)
-	DefaultDirectoryMode = fs.FileMode(0o755)
-	DefaultBacklog       = 4096
-	DefaultStopTimeout   = 10 * time.Second
-	DefaultUmask         = fs.FileMode(0o022)
+	defaultSocketMode    = fs.FileMode(0o660)
+	defaultDirectoryMode = fs.FileMode(0o755)
+	defaultBacklog       = 4096
+	defaultStopTimeout   = 10 * time.Second
+	defaultUmask         = fs.FileMode(0o022)
 	DefaultPath          = "/usr/local/bin:/usr/bin:/bin"
-	DefaultMinUptime     = time.Second
-	DefaultStartLimit    = 10
-	DefaultControlMode   = fs.FileMode(0o660)
+	defaultMinUptime     = time.Second
+	defaultStartLimit    = 10
+	defaultControlMode   = fs.FileMode(0o660)
 )
 
 // Config is a validated services.toml.
@@ -100,7 +99,8 @@ type Service struct {
 	// into the failed state; 0 means never give up.
 	StartLimit int
 	Umask      fs.FileMode
-	AllowRoot  bool
+	// allowRoot is allow_root, which the checks alone need (T21).
+	allowRoot bool
 	// Limits are the configured resource limits, sorted by name; the
 	// others are inherited from udsvisor.
 	Limits []Limit
@@ -126,9 +126,10 @@ type Socket struct {
 	// Name is the LISTEN_FDNAMES entry.
 	Name string
 	// Path is set for a Unix socket, Addr for TCP; exactly one of them.
-	Path   string
-	Addr   netip.AddrPort
-	Public bool
+	Path string
+	Addr netip.AddrPort
+	// public is public, which the checks alone need (T22).
+	public bool
 	// Owner and Group of the socket file, and its modes (Unix only; the
 	// modes are zero for TCP).
 	OwnerName     string
@@ -138,15 +139,6 @@ type Socket struct {
 	Mode          fs.FileMode
 	DirectoryMode fs.FileMode
 	Backlog       int
-}
-
-// Service returns the service called name, or nil.
-func (c *Config) Service(name string) *Service {
-	i := slices.IndexFunc(c.Services, func(s *Service) bool { return s.Name == name })
-	if i < 0 {
-		return nil
-	}
-	return c.Services[i]
 }
 
 // IsUnix reports whether the socket is a Unix domain socket.

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os/user"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -134,7 +135,7 @@ public = true
 	if len(cfg.Services) != 2 || cfg.Services[0].Name != "api" || cfg.Services[1].Name != "worker" {
 		t.Fatalf("services not sorted by name: %v", cfg.Services)
 	}
-	api := cfg.Service("api")
+	api := serviceNamed(cfg, "api")
 	wantAPI := &Service{
 		Name:        "api",
 		Line:        9,
@@ -162,13 +163,13 @@ public = true
 		}, {
 			Key: "services.api.sockets[1]", Line: 32, Index: 1, Name: "api",
 			Addr:    netip.MustParseAddrPort("127.0.0.1:8080"),
-			Backlog: DefaultBacklog,
+			Backlog: defaultBacklog,
 		}},
 	}
 	if !reflect.DeepEqual(api, wantAPI) {
 		t.Errorf("api =\n%s\nwant\n%s", dump(api), dump(wantAPI))
 	}
-	worker := cfg.Service("worker")
+	worker := serviceNamed(cfg, "worker")
 	wantWorker := &Service{
 		Name:        "worker",
 		Line:        35,
@@ -181,20 +182,20 @@ public = true
 		WorkingDir:  "/",
 		Restart:     RestartAlways,
 		StopSignal:  unix.SIGHUP,
-		StopTimeout: DefaultStopTimeout,
-		MinUptime:   DefaultMinUptime,
-		StartLimit:  DefaultStartLimit,
-		Umask:       DefaultUmask,
+		StopTimeout: defaultStopTimeout,
+		MinUptime:   defaultMinUptime,
+		StartLimit:  defaultStartLimit,
+		Umask:       defaultUmask,
 		Sockets: []*Socket{{
 			Key: "services.worker.sockets[0]", Line: 40, Index: 0, Name: "worker",
-			Addr: netip.MustParseAddrPort("[2001:db8::1]:443"), Public: true,
-			Backlog: DefaultBacklog,
+			Addr: netip.MustParseAddrPort("[2001:db8::1]:443"), public: true,
+			Backlog: defaultBacklog,
 		}},
 	}
 	if !reflect.DeepEqual(worker, wantWorker) {
 		t.Errorf("worker =\n%s\nwant\n%s", dump(worker), dump(wantWorker))
 	}
-	if cfg.Service("nosuch") != nil {
+	if serviceNamed(cfg, "nosuch") != nil {
 		t.Error(`Service("nosuch") is not nil`)
 	}
 	// Two services as daemon: a warning, not an error.
@@ -230,16 +231,16 @@ user = "daemon"
 path = "/run/udsv-config-test/min.sock"
 `)
 	if got, want := cfg.Supervisor, (Supervisor{
-		ControlSocket: DefaultControlSocket, ControlMode: DefaultControlMode,
+		ControlSocket: DefaultControlSocket, ControlMode: defaultControlMode,
 		ControlGroup: -1, StatusGroup: -1, LogFormat: "console",
 	}); got != want {
 		t.Errorf("Supervisor = %+v, want %+v", got, want)
 	}
-	s := cfg.Service("min")
+	s := serviceNamed(cfg, "min")
 	uid, gid := lookupIDs(t, "daemon")
 	if s.Restart != RestartAlways || s.StopSignal != unix.SIGTERM || s.StopTimeout != 10*time.Second ||
 		s.MinUptime != time.Second || s.StartLimit != 10 || s.Umask != 0o022 || s.WorkingDir != "/" ||
-		s.Groups != nil || s.Environment != nil || s.AllowRoot || s.Group != "daemon" || s.GID != gid {
+		s.Groups != nil || s.Environment != nil || s.allowRoot || s.Group != "daemon" || s.GID != gid {
 		t.Errorf("defaults: %+v", s)
 	}
 	so := s.Sockets[0]
@@ -265,8 +266,17 @@ func TestSignals(t *testing.T) {
 		`"9"`: unix.SIGKILL, `2`: unix.SIGINT, `"usr1"`: unix.SIGUSR1,
 	} {
 		cfg := mustParse(t, "[services.a]\ncommand = [\"true\"]\nuser = \"daemon\"\nstop_signal = "+in+"\n")
-		if got := cfg.Service("a").StopSignal; got != want {
+		if got := serviceNamed(cfg, "a").StopSignal; got != want {
 			t.Errorf("stop_signal = %s: got %v, want %v", in, got, want)
 		}
 	}
+}
+
+// serviceNamed returns the service of cfg called name, or nil.
+func serviceNamed(cfg *Config, name string) *Service {
+	i := slices.IndexFunc(cfg.Services, func(s *Service) bool { return s.Name == name })
+	if i < 0 {
+		return nil
+	}
+	return cfg.Services[i]
 }

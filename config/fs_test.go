@@ -154,7 +154,7 @@ func TestT19LoadRefusesWritableConfig(t *testing.T) {
 			p := write("services-"+tt.name+".toml", tt.mode, tt.uid)
 			cfg, err := Load(p)
 			if tt.want == nil {
-				if err != nil || cfg == nil || cfg.File != p || cfg.Service("api") == nil {
+				if err != nil || cfg == nil || cfg.File != p || serviceNamed(cfg, "api") == nil {
 					t.Fatalf("Load = %v, %v", cfg, err)
 				}
 				return

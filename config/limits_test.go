@@ -23,7 +23,7 @@ func TestLimits(t *testing.T) {
 			{Name: "nproc", Resource: unix.RLIMIT_NPROC, Soft: 256, Hard: 512},
 			{Name: "stack", Resource: unix.RLIMIT_STACK, Soft: unix.RLIM_INFINITY, Hard: unix.RLIM_INFINITY},
 		}
-		if got := cfg.Service("api").Limits; !reflect.DeepEqual(got, want) {
+		if got := serviceNamed(cfg, "api").Limits; !reflect.DeepEqual(got, want) {
 			t.Errorf("Limits = %+v, want %+v", got, want)
 		}
 		var strs []string
@@ -34,7 +34,7 @@ func TestLimits(t *testing.T) {
 			t.Errorf("String: %q", got)
 		}
 	}
-	if s := mustParse(t, base).Service("api"); s.Limits != nil || s.AmbientCaps != nil || s.AmbientCapNames != nil {
+	if s := serviceNamed(mustParse(t, base), "api"); s.Limits != nil || s.AmbientCaps != nil || s.AmbientCapNames != nil {
 		t.Errorf("defaults: Limits %v AmbientCaps %v %v, want none", s.Limits, s.AmbientCaps, s.AmbientCapNames)
 	}
 }
@@ -81,14 +81,14 @@ func TestBadLimits(t *testing.T) {
 // their canonical names, whatever the spelling.
 func TestAmbientCaps(t *testing.T) {
 	cfg := mustParse(t, base+`ambient_capabilities = ["net_raw", "CAP_NET_BIND_SERVICE", "Cap_Checkpoint_Restore"]`)
-	s := cfg.Service("api")
+	s := serviceNamed(cfg, "api")
 	if want := []uintptr{unix.CAP_NET_BIND_SERVICE, unix.CAP_NET_RAW, unix.CAP_CHECKPOINT_RESTORE}; !reflect.DeepEqual(s.AmbientCaps, want) {
 		t.Errorf("AmbientCaps = %v, want %v", s.AmbientCaps, want)
 	}
 	if want := []string{"CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_CHECKPOINT_RESTORE"}; !reflect.DeepEqual(s.AmbientCapNames, want) {
 		t.Errorf("AmbientCapNames = %q, want %q", s.AmbientCapNames, want)
 	}
-	if s := mustParse(t, base+`ambient_capabilities = []`).Service("api"); s.AmbientCaps != nil || s.AmbientCapNames != nil {
+	if s := serviceNamed(mustParse(t, base+`ambient_capabilities = []`), "api"); s.AmbientCaps != nil || s.AmbientCapNames != nil {
 		t.Errorf("empty list: %v %q, want none", s.AmbientCaps, s.AmbientCapNames)
 	}
 	// Every capability has a name, and the names round-trip.

@@ -209,7 +209,7 @@ func (c *checker) supervisor(t table) Supervisor {
 	c.unknown(t, supervisorKeys...)
 	s := Supervisor{
 		ControlSocket: DefaultControlSocket,
-		ControlMode:   DefaultControlMode,
+		ControlMode:   defaultControlMode,
 		ControlGroup:  -1,
 		StatusGroup:   -1,
 		LogFormat:     "console",

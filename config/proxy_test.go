@@ -37,7 +37,7 @@ path = "/run/udsv-config-test/web.sock"
 [[services.web.proxy]]
 location = "/web/"
 `)
-	api, web := cfg.Service("api"), cfg.Service("web")
+	api, web := serviceNamed(cfg, "api"), serviceNamed(cfg, "web")
 	type route struct {
 		key            string
 		line           int
@@ -65,7 +65,7 @@ location = "/web/"
 			t.Errorf("route %d: got %+v, want %+v", i, got[i], want[i])
 		}
 	}
-	if len(mustParse(t, svcRoutes).Service("api").Proxy) != 0 {
+	if len(serviceNamed(mustParse(t, svcRoutes), "api").Proxy) != 0 {
 		t.Error("a service without [[proxy]] tables has routes")
 	}
 }

@@ -63,11 +63,11 @@ func (c *checker) service(name string, v any) *Service {
 		WorkingDir:  "/",
 		Restart:     RestartAlways,
 		StopSignal:  unix.SIGTERM,
-		StopTimeout: DefaultStopTimeout,
-		MinUptime:   DefaultMinUptime,
-		StartLimit:  DefaultStartLimit,
-		Umask:       DefaultUmask,
-		AllowRoot:   c.boolean(t, "allow_root"),
+		StopTimeout: defaultStopTimeout,
+		MinUptime:   defaultMinUptime,
+		StartLimit:  defaultStartLimit,
+		Umask:       defaultUmask,
+		allowRoot:   c.boolean(t, "allow_root"),
 	}
 	c.identity(t, s)
 	if dir, ok := c.str(t, "working_dir"); ok {
@@ -133,7 +133,7 @@ func (c *checker) identity(t table, s *Service) {
 	if userOK {
 		s.User, s.UID, s.GID, s.Home = a.name, a.uid, a.gid, a.home
 		s.Group = idname.Group(a.gid)
-		if a.uid == 0 && !s.AllowRoot {
+		if a.uid == 0 && !s.allowRoot {
 			c.errorf(t.sub("user"), "refusing to run as root; set allow_root = true")
 		}
 	}

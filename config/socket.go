@@ -25,10 +25,10 @@ func (c *checker) socket(svc *Service, t table, index int) *Socket {
 		Line:          c.lines.line(t.key),
 		Index:         index,
 		Name:          svc.Name,
-		Public:        c.boolean(t, "public"),
-		Mode:          DefaultSocketMode,
-		DirectoryMode: DefaultDirectoryMode,
-		Backlog:       DefaultBacklog,
+		public:        c.boolean(t, "public"),
+		Mode:          defaultSocketMode,
+		DirectoryMode: defaultDirectoryMode,
+		Backlog:       defaultBacklog,
 	}
 	if name, ok := c.str(t, "name"); ok {
 		s.Name = name
@@ -51,7 +51,7 @@ func (c *checker) socket(svc *Service, t table, index int) *Socket {
 		s.Path = path
 		c.unixPath(t.sub("path"), path)
 	case hasListen:
-		if addr, ok := c.listenAddr(t.sub("listen"), listen, s.Public); ok {
+		if addr, ok := c.listenAddr(t.sub("listen"), listen, s.public); ok {
 			s.Addr = addr
 		}
 	}
@@ -83,7 +83,7 @@ func (c *checker) socket(svc *Service, t table, index int) *Socket {
 			}
 		}
 	}
-	if pathSet && s.Public {
+	if pathSet && s.public {
 		c.errorf(t.sub("public"), "public applies only to TCP sockets (listen)")
 	}
 	return s

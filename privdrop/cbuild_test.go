@@ -81,20 +81,20 @@ func TestHelperWithoutConstructor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Cmd.Stderr = &stderr
-	if err := l.Cmd.Start(); err != nil {
+	l.cmd.Stderr = &stderr
+	if err := l.cmd.Start(); err != nil {
 		l.Abort()
 		t.Fatal(err)
 	}
-	hung := time.AfterFunc(20*time.Second, func() { l.Cmd.Process.Kill() })
+	hung := time.AfterFunc(20*time.Second, func() { l.cmd.Process.Kill() })
 	err = l.AfterStart()
 	hung.Stop()
-	l.Cmd.Wait()
+	l.cmd.Wait()
 	const want = helperOp + ": the C constructor in helper_linux.c did not run"
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("AfterStart: %v, want %q... (stderr: %q)", err, want, stderr.String())
 	}
-	if code := l.Cmd.ProcessState.ExitCode(); code != 127 {
+	if code := l.cmd.ProcessState.ExitCode(); code != 127 {
 		t.Errorf("helper exit status %d, want 127", code)
 	}
 }
@@ -122,22 +122,22 @@ func TestHelperRejectsBadFDVariables(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for i, kv := range l.Cmd.Env {
+			for i, kv := range l.cmd.Env {
 				if strings.HasPrefix(kv, tc.key+"=") {
-					l.Cmd.Env[i] = tc.key + "=" + tc.val
+					l.cmd.Env[i] = tc.key + "=" + tc.val
 				}
 			}
 			var stderr bytes.Buffer
-			l.Cmd.Stderr = &stderr
-			if err := l.Cmd.Start(); err != nil {
+			l.cmd.Stderr = &stderr
+			if err := l.cmd.Start(); err != nil {
 				l.Abort()
 				t.Fatal(err)
 			}
-			hung := time.AfterFunc(20*time.Second, func() { l.Cmd.Process.Kill() })
+			hung := time.AfterFunc(20*time.Second, func() { l.cmd.Process.Kill() })
 			err = l.AfterStart()
 			hung.Stop()
-			l.Cmd.Wait()
-			ws := l.Cmd.ProcessState.Sys().(syscall.WaitStatus)
+			l.cmd.Wait()
+			ws := l.cmd.ProcessState.Sys().(syscall.WaitStatus)
 			if !ws.Exited() || ws.ExitStatus() != 127 {
 				t.Errorf("helper ended with %#x, want exit status 127 (the command ran?)", ws)
 			}

@@ -4,7 +4,7 @@ package privdrop
 
 // The launch helper is the C in helper_linux.c: a constructor that runs
 // before the Go runtime in every binary that links this package, and
-// becomes the helper when argv[1] is HelperArg. This file makes the
+// becomes the helper when argv[1] is helperArg. This file makes the
 // package use cgo, which is what compiles and links the C.
 
 // No -Werror here: the package's flags come after CGO_CFLAGS, so a

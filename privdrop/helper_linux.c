@@ -4,7 +4,7 @@
  * The launch helper, in the shape of runc's nsexec (libcontainer/nsenter):
  * an ELF constructor that glibc runs before main, and so before the Go
  * runtime starts. In every other process it returns at once. In the
- * helper (argv[1] is privdrop.HelperArg) it reads the Spec, becomes the
+ * helper (argv[1] is privdrop.helperArg) it reads the Spec, becomes the
  * service's user and execs the command, or reports why not on the error
  * pipe and exits 127; it never returns to Go. Starting the Go runtime of
  * the 12 MB binary cost 3-5 ms of CPU per launch (about 400 page faults);
@@ -431,7 +431,7 @@ __attribute__((constructor)) static void udsvisor_launch_helper(int argc, char *
 	 * ids, so the kernel never marks the helper's exec secure. If it did,
 	 * whoever ran udsvisor gained privileges at the exec: the binary is
 	 * set-user-ID, set-group-ID or has file capabilities (AT_SECURE,
-	 * getauxval(3)). Any local user could then run it with HelperArg and
+	 * getauxval(3)). Any local user could then run it with helperArg and
 	 * a spec of their own, for uid 0 and a shell. */
 	if (getauxval(AT_SECURE) != 0)
 		udsv_failf(0, "refusing to run: the exec gained privileges (AT_SECURE: "

@@ -8,7 +8,7 @@
 //
 // The helper is C (helper_linux.c), not Go: an ELF constructor that glibc
 // runs before main in every binary linking this package. It returns at
-// once unless argv[1] is HelperArg; in the helper it never returns, so
+// once unless argv[1] is helperArg; in the helper it never returns, so
 // the Go runtime of the udsvisor binary never starts there, which saves
 // some 4 ms of CPU per launch. It resets signals, sets no_new_privs and
 // the resource limits, drops to the service's uid, gid and groups (with
@@ -37,11 +37,11 @@ import (
 	"syscall"
 )
 
-// HelperArg is the hidden first argument that makes the constructor in
+// helperArg is the hidden first argument that makes the constructor in
 // helper_linux.c act as the launch helper before main ever runs. It is
 // not a flag, so no flag parser ever sees it, and its odd spelling keeps
 // it from clashing with a subcommand. wire_linux.h repeats it.
-const HelperArg = "__udsvisor_launch"
+const helperArg = "__udsvisor_launch"
 
 // selfExe is what Prepare re-executes when no explicit path is given: the
 // running binary itself, even if the file on disk was replaced since, and
@@ -83,15 +83,15 @@ type Rlimit struct {
 	Cur, Max uint64 // soft and hard; unix.RLIM_INFINITY for none
 }
 
-// Launch is one prepared start. The caller starts Cmd itself and must
+// Launch is one prepared start. The caller starts cmd itself and must
 // then call exactly one of AfterStart (Start succeeded) or Abort (it
 // failed), which release the pipes.
 type Launch struct {
-	// Cmd runs the launch helper. Its SysProcAttr sets Pdeathsig, which
+	// cmd runs the launch helper. Its SysProcAttr sets Pdeathsig, which
 	// the kernel ties to the forking thread (golang/go#27505): call
 	// Cmd.Start with runtime.LockOSThread held, from a thread that lives
 	// as long as the service.
-	Cmd *exec.Cmd
+	cmd *exec.Cmd
 
 	spec []byte
 
@@ -139,9 +139,9 @@ func Prepare(exe string, spec *Spec, files []*os.File, stdout, stderr *os.File) 
 	extra = append(extra, files...)
 	extra = append(extra, l.specR, l.errW) // fds 3+n and 4+n
 
-	l.Cmd = &exec.Cmd{
+	l.cmd = &exec.Cmd{
 		Path: exe,
-		Args: []string{exe, HelperArg},
+		Args: []string{exe, helperArg},
 		// Never nil: a nil Env would hand the supervisor's whole
 		// environment to the helper (T14).
 		Env: []string{
@@ -161,22 +161,22 @@ func Prepare(exe string, spec *Spec, files []*os.File, stdout, stderr *os.File) 
 	// Assigned only when set: a nil *os.File in an io.Writer is not a
 	// nil interface, and os/exec would leave fd 1 or 2 closed.
 	if stdout != nil {
-		l.Cmd.Stdout = stdout
+		l.cmd.Stdout = stdout
 	}
 	if stderr != nil {
-		l.Cmd.Stderr = stderr
+		l.cmd.Stderr = stderr
 	}
 	return l, nil
 }
 
-// AfterStart must be called once l.Cmd.Start has succeeded. It sends the
+// AfterStart must be called once l.cmd.Start has succeeded. It sends the
 // spec to the helper and waits until the helper has either exec'd the
 // command (nil) or reported why it could not, e.g. `exec /usr/bin/foo:
 // permission denied` or `setgroups: operation not permitted`; the helper
 // then exits with status 127 and the caller reaps it as usual.
 //
 // AfterStart blocks for as long as the helper runs; killing
-// l.Cmd.Process makes it return. A helper that dies before the exec
+// l.cmd.Process makes it return. A helper that dies before the exec
 // without a report (killed, crashed) also reads as success: the caller
 // learns of it from Wait.
 func (l *Launch) AfterStart() error {
@@ -205,7 +205,7 @@ func (l *Launch) AfterStart() error {
 	return nil
 }
 
-// Abort releases the pipes when l.Cmd.Start failed.
+// Abort releases the pipes when l.cmd.Start failed.
 func (l *Launch) Abort() {
 	for _, f := range []*os.File{l.specR, l.specW, l.errR, l.errW} {
 		if f != nil {

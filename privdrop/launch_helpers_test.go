@@ -25,7 +25,7 @@ type started struct {
 
 // launchOpts adjusts one launch.
 type launchOpts struct {
-	mutate func(*exec.Cmd) // applied to l.Cmd before Start
+	mutate func(*exec.Cmd) // applied to l.Cmd() before Start
 	// inheritCaps forks with CAP_NET_BIND_SERVICE in the forking
 	// thread's inheritable and ambient sets, which the helper inherits.
 	inheritCaps bool
@@ -57,12 +57,12 @@ func launch(t *testing.T, spec *privdrop.Spec, files []*os.File, o launchOpts) (
 		t.Fatalf("Prepare: %v", err)
 	}
 	if o.mutate != nil {
-		o.mutate(l.Cmd)
+		o.mutate(l.Cmd())
 	}
-	s.cmd = l.Cmd
-	start := func() error { return startLocked(l.Cmd, nil, o.inheritCaps) }
+	s.cmd = l.Cmd()
+	start := func() error { return startLocked(l.Cmd(), nil, o.inheritCaps) }
 	if o.closeRange != 0 {
-		start = func() error { return startFiltered(t, l.Cmd, o.closeRange) }
+		start = func() error { return startFiltered(t, l.Cmd(), o.closeRange) }
 	}
 	if err := start(); err != nil {
 		l.Abort()

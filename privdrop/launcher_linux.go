@@ -106,27 +106,27 @@ func (ln *Launcher) Close() {
 }
 
 // Start forks and execs l's command (the launch helper) from the
-// launcher's thread, with l.Cmd's arguments, environment, stdout,
+// launcher's thread, with l.cmd's arguments, environment, stdout,
 // stderr, extra files and SysProcAttr, and stdin on /dev/null, as
-// l.Cmd.Start would. l.Cmd itself is not started; the caller then calls
+// l.cmd.Start would. l.cmd itself is not started; the caller then calls
 // l.AfterStart, or l.Abort when Start fails.
 func (ln *Launcher) Start(l *Launch) (int, error) {
 	var t *launchThread
 	select {
 	case <-ln.quit:
-		return 0, fmt.Errorf("launch %s: the launcher is closed", l.Cmd.Path)
+		return 0, fmt.Errorf("launch %s: the launcher is closed", l.cmd.Path)
 	case t = <-ln.idle:
 	}
 	defer func() { ln.idle <- t }()
 	fds := []int{-1, -1} // stdout, stderr: -1 is /dev/null
-	for i, w := range []any{l.Cmd.Stdout, l.Cmd.Stderr} {
+	for i, w := range []any{l.cmd.Stdout, l.cmd.Stderr} {
 		if f, ok := w.(*os.File); ok && f != nil {
 			fds[i] = int(f.Fd())
 		} else if w != nil {
-			return 0, fmt.Errorf("launch %s: stdout and stderr must be files", l.Cmd.Path)
+			return 0, fmt.Errorf("launch %s: stdout and stderr must be files", l.cmd.Path)
 		}
 	}
-	for _, f := range l.Cmd.ExtraFiles {
+	for _, f := range l.cmd.ExtraFiles {
 		fds = append(fds, int(f.Fd()))
 	}
 	var send []int
@@ -141,13 +141,13 @@ func (ln *Launcher) Start(l *Launch) (int, error) {
 	err := unix.Sendmsg(t.sock, []byte{0}, unix.UnixRights(send...), nil, 0)
 	runtime.KeepAlive(l)
 	if err != nil {
-		return 0, fmt.Errorf("launch %s: pass fds to the launcher: %w", l.Cmd.Path, os.NewSyscallError("sendmsg", err))
+		return 0, fmt.Errorf("launch %s: pass fds to the launcher: %w", l.cmd.Path, os.NewSyscallError("sendmsg", err))
 	}
 	reply := make(chan launchResult, 1)
 	select {
 	case t.reqs <- launchReq{l: l, nfds: len(send), reply: reply}:
 	case <-t.done:
-		return 0, fmt.Errorf("launch %s: the launcher is closed", l.Cmd.Path)
+		return 0, fmt.Errorf("launch %s: the launcher is closed", l.cmd.Path)
 	}
 	r := <-reply
 	return r.pid, r.err
@@ -205,7 +205,7 @@ func (t *launchThread) serve(peer int, quit <-chan struct{}, ready chan<- error)
 // forkFrom receives r's fds into the launcher's table and forks and
 // execs the helper with them; it runs on the launcher's thread.
 func forkFrom(peer, devnull int, r launchReq) (int, error) {
-	c := r.l.Cmd
+	c := r.l.cmd
 	oob := make([]byte, unix.CmsgSpace(4*r.nfds))
 	_, oobn, _, _, err := unix.Recvmsg(peer, make([]byte, 1), oob, unix.MSG_CMSG_CLOEXEC)
 	if err != nil {

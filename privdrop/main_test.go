@@ -80,7 +80,7 @@ func parentRole(specJSON string, hostile bool) {
 		block = []unix.Signal{unix.SIGTERM, unix.SIGUSR1}
 	}
 	runtime.LockOSThread() // never unlocked: Pdeathsig watches this thread
-	if err := startLocked(l.Cmd, block, false); err != nil {
+	if err := startLocked(l.Cmd(), block, false); err != nil {
 		l.Abort()
 		fmt.Fprintln(os.Stderr, "parent role:", err)
 		os.Exit(3)

@@ -16,7 +16,7 @@ import (
 // the service's stderr and exit, with no report on the error pipe, and
 // AfterStart would take that EOF for a successful exec of every service.
 func init() {
-	if len(os.Args) < 2 || os.Args[1] != HelperArg {
+	if len(os.Args) < 2 || os.Args[1] != helperArg {
 		return
 	}
 	w := wireError{Op: helperOp, Msg: "the C constructor in helper_linux.c did not run, " +

@@ -86,7 +86,7 @@ func TestPrepareCmd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Abort()
-	c := l.Cmd
+	c := l.Cmd()
 	if c.Path != "/proc/self/exe" || !slices.Equal(c.Args, []string{"/proc/self/exe", privdrop.HelperArg}) {
 		t.Errorf("Path %q Args %q", c.Path, c.Args)
 	}

@@ -137,7 +137,7 @@ func specHarness() *Spec {
 }
 
 // runHelper starts the real helper (this test binary, whose constructor
-// acts on HelperArg) with wire as the bytes on its spec pipe, and returns
+// acts on helperArg) with wire as the bytes on its spec pipe, and returns
 // how the helper ended and AfterStart's error. With userns the helper
 // runs in a new user namespace where setgroups is denied: however valid
 // the bytes, it can never get as far as an exec.
@@ -149,21 +149,21 @@ func runHelper(t *testing.T, wire []byte, userns bool) (syscall.WaitStatus, erro
 	}
 	l.spec = wire
 	if userns {
-		a := l.Cmd.SysProcAttr
+		a := l.cmd.SysProcAttr
 		a.Cloneflags = syscall.CLONE_NEWUSER
 		a.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}}
 		a.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}}
 	}
-	if err := l.Cmd.Start(); err != nil {
+	if err := l.cmd.Start(); err != nil {
 		l.Abort()
 		testutil.Unavailable(t, "start the helper: %v", err)
 	}
 	// Only turns a hang into a failure; the helper takes a millisecond.
-	hung := time.AfterFunc(20*time.Second, func() { l.Cmd.Process.Kill() })
+	hung := time.AfterFunc(20*time.Second, func() { l.cmd.Process.Kill() })
 	err = l.AfterStart()
 	hung.Stop()
-	l.Cmd.Wait()
-	return l.Cmd.ProcessState.Sys().(syscall.WaitStatus), err
+	l.cmd.Wait()
+	return l.cmd.ProcessState.Sys().(syscall.WaitStatus), err
 }
 
 // mustReport checks that the helper reported a failure and exited 127,

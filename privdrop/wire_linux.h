@@ -23,7 +23,7 @@
 #ifndef UDSVISOR_WIRE_LINUX_H
 #define UDSVISOR_WIRE_LINUX_H
 
-/* privdrop.HelperArg, and the variables naming the two pipes' fds (wire.go) */
+/* privdrop.helperArg, and the variables naming the two pipes' fds (wire.go) */
 #define UDSV_HELPER_ARG "__udsvisor_launch"
 #define UDSV_ENV_SPEC_FD "_UDSVISOR_SPEC_FD"
 #define UDSV_ENV_ERR_FD "_UDSVISOR_ERR_FD"

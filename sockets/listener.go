@@ -204,9 +204,9 @@ func (l *Listener) Spec() Spec {
 	return l.spec
 }
 
-// Inode returns the device and inode numbers of the socket file that Bind
+// inode returns the device and inode numbers of the socket file that Bind
 // (or the last Rebind) created; both are 0 for a TCP socket.
-func (l *Listener) Inode() (dev, ino uint64) {
+func (l *Listener) inode() (dev, ino uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.dev, l.ino

@@ -67,14 +67,14 @@ func TestPoisonedListenerRebind(t *testing.T) {
 	stopWatching := watchName(t, p)
 	for range 50 {
 		poison(t, l)
-		oldDev, oldIno := l.Inode()
+		oldDev, oldIno := l.inode()
 		if err := l.Rebind(); err != nil {
 			t.Fatal(err)
 		}
 		// The old inode is still allocated while the new one is made,
 		// so their numbers differ (unlike after an unlink, SECURITY-NOTES
 		// 0.13).
-		if dev, ino := l.Inode(); dev == oldDev && ino == oldIno {
+		if dev, ino := l.inode(); dev == oldDev && ino == oldIno {
 			t.Fatalf("Rebind kept inode %d/%d", dev, ino)
 		}
 	}
@@ -88,7 +88,7 @@ func TestPoisonedListenerRebind(t *testing.T) {
 	}
 	wantNode(t, p, unix.S_IFSOCK, int(a.UID), int(a.GID), 0o640)
 	st := lstat(t, p)
-	dev, ino := l.Inode()
+	dev, ino := l.inode()
 	if st.Dev != dev || st.Ino != ino {
 		t.Errorf("path is %d/%d, want the new socket %d/%d", st.Dev, st.Ino, dev, ino)
 	}

@@ -19,7 +19,7 @@ func TestRestoreUnlinkedName(t *testing.T) {
 	base := testutil.RunDir(t)
 	p := filepath.Join(base, "r", "a.sock")
 	l := bindT(t, newBinder(), Spec{Path: p, Mode: 0o660, DirMode: 0o755, Backlog: 8})
-	dev, ino := l.Inode()
+	dev, ino := l.inode()
 
 	if ok, err := l.Restore(); ok || err != nil {
 		t.Fatalf("Restore with the name in place: %v %v", ok, err)
@@ -85,7 +85,7 @@ func TestT30PrivateNameReplacesOnlyStale(t *testing.T) {
 	// The same name holding a stale socket, a leftover of an earlier
 	// run, is replaced.
 	l := bindT(t, newBinder(), spec)
-	dev, ino := l.Inode()
+	dev, ino := l.inode()
 	if st := lstat(t, priv); st.Dev != dev || st.Ino != ino {
 		t.Errorf("%s is not the new socket", priv)
 	}

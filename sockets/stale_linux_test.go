@@ -36,10 +36,10 @@ func TestT7T8ExistingName(t *testing.T) {
 				old := lstat(t, p)
 				l := bindT(t, newBinder(), spec(p))
 				wantNode(t, p, unix.S_IFSOCK, 0, 0, 0o660)
-				if dev, ino := l.Inode(); dev != lstat(t, p).Dev || ino != lstat(t, p).Ino {
-					t.Error("Inode() is not the socket at the path")
+				if dev, ino := l.inode(); dev != lstat(t, p).Dev || ino != lstat(t, p).Ino {
+					t.Error("inode() is not the socket at the path")
 				}
-				if _, ino := l.Inode(); ino == old.Ino {
+				if _, ino := l.inode(); ino == old.Ino {
 					// Possible only if the stale inode was freed and
 					// reused (SECURITY-NOTES 0.13); the connect below is
 					// the real proof.
@@ -202,7 +202,7 @@ func TestT7StaleReplacementNeverMissing(t *testing.T) {
 		}
 	}
 	st := lstat(t, p)
-	if dev, ino := last.Inode(); st.Dev != dev || st.Ino != ino {
+	if dev, ino := last.inode(); st.Dev != dev || st.Ino != ino {
 		t.Fatal("Close of an old listener removed or replaced the current socket")
 	}
 	dial(t, p)

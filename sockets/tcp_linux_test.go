@@ -103,8 +103,8 @@ func TestT22TCPExactAddress(t *testing.T) {
 				}
 			}
 			wantBlockingCloexec(t, fd)
-			if dev, ino := l.Inode(); dev != 0 || ino != 0 {
-				t.Errorf("Inode() = %d,%d for TCP", dev, ino)
+			if dev, ino := l.inode(); dev != 0 || ino != 0 {
+				t.Errorf("inode() = %d,%d for TCP", dev, ino)
 			}
 			if err := l.SetOwner(0, 0, 0o600); err == nil {
 				t.Error("SetOwner succeeded on a TCP socket")

@@ -38,8 +38,8 @@ func TestT5BindModesAndOwners(t *testing.T) {
 				wantNode(t, filepath.Join(base, "app", "sub"), unix.S_IFDIR, 0, o.gid, 0o750)
 				wantEntries(t, filepath.Dir(p), ".a.sock.udsvisor", "a.sock")
 				st := lstat(t, p)
-				if dev, ino := l.Inode(); dev != st.Dev || ino != st.Ino {
-					t.Errorf("Inode() = %d,%d; lstat says %d,%d", dev, ino, st.Dev, st.Ino)
+				if dev, ino := l.inode(); dev != st.Dev || ino != st.Ino {
+					t.Errorf("inode() = %d,%d; lstat says %d,%d", dev, ino, st.Dev, st.Ino)
 				}
 				dial(t, p)
 
@@ -93,7 +93,7 @@ func TestT5SetOwner(t *testing.T) {
 	base := testutil.RunDir(t)
 	p := filepath.Join(base, "a.sock")
 	l := bindT(t, newBinder(), Spec{Path: p, Mode: 0o600, Backlog: 1})
-	dev, ino := l.Inode()
+	dev, ino := l.inode()
 
 	if err := l.SetOwner(int(a.UID), int(a.GID), 0o640); err != nil {
 		t.Fatal(err)

@@ -63,7 +63,7 @@ func (s *service) fork(c *config.Service, files []*os.File) (*privdrop.Launch, i
 	l, err := privdrop.Prepare(s.exe, spec, files, stdout.w, stderr.w)
 	if err == nil {
 		var pid int
-		pid, err = s.reaper.Start(func() (int, error) { return s.launcher.Start(l) }, s.exited)
+		pid, err = s.reaper.start(func() (int, error) { return s.launcher.Start(l) }, s.exited)
 		if err == nil {
 			stdout.start(pid)
 			stderr.start(pid)

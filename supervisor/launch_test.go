@@ -34,7 +34,7 @@ func TestStuckLaunchDoesNotHoldUpTheService(t *testing.T) {
 	testutil.RequireRoot(t)
 	dir := testutil.RunDir(t)
 	helper := stuckHelper(t, dir)
-	h := run(t, dir, parse(t, expand(servingConfig, dir)), func(s *Supervisor) { s.opts.Exe = helper }, false)
+	h := run(t, dir, parse(t, expand(servingConfig, dir)), func(s *Supervisor) { s.exe = helper }, false)
 	h.waitFor("web", "a launch in flight", func(st Status) bool { return st.State == Starting })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -59,7 +59,7 @@ func TestStuckHelperIsKilled(t *testing.T) {
 	dir := testutil.RunDir(t)
 	helper := stuckHelper(t, dir)
 	h := run(t, dir, parse(t, expand(servingConfig, dir)), func(s *Supervisor) {
-		s.opts.Exe = helper
+		s.exe = helper
 		s.helperTimeout = 200 * time.Millisecond
 	}, false)
 	st := h.waitFor("web", "a failed start", func(st Status) bool { return st.Failures >= 1 })

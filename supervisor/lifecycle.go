@@ -98,7 +98,7 @@ func (s *service) stop(reply chan error) {
 // signalStop sends stop_signal and arms stop_timeout, after which the
 // process group is killed.
 func (s *service) signalStop() {
-	if err := s.reaper.Signal(s.pid, s.cfg.StopSignal); err != nil {
+	if err := s.reaper.signal(s.pid, s.cfg.StopSignal); err != nil {
 		s.log.Warn("stop signal", zap.Error(err))
 	}
 	s.arm(s.cfg.StopTimeout)
@@ -113,7 +113,7 @@ func (s *service) onTimer() {
 	case Stopping:
 		s.log.Warn("stop timeout passed; killing the process group",
 			zap.Int("pid", s.pid), zap.Duration("stop_timeout", s.cfg.StopTimeout))
-		if err := s.reaper.Signal(s.pid, unix.SIGKILL); err != nil {
+		if err := s.reaper.signal(s.pid, unix.SIGKILL); err != nil {
 			s.log.Warn("kill", zap.Error(err))
 		}
 	case Running, Stopped, Exited, Failed:
@@ -128,7 +128,7 @@ func (s *service) onTimer() {
 // then ends the launch like any failed start.
 func (s *service) onHelperTimeout() {
 	s.log.Error("launch helper stuck; killing it", zap.Int("pid", s.pid), zap.Duration("timeout", s.helperTimeout))
-	if err := s.reaper.Signal(s.pid, unix.SIGKILL); err != nil {
+	if err := s.reaper.signal(s.pid, unix.SIGKILL); err != nil {
 		s.log.Warn("kill", zap.Error(err))
 	}
 }
@@ -228,8 +228,7 @@ func (s *service) stopWatch() {
 // started, this one included.
 func (s *service) afterExit(clean bool) {
 	switch {
-	case s.cfg.Restart == config.RestartNever,
-		s.cfg.Restart == config.RestartOnFailure && clean:
+	case !restarts(s.cfg.Restart, clean):
 		s.transition(Exited)
 	case s.cfg.StartLimit > 0 && s.failures >= s.cfg.StartLimit:
 		s.log.Error("start limit reached; giving up until started again",
@@ -244,6 +243,19 @@ func (s *service) afterExit(clean bool) {
 		s.log.Info("restart scheduled", zap.Duration("in", d), zap.Int("failures", s.failures))
 		s.transition(Backoff)
 		s.arm(d)
+	}
+}
+
+// restarts reports whether policy wants a new process after one that
+// ended, cleanly (exit status 0) or not.
+func restarts(policy config.Restart, clean bool) bool {
+	switch policy {
+	case config.RestartAlways:
+		return true
+	case config.RestartOnFailure:
+		return !clean
+	default: // config.RestartNever
+		return false
 	}
 }
 

@@ -35,16 +35,16 @@ func (e Exit) String() string {
 	}
 }
 
-// Reaper is the one place that waits for child processes. Every service
-// child is registered before Start returns, and its exit is delivered to
-// the channel given at Start. No other code calls wait: a second waiter
+// reaper is the one place that waits for child processes. Every service
+// child is registered before start returns, and its exit is delivered to
+// the channel given at start. No other code calls wait: a second waiter
 // steals statuses (ECHILD), a known bug of reapers next to os/exec.
 //
 // Before a registered child is reaped, what is left of its process group
 // is SIGKILLed: while the zombie exists its pid, and so its pgid, cannot
 // be reused, so the kill can never hit a stranger (T23). For the same
-// reason Signal only reaches a child that has not been reaped yet.
-type Reaper struct {
+// reason signal only reaches a child that has not been reaped yet.
+type reaper struct {
 	log *zap.Logger
 	// reapOrphans is set when udsvisor is a subreaper or PID 1, so that
 	// grandchildren reparented to it are reaped too. In tests that share
@@ -53,26 +53,26 @@ type Reaper struct {
 
 	mu    sync.Mutex
 	procs map[int]chan<- Exit // guarded by mu; registered, unreaped pids
-	// starting counts Starts whose child may exist but is not yet in
+	// starting counts starts whose child may exist but is not yet in
 	// procs; while it is not zero an unregistered exit may be one of
 	// theirs and is left unreaped. Guarded by mu.
 	starting int
-	// kick makes Run look again once a Start has registered its child.
+	// kick makes run look again once a start has registered its child.
 	// Capacity 1: one pending kick means "look again", like SIGCHLD.
 	kick chan struct{}
-	// orphanReaped wakes KillOrphans when an orphan was reaped.
+	// orphanReaped wakes killOrphans when an orphan was reaped.
 	// Capacity 1: one pending wake means "count again".
 	orphanReaped chan struct{}
 }
 
-// NewReaper returns a Reaper; call Run to make it reap.
-func NewReaper(log *zap.Logger, reapOrphans bool) *Reaper {
-	return &Reaper{log: log, reapOrphans: reapOrphans, procs: make(map[int]chan<- Exit),
+// newReaper returns a reaper; call run to make it reap.
+func newReaper(log *zap.Logger, reapOrphans bool) *reaper {
+	return &reaper{log: log, reapOrphans: reapOrphans, procs: make(map[int]chan<- Exit),
 		kick: make(chan struct{}, 1), orphanReaped: make(chan struct{}, 1)}
 }
 
-// Run reaps on every SIGCHLD until ctx is done.
-func (r *Reaper) Run(ctx context.Context) {
+// run reaps on every SIGCHLD until ctx is done.
+func (r *reaper) run(ctx context.Context) {
 	// Capacity 1 is enough: one pending SIGCHLD means "look again", and
 	// reap collects every waitable child each time.
 	sigc := make(chan os.Signal, 1)
@@ -91,15 +91,15 @@ func (r *Reaper) Run(ctx context.Context) {
 	}
 }
 
-// Start calls start, which forks a child and returns its pid, and
+// start calls start, which forks a child and returns its pid, and
 // registers the pid; exited receives its Exit and must have room for it
 // (capacity 1: a service has one child at a time).
 //
-// Starts run in parallel, without a lock around the fork: while a Start
+// starts run in parallel, without a lock around the fork: while a start
 // is in flight, the reaper leaves unregistered exits alone (a child that
 // died before its registration stays a zombie, its pid and pgid pinned)
-// and looks again once the Start has registered it.
-func (r *Reaper) Start(start func() (int, error), exited chan<- Exit) (int, error) {
+// and looks again once the start has registered it.
+func (r *reaper) start(start func() (int, error), exited chan<- Exit) (int, error) {
 	r.mu.Lock()
 	r.starting++
 	r.mu.Unlock()
@@ -119,10 +119,10 @@ func (r *Reaper) Start(start func() (int, error), exited chan<- Exit) (int, erro
 	return pid, err
 }
 
-// Signal sends sig to the process group of the registered child pid.
+// signal sends sig to the process group of the registered child pid.
 // It fails with ErrNotRunning once the child has been reaped, so a
 // signal never reaches a reused pid.
-func (r *Reaper) Signal(pid int, sig unix.Signal) error {
+func (r *reaper) signal(pid int, sig unix.Signal) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.procs[pid]; !ok || pid <= 1 {
@@ -135,8 +135,8 @@ func (r *Reaper) Signal(pid int, sig unix.Signal) error {
 	return nil
 }
 
-// Pids returns the registered pids, for the final sweep at shutdown.
-func (r *Reaper) Pids() []int {
+// pids returns the registered pids, for the final sweep at shutdown.
+func (r *reaper) pids() []int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	pids := make([]int, 0, len(r.procs))
@@ -146,7 +146,7 @@ func (r *Reaper) Pids() []int {
 	return pids
 }
 
-func (r *Reaper) reap() {
+func (r *reaper) reap() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for {
@@ -160,8 +160,8 @@ func (r *Reaper) reap() {
 		}
 		if !r.reapOrphans || r.starting > 0 {
 			// Someone else's child (a test's os/exec), or one of a
-			// Start in flight, not registered yet: leave it and look
-			// at ours one by one. Start kicks the reaper afterwards.
+			// start in flight, not registered yet: leave it and look
+			// at ours one by one. start kicks the reaper afterwards.
 			r.scanRegistered()
 			return
 		}
@@ -178,7 +178,7 @@ func (r *Reaper) reap() {
 
 // scanRegistered collects registered children one by one; used when a
 // foreign child hides ours from the P_ALL peek.
-func (r *Reaper) scanRegistered() {
+func (r *reaper) scanRegistered() {
 	for pid := range r.procs {
 		var info unix.Siginfo
 		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
@@ -190,7 +190,7 @@ func (r *Reaper) scanRegistered() {
 
 // collect kills the rest of pid's group while the zombie still holds the
 // pgid, then reaps pid and delivers its Exit. Called with mu held.
-func (r *Reaper) collect(pid int) {
+func (r *reaper) collect(pid int) {
 	// A grandchild left in the group dies with the service.
 	_ = unix.Kill(-pid, unix.SIGKILL)
 	var ws unix.WaitStatus
@@ -220,13 +220,13 @@ func siginfoPid(info *unix.Siginfo) int {
 	return int(*(*int32)(unsafe.Add(unsafe.Pointer(info), off)))
 }
 
-// KillOrphans SIGKILLs every child of udsvisor that is not a registered
+// killOrphans SIGKILLs every child of udsvisor that is not a registered
 // service process: grandchildren that escaped their service's process
 // group (double fork and setsid) and were reparented to udsvisor, the
 // subreaper. Process groups cannot hold such processes; only a cgroup
 // could. It waits up to timeout for them to be reaped and returns how many
 // it killed. Used at shutdown, after every service has stopped.
-func (r *Reaper) KillOrphans(timeout time.Duration) int {
+func (r *reaper) killOrphans(timeout time.Duration) int {
 	killed := 0
 	r.mu.Lock()
 	for _, pid := range ownChildren() {
@@ -251,7 +251,7 @@ func (r *Reaper) KillOrphans(timeout time.Duration) int {
 	// The reaper collects them on SIGCHLD and wakes us for each.
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	for len(ownChildren()) > len(r.Pids()) {
+	for len(ownChildren()) > len(r.pids()) {
 		select {
 		case <-r.orphanReaped:
 		case <-deadline.C:

@@ -43,7 +43,7 @@ type shared struct {
 	exe string // the launch helper (the udsvisor binary)
 	// launcher forks the helper from a thread with a small fd table.
 	launcher *privdrop.Launcher
-	reaper   *Reaper
+	reaper   *reaper
 	outs     *outputs
 	// helperTimeout bounds the helper's work between fork and exec.
 	helperTimeout time.Duration
@@ -257,7 +257,7 @@ func (s *service) handle(r request) {
 			s.answer(r.reply, ErrNotRunning)
 			return
 		}
-		s.answer(r.reply, s.reaper.Signal(s.pid, r.sig))
+		s.answer(r.reply, s.reaper.signal(s.pid, r.sig))
 	default:
 		s.answer(r.reply, errInternal(r.op, s.st))
 	}

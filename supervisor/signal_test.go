@@ -84,10 +84,10 @@ func TestT17SignalWithoutProcessRefused(t *testing.T) {
 	if err := h.sup.Signal(ctx, "app", unix.SIGTERM); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("signal to a stopped service: %v, want ErrNotRunning", err)
 	}
-	if err := h.sup.reaper.Signal(0, unix.SIGUSR1); !errors.Is(err, ErrNotRunning) {
+	if err := h.sup.reaper.signal(0, unix.SIGUSR1); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("reaper signal to pid 0: %v", err)
 	}
-	if err := h.sup.reaper.Signal(-1, unix.SIGUSR1); !errors.Is(err, ErrNotRunning) {
+	if err := h.sup.reaper.signal(-1, unix.SIGUSR1); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("reaper signal to pid -1: %v", err)
 	}
 }

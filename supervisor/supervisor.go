@@ -40,10 +40,6 @@ import (
 
 // Options tune a Supervisor beyond its config.
 type Options struct {
-	// Exe is the udsvisor binary that acts as the launch helper;
-	// "/proc/self/exe" when empty (the running binary, even if its file
-	// was replaced: CVE-2019-5736 taught to exec that, not a path).
-	Exe string
 	// ReapOrphans makes the reaper also reap processes that are not
 	// services' main processes, for when udsvisor is a subreaper or PID 1.
 	ReapOrphans bool
@@ -63,7 +59,11 @@ type Supervisor struct {
 	log    *zap.Logger
 	opts   Options
 	cfg    *config.Config // the config of the first start
-	reaper *Reaper
+	reaper *reaper
+	// exe is the binary that acts as the launch helper: the running
+	// binary, even if its file was replaced (CVE-2019-5736 taught to
+	// exec that, not a path); a field so that a test can name another.
+	exe string
 	// helperTimeout bounds the launch helper's work between fork and
 	// exec, which normally takes milliseconds; a field so that a test
 	// can shorten it.
@@ -99,14 +99,12 @@ type running struct {
 
 // New returns a Supervisor for cfg; Run starts it.
 func New(cfg *config.Config, log *zap.Logger, opts Options) *Supervisor {
-	if opts.Exe == "" {
-		opts.Exe = "/proc/self/exe"
-	}
 	return &Supervisor{
 		cfg:           cfg,
 		log:           log,
 		opts:          opts,
-		reaper:        NewReaper(log, opts.ReapOrphans),
+		reaper:        newReaper(log, opts.ReapOrphans),
+		exe:           "/proc/self/exe",
 		helperTimeout: 30 * time.Second,
 		views:         make(chan chan *view),
 		reloads:       make(chan reloadRequest),
@@ -163,9 +161,9 @@ func (s *Supervisor) Run(ctx context.Context, started func()) error {
 	reaperDone := make(chan struct{})
 	go func() {
 		defer close(reaperDone)
-		s.reaper.Run(reaperCtx)
+		s.reaper.run(reaperCtx)
 	}()
-	r.env = &shared{exe: s.opts.Exe, launcher: launcher, reaper: s.reaper, outs: outs,
+	r.env = &shared{exe: s.exe, launcher: launcher, reaper: s.reaper, outs: outs,
 		helperTimeout: s.helperTimeout, changed: &s.changed}
 
 	r.services = make(map[string]*running, len(s.cfg.Services))
@@ -179,7 +177,7 @@ func (s *Supervisor) Run(ctx context.Context, started func()) error {
 	s.view.Store(&view{services: r.services, closing: true})
 	stopServices(values(r.services))
 	if s.opts.ReapOrphans {
-		s.reaper.KillOrphans(5 * time.Second)
+		s.reaper.killOrphans(5 * time.Second)
 	}
 	closeListeners(r.pool, nil, s.log)
 	stopReaper()

@@ -14,7 +14,7 @@ type Entry struct {
 	Line   string         // as written
 	Level  string         // "info", "warn", …; "" in the journal format
 	Msg    string         // zap's message: "state", a child's output line
-	Fields map[string]any // zap's fields, decoded as encoding/json does
+	fields map[string]any // zap's fields, decoded as encoding/json does
 }
 
 var journalPriority = regexp.MustCompile(`^<[0-7]>`)
@@ -25,7 +25,7 @@ func parseEntry(line string) Entry {
 	if strings.HasPrefix(rest, "{") {
 		var m map[string]any
 		if json.Unmarshal([]byte(rest), &m) == nil {
-			e.Fields = m
+			e.fields = m
 			e.Msg, _ = m["msg"].(string)
 			e.Level, _ = m["level"].(string)
 			return e
@@ -37,7 +37,7 @@ func parseEntry(line string) Entry {
 	if i := strings.LastIndex(rest, "\t{"); i >= 0 {
 		var m map[string]any
 		if json.Unmarshal([]byte(rest[i+1:]), &m) == nil {
-			e.Fields = m
+			e.fields = m
 			rest = rest[:i]
 		}
 	}
@@ -51,12 +51,12 @@ func parseEntry(line string) Entry {
 
 // Str is the string field key, or "".
 func (e Entry) Str(key string) string {
-	s, _ := e.Fields[key].(string)
+	s, _ := e.fields[key].(string)
 	return s
 }
 
 // Int is the number field key, or 0.
 func (e Entry) Int(key string) int {
-	f, _ := e.Fields[key].(float64)
+	f, _ := e.fields[key].(float64)
 	return int(f)
 }

@@ -26,8 +26,8 @@ func TestParseEntry(t *testing.T) {
 		{"udsvisor: config: no such file", "", "udsvisor: config: no such file", nil},
 	} {
 		e := parseEntry(tt.line)
-		if e.Line != tt.line || e.Level != tt.level || e.Msg != tt.msg || !reflect.DeepEqual(e.Fields, tt.fields) {
-			t.Errorf("parseEntry(%q) = level %q msg %q fields %v, want %q %q %v", tt.line, e.Level, e.Msg, e.Fields, tt.level, tt.msg, tt.fields)
+		if e.Line != tt.line || e.Level != tt.level || e.Msg != tt.msg || !reflect.DeepEqual(e.fields, tt.fields) {
+			t.Errorf("parseEntry(%q) = level %q msg %q fields %v, want %q %q %v", tt.line, e.Level, e.Msg, e.fields, tt.level, tt.msg, tt.fields)
 		}
 	}
 	e := parseEntry("T\tINFO\tstate\t{\"service\": \"web\", \"pid\": 42}")

@@ -18,15 +18,15 @@ import (
 	"time"
 )
 
-// CI reports whether the tests run under .ci/run, where a missing
+// ci reports whether the tests run under .ci/run, where a missing
 // privilege or peer program is a failure rather than a skip.
-func CI() bool { return os.Getenv("UDSVISOR_CI") == "1" }
+func ci() bool { return os.Getenv("UDSVISOR_CI") == "1" }
 
 // Unavailable skips the test, or fails it under UDSVISOR_CI=1.
 func Unavailable(t testing.TB, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
-	if CI() {
+	if ci() {
 		t.Fatalf("UDSVISOR_CI=1: %s", msg)
 	}
 	t.Skip(msg)
