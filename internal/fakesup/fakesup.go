@@ -215,11 +215,13 @@ func (f *Supervisor) act(method, name string, do func(*supervisor.Status)) error
 	return nil
 }
 
-// run sets svc running with a new pid; f.mu is held.
+// run sets svc running with a new pid, which ends its run of failed
+// starts; f.mu is held.
 func (f *Supervisor) run(svc *supervisor.Status) {
 	f.nextPid++
 	now := time.Now()
 	svc.State, svc.Since, svc.Pid, svc.StartedAt = supervisor.Running, now, f.nextPid, now
+	svc.Failures, svc.LastError = 0, ""
 }
 
 // Signal records sig as received by name's process, if it has one.
