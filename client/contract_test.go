@@ -29,7 +29,6 @@ const webUptime = 3*time.Hour + 12*time.Minute + 7*time.Second
 // killed.
 func services() []supervisor.Status {
 	started := time.Now().Add(-webUptime)
-	exitedAt := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 	return []supervisor.Status{
 		{Name: "web", State: supervisor.Running, Since: started, Pid: 1000, StartedAt: started, Restarts: 2,
 			LastExit: &supervisor.Exit{Pid: 999, Status: 1 << 8, Time: exitedAt}, // exit status 1
@@ -71,6 +70,9 @@ var lines = []api.LogLine{
 	{Time: exitedAt.Add(time.Hour), Pid: 1000, Stream: "stdout", Line: "ready"},
 }
 
+// unknown is the answer about a service named nosuch.
+var unknown = &client.APIError{Status: 404, Message: `unknown service "nosuch"`}
+
 // errEnough ends a follow stream from its callback.
 var errEnough = errors.New("enough")
 
@@ -83,6 +85,21 @@ func collect(got *[]api.LogLine, n int) func(api.LogLine) error {
 			return errEnough
 		}
 		return nil
+	}
+}
+
+// on returns a contract call of do (Get, Start, Stop, Restart) on name.
+func on(do func(*client.Client, context.Context, string) (api.Service, error), name string) func(*client.Client, *fakesup.Supervisor) (any, error) {
+	return func(c *client.Client, _ *fakesup.Supervisor) (any, error) { return do(c, context.Background(), name) }
+}
+
+// lastLines returns a contract call that reads the last n lines of name,
+// without following.
+func lastLines(name string, n int) func(*client.Client, *fakesup.Supervisor) (any, error) {
+	return func(c *client.Client, _ *fakesup.Supervisor) (any, error) {
+		var got []api.LogLine
+		err := c.Logs(context.Background(), name, n, false, collect(&got, -1))
+		return got, err
 	}
 }
 
@@ -122,57 +139,57 @@ web   running  1000  3h12m   2         http=/run/app/api.sock tcp=127.0.0.1:8080
 `[1:],
 			calls: []string{"List"}},
 		{name: "GET /v1/services/{name}",
-			call:  func(c *client.Client, _ *fakesup.Supervisor) (any, error) { return c.Get(ctx, "web") },
+			call:  on((*client.Client).Get, "web"),
 			want:  web,
 			calls: []string{"Status web"}},
 		{name: "GET /v1/services/{name} unknown",
-			call:  func(c *client.Client, _ *fakesup.Supervisor) (any, error) { return c.Get(ctx, "nosuch") },
-			err:   &client.APIError{Status: 404, Message: `unknown service "nosuch"`},
+			call:  on((*client.Client).Get, "nosuch"),
+			err:   unknown,
 			calls: []string{"Status nosuch"}},
 		// A slash in a name stays in its path segment: it never reaches
 		// another endpoint, nor the supervisor.
 		{name: "GET /v1/services/{name} escaped",
-			call:  func(c *client.Client, _ *fakesup.Supervisor) (any, error) { return c.Get(ctx, "../reload") },
+			call:  on((*client.Client).Get, "../reload"),
 			err:   &client.APIError{Status: 404, Message: `unknown service "../reload" (names are [A-Za-z0-9_.@-]{1,64})`},
 			calls: nil},
 		{name: "POST /v1/services/{name}/start",
-			call: func(c *client.Client, _ *fakesup.Supervisor) (any, error) { return c.Start(ctx, "db") },
+			call: on((*client.Client).Start, "db"),
 			want: with(db, func(s *api.Service) {
 				s.State, s.Pid, s.Pids, s.Instances = "running", 2001, []int{2001}, 1
 				s.Failures, s.LastError = 0, ""
 			}),
 			calls: []string{"Start db", "Status db"}},
 		{name: "POST /v1/services/{name}/start unknown",
-			call:  func(c *client.Client, _ *fakesup.Supervisor) (any, error) { return c.Start(ctx, "nosuch") },
-			err:   &client.APIError{Status: 404, Message: `unknown service "nosuch"`},
+			call:  on((*client.Client).Start, "nosuch"),
+			err:   unknown,
 			calls: []string{"Start nosuch"}},
 		{name: "POST /v1/services/{name}/stop",
-			call: func(c *client.Client, _ *fakesup.Supervisor) (any, error) { return c.Stop(ctx, "web") },
+			call: on((*client.Client).Stop, "web"),
 			want: with(web, func(s *api.Service) {
 				s.State, s.Pid, s.Pids, s.Instances = "stopped", 0, []int{}, 0
 			}),
 			calls: []string{"Stop web", "Status web"}},
 		{name: "POST /v1/services/{name}/stop shutting down",
 			setup: func(f *fakesup.Supervisor) { f.FailActions(supervisor.ErrShuttingDown) },
-			call:  func(c *client.Client, _ *fakesup.Supervisor) (any, error) { return c.Stop(ctx, "web") },
+			call:  on((*client.Client).Stop, "web"),
 			err:   &client.APIError{Status: 503, Message: "udsvisor is shutting down"},
 			calls: []string{"Stop web"}},
 		{name: "POST /v1/services/{name}/restart",
-			call: func(c *client.Client, _ *fakesup.Supervisor) (any, error) { return c.Restart(ctx, "web") },
+			call: on((*client.Client).Restart, "web"),
 			want: with(web, func(s *api.Service) {
 				s.Pid, s.Pids, s.Restarts = 2001, []int{2001}, 3
 			}),
 			calls: []string{"Restart web", "Status web"}},
 		{name: "POST /v1/services/{name}/restart replaced",
 			setup: func(f *fakesup.Supervisor) { f.FailActions(supervisor.ErrReplaced) },
-			call:  func(c *client.Client, _ *fakesup.Supervisor) (any, error) { return c.Restart(ctx, "web") },
+			call:  on((*client.Client).Restart, "web"),
 			err:   &client.APIError{Status: 503, Message: supervisor.ErrReplaced.Error()},
 			calls: []string{"Restart web"}},
 		{name: "POST /v1/services/{name}/restart failing",
 			setup: func(f *fakesup.Supervisor) {
 				f.FailActions(errors.New("start web: fork/exec /bin/x: no such file or directory"))
 			},
-			call:  func(c *client.Client, _ *fakesup.Supervisor) (any, error) { return c.Restart(ctx, "web") },
+			call:  on((*client.Client).Restart, "web"),
 			err:   &client.APIError{Status: 500, Message: "start web: fork/exec /bin/x: no such file or directory"},
 			calls: []string{"Restart web"}},
 		{name: "POST /v1/services/{name}/signal",
@@ -188,28 +205,16 @@ web   running  1000  3h12m   2         http=/run/app/api.sock tcp=127.0.0.1:8080
 			err:   &client.APIError{Status: 400, Message: `unknown signal "NOPE"`},
 			calls: nil},
 		{name: "GET /v1/services/{name}/logs",
-			call: func(c *client.Client, _ *fakesup.Supervisor) (any, error) {
-				var got []api.LogLine
-				err := c.Logs(ctx, "web", 2, false, collect(&got, -1))
-				return got, err
-			},
+			call:  lastLines("web", 2),
 			want:  lines[1:],
 			calls: []string{"Logs web 2"}},
 		{name: "GET /v1/services/{name}/logs all",
-			call: func(c *client.Client, _ *fakesup.Supervisor) (any, error) {
-				var got []api.LogLine
-				err := c.Logs(ctx, "web", 0, false, collect(&got, -1))
-				return got, err
-			},
+			call:  lastLines("web", 0),
 			want:  lines,
 			calls: []string{"Logs web 0"}},
 		{name: "GET /v1/services/{name}/logs unknown",
-			call: func(c *client.Client, _ *fakesup.Supervisor) (any, error) {
-				var got []api.LogLine
-				err := c.Logs(ctx, "nosuch", 10, false, collect(&got, -1))
-				return got, err
-			},
-			err:   &client.APIError{Status: 404, Message: `unknown service "nosuch"`},
+			call:  lastLines("nosuch", 10),
+			err:   unknown,
 			calls: []string{"Logs nosuch 10"}},
 		{name: "GET /v1/services/{name}/logs follow",
 			call: func(c *client.Client, f *fakesup.Supervisor) (any, error) {
