@@ -27,7 +27,7 @@ func TestRootSocket(t *testing.T) {
 }
 
 // answering serves a handler that answers name, so that a test sees
-// which socket a request reached.
+// which socket a request reached: the real server answers alike on both.
 func answering(name string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) })
 }
@@ -126,6 +126,8 @@ func TestT28FullBacklogRetried(t *testing.T) {
 		t.Fatalf("answered while the backlog was full and nobody accepted: %v", err)
 	case <-time.After(300 * time.Millisecond):
 	}
+	// Any server that accepts will do: what counts is the backlog a
+	// listener of its own made full.
 	ln, err := net.FileListener(os.NewFile(uintptr(fd), sock))
 	if err != nil {
 		t.Fatal(err)

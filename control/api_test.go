@@ -82,7 +82,7 @@ func TestT17NotFoundAndMethods(t *testing.T) {
 			t.Errorf("%s %s: error %q, want it to contain %q", c.method, c.path, e.Error, c.msg)
 		}
 	}
-	if svc := b.service("web"); svc.Restarts != 0 || svc.Pid != 1000 {
+	if svc := b.Service("web"); svc.Restarts != 0 || svc.Pid != 1000 {
 		t.Errorf("web changed: %+v", svc)
 	}
 }
@@ -119,7 +119,7 @@ func TestActions(t *testing.T) {
 			t.Fatalf("POST %s: %d %s", c.path, code, body)
 		}
 		// The answer is the state after the action, the same the backend holds.
-		got := b.service("db")
+		got := b.Service("db")
 		if svc.State != c.state || string(got.State) != c.state || (svc.Pid != 0) != c.pid || svc.Pid != got.Pid {
 			t.Errorf("POST %s: answered %s pid %d, backend %s pid %d; want %s", c.path, svc.State, svc.Pid, got.State, got.Pid, c.state)
 		}
@@ -135,7 +135,7 @@ func TestT17Signal(t *testing.T) {
 		}
 	}
 	want := []unix.Signal{unix.SIGHUP, unix.SIGUSR1, unix.SIGTERM, unix.SIGUSR2}
-	if got := b.signalsOf("web"); !slices.Equal(got, want) {
+	if got := b.Signals("web"); !slices.Equal(got, want) {
 		t.Errorf("web received %v, want %v", got, want)
 	}
 	// A stopped service has no process to signal: 409.
@@ -174,12 +174,9 @@ func TestT17T18MalformedBodies(t *testing.T) {
 			t.Errorf("POST %s %.40q: error %q, want %q", c.path, c.body, e.Error, c.msg)
 		}
 	}
-	svc := b.service("web")
-	b.mu.Lock()
-	reloads := b.reloads
-	b.mu.Unlock()
-	if sigs := b.signalsOf("web"); len(sigs) != 0 || svc.Restarts != 0 || svc.Pid != 1000 || reloads != 0 {
-		t.Errorf("a malformed request changed state: signals %v, %+v, reloads %d", sigs, svc, reloads)
+	// Refused before the supervisor is asked anything.
+	if calls := b.Calls(); len(calls) != 0 {
+		t.Errorf("malformed requests reached the supervisor: %q", calls)
 	}
 }
 
@@ -187,21 +184,17 @@ func TestBackendErrorMapping(t *testing.T) {
 	b := newFake()
 	ts := rootServer(t, b)
 
-	b.mu.Lock()
-	b.reload = supervisor.ReloadResult{Added: []string{"cache"}, Unchanged: []string{"db", "web"}}
-	b.mu.Unlock()
+	b.SetReload(supervisor.ReloadResult{Added: []string{"cache"}, Unchanged: []string{"db", "web"}}, nil)
 	code, body := ts.do(t, "POST", "/v1/reload", "")
 	var res api.ReloadResult
 	if err := json.Unmarshal([]byte(body), &res); code != 200 || err != nil || !slices.Equal(res.Added, []string{"cache"}) {
 		t.Errorf("reload: %d %s", code, body)
 	}
 
-	b.mu.Lock()
-	b.reloadErr = config.Errors{
+	b.SetReload(supervisor.ReloadResult{}, config.Errors{
 		{File: "services.toml", Line: 14, Key: "services.api.sockets[0].mode", Msg: `"0778" is not an octal mode like "0660"`},
 		{File: "services.toml", Line: 21, Key: "services.web.user", Msg: `unknown user "nosuch"`},
-	}
-	b.mu.Unlock()
+	})
 	code, body = ts.do(t, "POST", "/v1/reload", "")
 	e := apiError(t, body)
 	wantDetails := []string{
@@ -220,9 +213,7 @@ func TestBackendErrorMapping(t *testing.T) {
 		{supervisor.ErrNotRunning, http.StatusConflict},
 		{errors.New("start web: fork/exec /bin/x: no such file or directory"), http.StatusInternalServerError},
 	} {
-		b.mu.Lock()
-		b.actionErr = c.err
-		b.mu.Unlock()
+		b.FailActions(c.err)
 		code, body := ts.do(t, "POST", "/v1/services/web/restart", "")
 		if e := apiError(t, body); code != c.status || e.Error != c.err.Error() {
 			t.Errorf("backend error %q: %d %q, want %d", c.err, code, e.Error, c.status)

@@ -85,7 +85,7 @@ func TestT16PeerAuthorization(t *testing.T) {
 					want++
 				}
 			}
-			if got := b.service("web").Restarts; got != want {
+			if got := b.Service("web").Restarts; got != want {
 				t.Errorf("web restarted %d times, want %d: a refused request changed state", got, want)
 			}
 		})
@@ -128,7 +128,7 @@ func TestT16SocketModeFirstGate(t *testing.T) {
 	if code != helperOK || res.Status != http.StatusOK {
 		t.Fatalf("operator POST restart: exit %d, %d %s", code, res.Status, res.Body)
 	}
-	if got := b.service("web").Restarts; got != 1 {
+	if got := b.Service("web").Restarts; got != 1 {
 		t.Errorf("web restarted %d times, want 1", got)
 	}
 }
@@ -155,13 +155,13 @@ func TestT16HandlerWithoutCredentials(t *testing.T) {
 	h := New(b, Options{ControlGID: -1, StatusGID: -1}).Handler()
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/services/web/restart", nil))
-	if rec.Code != http.StatusForbidden || b.service("web").Restarts != 0 {
-		t.Errorf("no credentials: %d %s, restarts %d; want 403 and no restart", rec.Code, rec.Body, b.service("web").Restarts)
+	if rec.Code != http.StatusForbidden || b.Service("web").Restarts != 0 {
+		t.Errorf("no credentials: %d %s, restarts %d; want 403 and no restart", rec.Code, rec.Body, b.Service("web").Restarts)
 	}
 	rec = httptest.NewRecorder()
 	req := httptest.NewRequest("POST", "/v1/services/web/restart", nil)
 	h.ServeHTTP(rec, req.WithContext(ContextWithPeer(context.Background(), Peer{UID: 0})))
-	if rec.Code != http.StatusOK || b.service("web").Restarts != 1 {
+	if rec.Code != http.StatusOK || b.Service("web").Restarts != 1 {
 		t.Errorf("root in context: %d %s; want 200 and a restart", rec.Code, rec.Body)
 	}
 }

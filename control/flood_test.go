@@ -134,8 +134,8 @@ func TestT18IdleFloodDoesNotLockOutRoot(t *testing.T) {
 		t.Fatalf("root during the flood: %v", err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || b.service("web").Restarts != 1 {
-		t.Errorf("root during the flood: %d, restarts %d; want 200 and 1", resp.StatusCode, b.service("web").Restarts)
+	if resp.StatusCode != http.StatusOK || b.Service("web").Restarts != 1 {
+		t.Errorf("root during the flood: %d, restarts %d; want 200 and 1", resp.StatusCode, b.Service("web").Restarts)
 	}
 	// The flood is still there: every connection is still open.
 	fds, err := testutil.ProcFDs(flood.Process.Pid)

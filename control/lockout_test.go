@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/udsvisor/udsvisor/client"
+	"github.com/udsvisor/udsvisor/internal/fakesup"
 	"github.com/udsvisor/udsvisor/internal/testutil"
 )
 
@@ -231,7 +232,7 @@ func TestT28BodyNeverSent(t *testing.T) {
 	if !strings.HasPrefix(string(answer), "HTTP/1.1 408 ") || !strings.Contains(string(answer), "Connection: close") {
 		t.Errorf("answer %q, want 408 with Connection: close", answer)
 	}
-	if b.service("web").Restarts != 0 {
+	if b.Service("web").Restarts != 0 {
 		t.Error("the restart ran without its body")
 	}
 	if code, body := ts.do(t, "GET", "/v1/services", ""); code != http.StatusOK {
@@ -345,7 +346,7 @@ func TestT28RootSocket(t *testing.T) {
 // slowStop is a backend whose Stop takes a while, as a real one waits for
 // the process, and fails if the request's context ends first.
 type slowStop struct {
-	*fakeBackend
+	*fakesup.Supervisor
 	took time.Duration
 }
 
@@ -355,20 +356,20 @@ func (b slowStop) Stop(ctx context.Context, name string) error {
 		return fmt.Errorf("stop %s: %w", name, ctx.Err())
 	case <-time.After(b.took):
 	}
-	return b.fakeBackend.Stop(ctx, name)
+	return b.Supervisor.Stop(ctx, name)
 }
 
 // TestT28ReadDeadlineEndsWithTheBody: the read deadline of a request
 // ends once its body is in, so that an action that takes longer (a stop
 // waits for stop_timeout) is neither cut nor cancelled.
 func TestT28ReadDeadlineEndsWithTheBody(t *testing.T) {
-	b := slowStop{fakeBackend: newFake(), took: time.Second}
+	b := slowStop{Supervisor: newFake(), took: time.Second}
 	ts := startServer(t, b, Options{ControlGID: -1, StatusGID: -1}, 0, 0o600,
 		func(s *Server) { s.readTimeout = 100 * time.Millisecond })
 	if code, body := ts.do(t, "POST", "/v1/services/web/stop", "{}"); code != http.StatusOK {
 		t.Errorf("stop with a body, longer than the read deadline: %d %s", code, body)
 	}
-	if st := b.service("web").State; st != "stopped" {
+	if st := b.Service("web").State; st != "stopped" {
 		t.Errorf("web is %s after the stop", st)
 	}
 }

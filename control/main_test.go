@@ -19,8 +19,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/udsvisor/udsvisor/internal/fakesup"
 	"github.com/udsvisor/udsvisor/internal/testutil"
 	"github.com/udsvisor/udsvisor/sockets"
+	"github.com/udsvisor/udsvisor/supervisor"
 )
 
 // helperEnv switches the test binary into a one-request HTTP client, run
@@ -192,6 +194,15 @@ func requestAs(t *testing.T, bin string, u testutil.User, groups []uint32, req h
 		t.Fatalf("helper as %s printed %q: %v", u.Name, out, err)
 	}
 	return helperOK, res
+}
+
+// newFake returns a fake supervisor with "web" running (pid 1000) and
+// "db" stopped, and the services of more.
+func newFake(more ...supervisor.Status) *fakesup.Supervisor {
+	return fakesup.New(append([]supervisor.Status{
+		{Name: "web", State: supervisor.Running, Pid: 1000, StartedAt: time.Unix(1700000000, 500_000_000)},
+		{Name: "db", State: supervisor.Stopped},
+	}, more...)...)
 }
 
 // testServer is a Server serving a socket made by sockets.Bind.

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -13,7 +12,7 @@ import (
 	"time"
 
 	"github.com/udsvisor/udsvisor/api"
-	"github.com/udsvisor/udsvisor/internal/testutil"
+	"github.com/udsvisor/udsvisor/internal/fakesup"
 	"github.com/udsvisor/udsvisor/supervisor"
 )
 
@@ -21,7 +20,7 @@ func TestLogs(t *testing.T) {
 	b := newFake()
 	ts := rootServer(t, b)
 	for _, l := range []string{"one", "two", "three"} {
-		b.appendLog("web", l)
+		b.Log("web", webLine(l))
 	}
 	for _, c := range []struct {
 		query string
@@ -53,8 +52,8 @@ func TestLogs(t *testing.T) {
 func TestLogsFollow(t *testing.T) {
 	b := newFake()
 	ts := rootServer(t, b)
-	b.appendLog("web", "old")
-	b.appendLog("web", "backlog")
+	b.Log("web", webLine("old"))
+	b.Log("web", webLine("backlog"))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	resp := getCtx(t, ctx, ts, "/v1/services/web/logs?lines=1&follow=1")
@@ -65,7 +64,8 @@ func TestLogsFollow(t *testing.T) {
 	if got := readLines(t, r, 1); got[0] != "backlog" {
 		t.Fatalf("first line %q, want the backlog", got)
 	}
-	want := b.appendLog("web", "fresh")
+	want := webLine("fresh")
+	b.Log("web", want)
 	var got api.LogLine
 	if err := json.NewDecoder(r).Decode(&got); err != nil {
 		t.Fatal(err)
@@ -83,7 +83,7 @@ func TestLogsFollow(t *testing.T) {
 func TestFollowEndsAtShutdown(t *testing.T) {
 	b := newFake()
 	ts := rootServer(t, b)
-	b.appendLog("web", "backlog")
+	b.Log("web", webLine("backlog"))
 	resp := get(t, ts, "/v1/services/web/logs?follow=1")
 	defer resp.Body.Close()
 	r := bufio.NewReader(resp.Body)
@@ -96,8 +96,7 @@ func TestFollowEndsAtShutdown(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	b := newFake()
-	b.svcs[`we"ird\n`] = &supervisor.Status{Name: "we\"ird\\\n", State: supervisor.Failed, Restarts: 3}
+	b := newFake(supervisor.Status{Name: "we\"ird\\\n", State: supervisor.Failed, Restarts: 3})
 	ts := rootServer(t, b)
 	resp := get(t, ts, "/metrics")
 	body, err := io.ReadAll(resp.Body)
@@ -187,16 +186,18 @@ func readLines(t *testing.T, r *bufio.Reader, n int) []string {
 	return out
 }
 
+// webLine is a line that web's process (pid 1000 in newFake) writes now.
+func webLine(text string) supervisor.LogLine {
+	return supervisor.LogLine{Time: time.Now().UTC(), Pid: 1000, Stream: "stdout", Line: text}
+}
+
 // waitNoSubscribers waits until the server has let go of every follow
 // subscription of name.
-func waitNoSubscribers(t *testing.T, b *fakeBackend, name string) {
+func waitNoSubscribers(t *testing.T, b *fakesup.Supervisor, name string) {
 	t.Helper()
-	testutil.Eventually(t, 10*time.Second, func() error {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		if n := len(b.subs[name]); n > 0 {
-			return fmt.Errorf("%d follow subscriptions of %s still open", n, name)
-		}
-		return nil
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.WaitFollowers(ctx, name, 0); err != nil {
+		t.Error(err)
+	}
 }

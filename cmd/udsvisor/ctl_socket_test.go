@@ -5,13 +5,14 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/udsvisor/udsvisor/config"
+	"github.com/udsvisor/udsvisor/internal/controltest"
+	"github.com/udsvisor/udsvisor/internal/fakesup"
 	"github.com/udsvisor/udsvisor/internal/testutil"
 )
 
@@ -87,28 +88,15 @@ func TestCtlConfigNamesTheSocket(t *testing.T) {
 	// Under /run, since config.Load refuses a control socket in a
 	// world-writable directory such as /tmp.
 	sock := filepath.Join(testutil.RunDir(t), "control.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := newFakeControl()
-	srv := &http.Server{Handler: f.handler()}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(ln)
-	}()
-	defer func() {
-		srv.Close()
-		<-done
-	}()
+	f := fakesup.New(ctlServices()...)
+	controltest.Serve(t, sock, f)
 
 	var out bytes.Buffer
 	c := &ctl{defaultConfig: filepath.Join(t.TempDir(), "none.toml"), stdout: &out, stderr: io.Discard}
 	if err := c.run(context.Background(), []string{"-c", writeConfig(t, sock), "status", "web"}); err != nil {
 		t.Fatal(err)
 	}
-	if calls := f.Calls(); len(calls) != 1 || calls[0] != "GET /v1/services/web" {
-		t.Errorf("server saw %q", calls)
+	if calls := f.Calls(); !slices.Equal(calls, []string{"Status web"}) {
+		t.Errorf("the supervisor saw %q", calls)
 	}
 }

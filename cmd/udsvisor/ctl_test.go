@@ -6,146 +6,49 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
-	"net/http"
+	"net/netip"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/udsvisor/udsvisor/api"
+	"github.com/udsvisor/udsvisor/config"
+	"github.com/udsvisor/udsvisor/internal/controltest"
+	"github.com/udsvisor/udsvisor/internal/fakesup"
+	"github.com/udsvisor/udsvisor/supervisor"
 )
 
-// fakeControl is a tiny stand-in for the control server (which has its
-// own tests): fixed services, and a record of every request.
-type fakeControl struct {
-	services map[string]api.Service
-	logs     []api.LogLine
-	reload   api.ReloadResult
+// webUptime is how long web's process has run when a test starts.
+const webUptime = 3*time.Hour + 12*time.Minute + 7*time.Second + 500*time.Millisecond
 
-	mu    sync.Mutex
-	calls []string // "METHOD path?query body"
-}
-
-func (f *fakeControl) record(r *http.Request) {
-	b, _ := io.ReadAll(r.Body)
-	call := r.Method + " " + r.URL.EscapedPath()
-	if r.URL.RawQuery != "" {
-		call += "?" + r.URL.RawQuery
+// ctlServices are what the fake supervisor behind the real control
+// server supervises in the ctl tests: web has run for webUptime, worker
+// is starting, cron failed.
+func ctlServices() []supervisor.Status {
+	now := time.Now()
+	return []supervisor.Status{
+		{Name: "web", State: supervisor.Running, Since: since, Pid: 4242, StartedAt: now.Add(-webUptime), Restarts: 2,
+			Sockets: []*config.Socket{
+				{Index: 0, Name: "http", Path: "/run/app/api.sock", OwnerName: "app", GroupName: "www-data", Mode: 0o660},
+				{Index: 1, Name: "tcp", Addr: netip.MustParseAddrPort("127.0.0.1:8080")},
+			}},
+		{Name: "worker", State: supervisor.Starting, Since: since, Pid: 77, StartedAt: now},
+		{Name: "cron", State: supervisor.Failed, Since: since, Restarts: 12, Failures: 12, LastError: "exited with status 1"},
 	}
-	if len(b) > 0 {
-		call += " " + string(b)
-	}
-	f.mu.Lock()
-	f.calls = append(f.calls, call)
-	f.mu.Unlock()
-}
-
-func (f *fakeControl) Calls() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.calls)
-}
-
-func (f *fakeControl) handler() http.Handler {
-	reply := func(w http.ResponseWriter, status int, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		json.NewEncoder(w).Encode(v)
-	}
-	lookup := func(w http.ResponseWriter, r *http.Request) (api.Service, bool) {
-		f.record(r)
-		s, ok := f.services[r.PathValue("name")]
-		if !ok {
-			reply(w, http.StatusNotFound, api.Error{Error: "unknown service " + r.PathValue("name")})
-		}
-		return s, ok
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
-		f.record(r)
-		var list []api.Service
-		for _, s := range f.services {
-			list = append(list, s)
-		}
-		slices.SortFunc(list, func(a, b api.Service) int { return strings.Compare(a.Name, b.Name) })
-		// As the real server: the table when asked for text.
-		if strings.HasPrefix(r.Header.Get("Accept"), "text/plain") {
-			w.Header().Set("Content-Type", api.TableType)
-			api.WriteTable(w, list)
-			return
-		}
-		reply(w, http.StatusOK, list)
-	})
-	mux.HandleFunc("GET /v1/services/{name}", func(w http.ResponseWriter, r *http.Request) {
-		if s, ok := lookup(w, r); ok {
-			reply(w, http.StatusOK, s)
-		}
-	})
-	mux.HandleFunc("POST /v1/services/{name}/{action}", func(w http.ResponseWriter, r *http.Request) {
-		if s, ok := lookup(w, r); ok {
-			reply(w, http.StatusOK, s)
-		}
-	})
-	mux.HandleFunc("GET /v1/services/{name}/logs", func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := lookup(w, r); ok {
-			w.Header().Set("Content-Type", "application/x-ndjson")
-			enc := json.NewEncoder(w)
-			for _, l := range f.logs {
-				enc.Encode(l)
-			}
-		}
-	})
-	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
-		f.record(r)
-		reply(w, http.StatusOK, f.reload)
-	})
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		f.record(r)
-		io.WriteString(w, "udsvisor_up 1\n")
-	})
-	return mux
-}
-
-// start serves f on a fresh Unix socket and returns its path.
-func (f *fakeControl) start(t *testing.T) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "control.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: f.handler()}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		srv.Close()
-		<-done
-	})
-	return sock
 }
 
 var since = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 
-func newFakeControl() *fakeControl {
-	return &fakeControl{services: map[string]api.Service{
-		"web": {Name: "web", State: "running", Since: since, Pid: 4242, Pids: []int{4242}, Instances: 1,
-			UptimeSeconds: 3*3600 + 12*60 + 7.5, Restarts: 2, Sockets: []api.Socket{
-				{Name: "http", FD: 3, Path: "/run/app/api.sock", Owner: "app", Group: "www-data", Mode: "0660"},
-				{Name: "tcp", FD: 4, Address: "127.0.0.1:8080"},
-			}},
-		"worker": {Name: "worker", State: "starting", Since: since, Pid: 77, Pids: []int{77}, Instances: 1,
-			UptimeSeconds: 0.2, Sockets: []api.Socket{}},
-		"cron": {Name: "cron", State: "failed", Since: since, Restarts: 12, Failures: 12,
-			LastError: "exited with status 1", Sockets: []api.Socket{}},
-	}}
+// startCtl serves the real control API of a fake supervisor of
+// ctlServices, and returns the socket and the fake.
+func startCtl(t *testing.T) (string, *fakesup.Supervisor) {
+	t.Helper()
+	return controltest.Start(t, ctlServices()...)
 }
 
 // ctlRun runs `udsvisor ctl -s sock args...` with a default config that
@@ -159,7 +62,7 @@ func ctlRun(t *testing.T, sock string, args ...string) (string, error) {
 }
 
 func TestCtlStatusTable(t *testing.T) {
-	sock := newFakeControl().start(t)
+	sock, _ := startCtl(t)
 	out, err := ctlRun(t, sock, "status")
 	if err != nil {
 		t.Fatal(err)
@@ -176,27 +79,40 @@ worker  starting  77    0s      0         -
 }
 
 func TestCtlStatusJSON(t *testing.T) {
-	f := newFakeControl()
-	sock := f.start(t)
+	sock, f := startCtl(t)
 	// --json after a name: flags may follow the arguments.
 	out, err := ctlRun(t, sock, "status", "web", "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []api.Service
-	if err := json.Unmarshal([]byte(out), &got); err != nil {
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != 1 {
 		t.Fatalf("%v in %s", err, out)
 	}
-	if want := []api.Service{f.services["web"]}; !reflect.DeepEqual(got, want) {
-		t.Errorf("got %+v, want %+v", got, want)
+	// The uptime is the server's clock's; the rest is fixed.
+	started := f.Service("web").StartedAt
+	if up := time.Duration(got[0].UptimeSeconds * float64(time.Second)); up < webUptime || up > webUptime+time.Minute {
+		t.Errorf("uptime %v, want %v and a little", up, webUptime)
 	}
-	if calls := f.Calls(); !slices.Equal(calls, []string{"GET /v1/services/web"}) {
-		t.Errorf("server saw %q", calls)
+	if got[0].StartedAt == nil || !got[0].StartedAt.Equal(started) {
+		t.Errorf("started at %v, want %v", got[0].StartedAt, started)
+	}
+	got[0].UptimeSeconds, got[0].StartedAt = 0, nil
+	want := api.Service{Name: "web", State: "running", Since: since, Pid: 4242, Pids: []int{4242}, Instances: 1,
+		Restarts: 2, Sockets: []api.Socket{
+			{Name: "http", FD: 3, Path: "/run/app/api.sock", Owner: "app", Group: "www-data", Mode: "0660"},
+			{Name: "tcp", FD: 4, Address: "127.0.0.1:8080"},
+		}}
+	if !reflect.DeepEqual(got[0], want) {
+		t.Errorf("got  %+v\nwant %+v", got[0], want)
+	}
+	if calls := f.Calls(); !slices.Equal(calls, []string{"Status web"}) {
+		t.Errorf("the supervisor saw %q", calls)
 	}
 }
 
 func TestCtlStatusNamedNotRunning(t *testing.T) {
-	sock := newFakeControl().start(t)
+	sock, _ := startCtl(t)
 	for _, tt := range []struct {
 		args []string
 		want string // "" for no error
@@ -241,41 +157,49 @@ func TestCtlStatusNamedNotRunning(t *testing.T) {
 }
 
 func TestCtlActions(t *testing.T) {
-	f := newFakeControl()
-	sock := f.start(t)
+	sock, f := startCtl(t)
 	out, err := ctlRun(t, sock, "restart", "web", "worker")
 	if err != nil || out != "" {
 		t.Fatalf("restart: %q, %v", out, err)
 	}
-	// An unknown name does not stop the others, and is named.
-	_, err = ctlRun(t, sock, "stop", "nosuch", "web")
-	if err == nil || err.Error() != "stop nosuch: unknown service nosuch" {
-		t.Errorf("stop: %v", err)
-	}
 	if _, err := ctlRun(t, sock, "signal", "web", "HUP"); err != nil {
 		t.Errorf("signal: %v", err)
 	}
+	// An unknown name does not stop the others, and is named.
+	_, err = ctlRun(t, sock, "stop", "nosuch", "web")
+	if err == nil || err.Error() != `stop nosuch: unknown service "nosuch"` {
+		t.Errorf("stop: %v", err)
+	}
+	// A stopped service has no process to signal.
+	_, err = ctlRun(t, sock, "signal", "web", "HUP")
+	if err == nil || err.Error() != "signal web: service is not running" {
+		t.Errorf("signal a stopped service: %v", err)
+	}
 	want := []string{
-		"POST /v1/services/web/restart",
-		"POST /v1/services/worker/restart",
-		"POST /v1/services/nosuch/stop",
-		"POST /v1/services/web/stop",
-		`POST /v1/services/web/signal {"signal":"HUP"}`,
+		"Restart web", "Status web",
+		"Restart worker", "Status worker",
+		"Signal web SIGHUP", "Status web",
+		"Stop nosuch",
+		"Stop web", "Status web",
+		"Signal web SIGHUP",
 	}
 	if calls := f.Calls(); !slices.Equal(calls, want) {
-		t.Errorf("server saw\n%q\nwant\n%q", calls, want)
+		t.Errorf("the supervisor saw\n%q\nwant\n%q", calls, want)
+	}
+	if web, worker := f.Service("web"), f.Service("worker"); web.State != supervisor.Stopped || worker.State != supervisor.Running || worker.Restarts != 1 {
+		t.Errorf("web %s, worker %s with %d restarts; want web stopped, worker running restarted once", web.State, worker.State, worker.Restarts)
+	}
+	if sigs := f.Signals("web"); !slices.Equal(sigs, []unix.Signal{unix.SIGHUP}) {
+		t.Errorf("web received %v, want one SIGHUP", sigs)
 	}
 }
 
 func TestCtlLogsFormat(t *testing.T) {
-	f := newFakeControl()
+	sock, f := startCtl(t)
 	at := time.Date(2026, 11, 25, 12, 0, 0, 5e6, time.FixedZone("CET", 3600))
-	f.logs = []api.LogLine{
-		{Time: at, Pid: 4242, Stream: "stdout", Line: "listening on fd 3"},
-		// A service's output must not reach the terminal as escapes.
-		{Time: at, Pid: 4242, Stream: "stderr", Line: "bad \x1b]0;pwned\x07 title\tok"},
-	}
-	sock := f.start(t)
+	f.Log("web", supervisor.LogLine{Time: at, Pid: 4242, Stream: "stdout", Line: "listening on fd 3"})
+	// A service's output must not reach the terminal as escapes.
+	f.Log("web", supervisor.LogLine{Time: at, Pid: 4242, Stream: "stderr", Line: "bad \x1b]0;pwned\x07 title\tok"})
 	out, err := ctlRun(t, sock, "logs", "web", "-n", "5")
 	if err != nil {
 		t.Fatal(err)
@@ -287,18 +211,17 @@ func TestCtlLogsFormat(t *testing.T) {
 	if out != want {
 		t.Errorf("got:\n%s\nwant:\n%s", out, want)
 	}
-	if calls := f.Calls(); !slices.Equal(calls, []string{"GET /v1/services/web/logs?lines=5"}) {
-		t.Errorf("server saw %q", calls)
+	if calls := f.Calls(); !slices.Equal(calls, []string{"Logs web 5"}) {
+		t.Errorf("the supervisor saw %q", calls)
 	}
 }
 
 // --json prints each kept line as a JSON object, the line as written
 // (JSON escapes its control characters).
 func TestCtlLogsJSON(t *testing.T) {
-	f := newFakeControl()
+	sock, f := startCtl(t)
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	f.logs = []api.LogLine{{Time: at, Pid: 7, Stream: "stderr", Line: "x\x1by"}}
-	sock := f.start(t)
+	f.Log("web", supervisor.LogLine{Time: at, Pid: 7, Stream: "stderr", Line: "x\x1by"})
 	out, err := ctlRun(t, sock, "logs", "web", "--json")
 	if err != nil {
 		t.Fatal(err)
@@ -310,9 +233,8 @@ func TestCtlLogsJSON(t *testing.T) {
 }
 
 func TestCtlReload(t *testing.T) {
-	f := newFakeControl()
-	f.reload = api.ReloadResult{Added: []string{"new"}, Changed: []string{"web", "worker"}, Unchanged: []string{"cron"}}
-	sock := f.start(t)
+	sock, f := startCtl(t)
+	f.SetReload(supervisor.ReloadResult{Added: []string{"new"}, Changed: []string{"web", "worker"}, Unchanged: []string{"cron"}}, nil)
 	out, err := ctlRun(t, sock, "reload")
 	if err != nil {
 		t.Fatal(err)
@@ -329,9 +251,8 @@ unchanged: cron
 }
 
 func TestCtlReloadJSON(t *testing.T) {
-	f := newFakeControl()
-	f.reload = api.ReloadResult{Added: []string{"new"}, Removed: []string{}, Changed: []string{"web"}, Unchanged: []string{}}
-	sock := f.start(t)
+	sock, f := startCtl(t)
+	f.SetReload(supervisor.ReloadResult{Added: []string{"new"}, Removed: []string{}, Changed: []string{"web"}, Unchanged: []string{}}, nil)
 	out, err := ctlRun(t, sock, "reload", "--json")
 	if err != nil {
 		t.Fatal(err)
@@ -343,15 +264,17 @@ func TestCtlReloadJSON(t *testing.T) {
 }
 
 func TestCtlSocketFlagAfterCommand(t *testing.T) {
-	f := newFakeControl()
-	sock := f.start(t)
+	sock, f := startCtl(t)
 	var out bytes.Buffer
 	c := &ctl{defaultConfig: filepath.Join(t.TempDir(), "none.toml"), stdout: &out, stderr: io.Discard}
 	if err := c.run(context.Background(), []string{"metrics", "-s", sock}); err != nil {
 		t.Fatal(err)
 	}
-	if out.String() != "udsvisor_up 1\n" {
-		t.Errorf("got %q", out.String())
+	if !regexp.MustCompile(`(?m)^udsvisor_service_up\{service="web"\} 1$`).MatchString(out.String()) {
+		t.Errorf("the metrics lack web's:\n%s", out.String())
+	}
+	if calls := f.Calls(); !slices.Equal(calls, []string{"List"}) {
+		t.Errorf("the supervisor saw %q", calls)
 	}
 }
 

@@ -1,0 +1,292 @@
+// Package fakesup is the one fake supervisor of udsvisor's tests: an
+// in-memory control.Backend that keeps enough state to show what a
+// request changed, and records every call the control server made. The
+// control server, the client and ctl are tested against the real server
+// driving it (package controltest); the real supervisor is tested end to
+// end in its own package and cmd/udsvisor.
+//
+// It answers as the supervisor does: an unknown name is
+// supervisor.ErrUnknownService, a signal to a service without a process is
+// supervisor.ErrNotRunning, and a follower that falls behind misses lines.
+// It does not import package control, whose own tests use it.
+package fakesup
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/udsvisor/udsvisor/supervisor"
+)
+
+// Supervisor is a fake supervisor. It is safe for concurrent use.
+type Supervisor struct {
+	mu      sync.Mutex
+	svcs    map[string]*supervisor.Status
+	signals map[string][]unix.Signal
+	logs    map[string][]supervisor.LogLine
+	subs    map[string][]chan supervisor.LogLine
+	calls   []string
+	// changed is closed, and replaced, whenever a follower comes or goes
+	// (WaitFollowers).
+	changed   chan struct{}
+	reload    supervisor.ReloadResult
+	reloadErr error
+	actionErr error
+	nextPid   int
+}
+
+// New returns a fake supervising services, as they are given. A service
+// with a Pid runs; Start and Restart give a process pid 2001, 2002 and so
+// on.
+func New(services ...supervisor.Status) *Supervisor {
+	f := &Supervisor{
+		svcs:    make(map[string]*supervisor.Status, len(services)),
+		signals: map[string][]unix.Signal{},
+		logs:    map[string][]supervisor.LogLine{},
+		subs:    map[string][]chan supervisor.LogLine{},
+		changed: make(chan struct{}),
+		nextPid: 2000,
+	}
+	for _, st := range services {
+		f.svcs[st.Name] = &st
+	}
+	return f
+}
+
+// Calls returns the calls the fake received, oldest first, one per call
+// as "Method name args": "List", "Status web", "Restart web", "Signal web
+// SIGHUP", "Logs web 5", "Follow web", "Reload".
+func (f *Supervisor) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// Service returns a copy of name's state, the zero Status if there is no
+// such service.
+func (f *Supervisor) Service(name string) supervisor.Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if svc, ok := f.svcs[name]; ok {
+		return *svc
+	}
+	return supervisor.Status{}
+}
+
+// Signals returns the signals name's process received, oldest first.
+func (f *Supervisor) Signals(name string) []unix.Signal {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.signals[name])
+}
+
+// SetReload sets what Reload returns from now on.
+func (f *Supervisor) SetReload(res supervisor.ReloadResult, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reload, f.reloadErr = res, err
+}
+
+// FailActions makes Start, Stop and Restart of a known service return err
+// from now on without acting (nil: act again).
+func (f *Supervisor) FailActions(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.actionErr = err
+}
+
+// Log adds l to name's output, as the supervisor's output reader would,
+// and streams it to name's followers.
+func (f *Supervisor) Log(name string, l supervisor.LogLine) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.logs[name] = append(f.logs[name], l)
+	for _, ch := range f.subs[name] {
+		select {
+		case ch <- l:
+		default: // fallen behind: the line is lost to it, as in the supervisor
+		}
+	}
+}
+
+// WaitFollowers waits until exactly n Follow streams of name are open: a
+// line logged once a follower is counted reaches it, and a count of 0
+// shows that the server let go of its streams.
+func (f *Supervisor) WaitFollowers(ctx context.Context, name string, n int) error {
+	for {
+		f.mu.Lock()
+		got, changed := len(f.subs[name]), f.changed
+		f.mu.Unlock()
+		if got == n {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("%s has %d followers, want %d: %w", name, got, n, ctx.Err())
+		}
+	}
+}
+
+// record notes a call; f.mu is held.
+func (f *Supervisor) record(call ...string) {
+	f.calls = append(f.calls, strings.Join(call, " "))
+}
+
+// lookup returns name's state; f.mu is held.
+func (f *Supervisor) lookup(name string) (*supervisor.Status, error) {
+	svc, ok := f.svcs[name]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", supervisor.ErrUnknownService, name)
+	}
+	return svc, nil
+}
+
+// List returns every service, sorted by name.
+func (f *Supervisor) List(context.Context) ([]supervisor.Status, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("List")
+	out := make([]supervisor.Status, 0, len(f.svcs))
+	for _, svc := range f.svcs {
+		out = append(out, *svc)
+	}
+	slices.SortFunc(out, func(a, b supervisor.Status) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// Status returns a copy of name's state.
+func (f *Supervisor) Status(_ context.Context, name string) (supervisor.Status, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("Status", name)
+	svc, err := f.lookup(name)
+	if err != nil {
+		return supervisor.Status{}, err
+	}
+	return *svc, nil
+}
+
+// Start gives name a process unless it has one.
+func (f *Supervisor) Start(_ context.Context, name string) error {
+	return f.act("Start", name, func(svc *supervisor.Status) {
+		if svc.Pid == 0 {
+			f.run(svc)
+		}
+	})
+}
+
+// Stop takes name's process away.
+func (f *Supervisor) Stop(_ context.Context, name string) error {
+	return f.act("Stop", name, func(svc *supervisor.Status) {
+		svc.State, svc.Since, svc.Pid, svc.StartedAt = supervisor.Stopped, time.Now(), 0, time.Time{}
+	})
+}
+
+// Restart gives name a new process, counting a restart if it had one.
+func (f *Supervisor) Restart(_ context.Context, name string) error {
+	return f.act("Restart", name, func(svc *supervisor.Status) {
+		if svc.Pid != 0 {
+			svc.Restarts++
+		}
+		f.run(svc)
+	})
+}
+
+// act records and does an action on name, or fails as FailActions said.
+func (f *Supervisor) act(method, name string, do func(*supervisor.Status)) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record(method, name)
+	svc, err := f.lookup(name)
+	if err != nil {
+		return err
+	}
+	if f.actionErr != nil {
+		return f.actionErr
+	}
+	do(svc)
+	return nil
+}
+
+// run sets svc running with a new pid, which ends its run of failed
+// starts; f.mu is held.
+func (f *Supervisor) run(svc *supervisor.Status) {
+	f.nextPid++
+	now := time.Now()
+	svc.State, svc.Since, svc.Pid, svc.StartedAt = supervisor.Running, now, f.nextPid, now
+	svc.Failures, svc.LastError = 0, ""
+}
+
+// Signal records sig as received by name's process, if it has one.
+func (f *Supervisor) Signal(_ context.Context, name string, sig unix.Signal) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("Signal", name, unix.SignalName(sig))
+	svc, err := f.lookup(name)
+	if err != nil {
+		return err
+	}
+	if svc.Pid == 0 {
+		return supervisor.ErrNotRunning
+	}
+	f.signals[name] = append(f.signals[name], sig)
+	return nil
+}
+
+// Logs returns the last n lines logged for name (n <= 0: all).
+func (f *Supervisor) Logs(_ context.Context, name string, n int) ([]supervisor.LogLine, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("Logs", name, fmt.Sprint(n))
+	if _, err := f.lookup(name); err != nil {
+		return nil, err
+	}
+	lines := f.logs[name]
+	if n > 0 && n < len(lines) {
+		lines = lines[len(lines)-n:]
+	}
+	return slices.Clone(lines), nil
+}
+
+// Follow streams the lines logged for name from now on until ctx is done,
+// then closes the channel.
+func (f *Supervisor) Follow(ctx context.Context, name string) (<-chan supervisor.LogLine, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("Follow", name)
+	if _, err := f.lookup(name); err != nil {
+		return nil, err
+	}
+	ch := make(chan supervisor.LogLine, 64) // Log never blocks; a follower that falls this far behind misses lines
+	f.subs[name] = append(f.subs[name], ch)
+	f.notify()
+	context.AfterFunc(ctx, func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.subs[name] = slices.DeleteFunc(f.subs[name], func(c chan supervisor.LogLine) bool { return c == ch })
+		close(ch) // under f.mu, so Log never sends on it closed
+		f.notify()
+	})
+	return ch, nil
+}
+
+// notify wakes WaitFollowers; f.mu is held.
+func (f *Supervisor) notify() {
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// Reload returns what SetReload set.
+func (f *Supervisor) Reload(context.Context) (supervisor.ReloadResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("Reload")
+	return f.reload, f.reloadErr
+}
