@@ -8,9 +8,9 @@ import (
 	"github.com/udsvisor/udsvisor/internal/idname"
 )
 
-// Peer is who is at the other end of a control connection, as the kernel
+// peerCreds is who is at the other end of a control connection, as the kernel
 // recorded it when the client connected.
-type Peer struct {
+type peerCreds struct {
 	UID, GID uint32
 	PID      int32
 	// Groups are the supplementary groups.
@@ -18,7 +18,7 @@ type Peer struct {
 }
 
 // inGroup reports whether gid is p's primary or a supplementary group.
-func (p Peer) inGroup(gid int) bool {
+func (p peerCreds) inGroup(gid int) bool {
 	if gid < 0 {
 		return false
 	}
@@ -39,16 +39,16 @@ const (
 
 type peerKey struct{}
 
-// ContextWithPeer returns ctx carrying p as the request's credentials. The
+// withPeer returns ctx carrying p as the request's credentials. The
 // server attaches the credentials it read at Accept this way; tests that
 // drive Handler without a socket do the same.
-func ContextWithPeer(ctx context.Context, p Peer) context.Context {
+func withPeer(ctx context.Context, p peerCreds) context.Context {
 	return context.WithValue(ctx, peerKey{}, p)
 }
 
 // peerFrom returns the credentials attached to ctx.
-func peerFrom(ctx context.Context) (Peer, bool) {
-	p, ok := ctx.Value(peerKey{}).(Peer)
+func peerFrom(ctx context.Context) (peerCreds, bool) {
+	p, ok := ctx.Value(peerKey{}).(peerCreds)
 	return p, ok
 }
 
@@ -56,7 +56,7 @@ func peerFrom(ctx context.Context) (Peer, bool) {
 // everything, status_group may read; nobody else may do anything, whatever
 // the socket file's mode says (a loosened mode is the first gate failing,
 // not a grant).
-func (s *Server) may(p Peer, a access) bool {
+func (s *Server) may(p peerCreds, a access) bool {
 	g := s.groups.Load()
 	if p.UID == 0 || p.inGroup(g.control) {
 		return true
@@ -65,7 +65,7 @@ func (s *Server) may(p Peer, a access) bool {
 }
 
 // denial explains to p why the request needing a was refused.
-func (s *Server) denial(p Peer, a access, method, path string) string {
+func (s *Server) denial(p peerCreds, a access, method, path string) string {
 	g := s.groups.Load()
 	if a == accessWrite && p.inGroup(g.status) {
 		return fmt.Sprintf("permission denied: uid %d may only read (group %s); %s %s needs root%s",

@@ -160,7 +160,7 @@ func TestT16HandlerWithoutCredentials(t *testing.T) {
 	}
 	rec = httptest.NewRecorder()
 	req := httptest.NewRequest("POST", "/v1/services/web/restart", nil)
-	h.ServeHTTP(rec, req.WithContext(ContextWithPeer(context.Background(), Peer{UID: 0})))
+	h.ServeHTTP(rec, req.WithContext(withPeer(context.Background(), peerCreds{UID: 0})))
 	if rec.Code != http.StatusOK || b.Service("web").Restarts != 1 {
 		t.Errorf("root in context: %d %s; want 200 and a restart", rec.Code, rec.Body)
 	}

@@ -46,12 +46,12 @@ func FuzzHandler(f *testing.F) {
 		fb := newFake()
 		srv := New(fb, Options{ControlGID: -1, StatusGID: -1})
 		req := httptest.NewRequest(method, target, bytes.NewBufferString(body))
-		peer := Peer{UID: 1001, GID: 1001}
+		p := peerCreds{UID: 1001, GID: 1001}
 		if root {
-			peer = Peer{UID: 0}
+			p = peerCreds{UID: 0}
 		}
 		rec := httptest.NewRecorder()
-		srv.Handler().ServeHTTP(rec, req.WithContext(ContextWithPeer(ctx, peer)))
+		srv.Handler().ServeHTTP(rec, req.WithContext(withPeer(ctx, p)))
 
 		if rec.Code >= 400 {
 			var e api.Error

@@ -22,17 +22,17 @@ import (
 // noPeerGroups forces it for a test, the groups come from
 // /proc/PID/status, which is read now rather than at connect and so is
 // only a fallback.
-func readPeer(c net.Conn, noPeerGroups bool) (Peer, error) {
+func readPeer(c net.Conn, noPeerGroups bool) (peerCreds, error) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return Peer{}, fmt.Errorf("peer credentials: %T is not a socket", c)
+		return peerCreds{}, fmt.Errorf("peer credentials: %T is not a socket", c)
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return Peer{}, fmt.Errorf("peer credentials: %w", err)
+		return peerCreds{}, fmt.Errorf("peer credentials: %w", err)
 	}
 	var (
-		p      Peer
+		p      peerCreds
 		opErr  error
 		groups []uint32
 	)
@@ -42,7 +42,7 @@ func readPeer(c net.Conn, noPeerGroups bool) (Peer, error) {
 			opErr = os.NewSyscallError("getsockopt SO_PEERCRED", err)
 			return
 		}
-		p = Peer{UID: uc.Uid, GID: uc.Gid, PID: uc.Pid}
+		p = peerCreds{UID: uc.Uid, GID: uc.Gid, PID: uc.Pid}
 		if noPeerGroups {
 			opErr = unix.ENOPROTOOPT
 			return
@@ -50,7 +50,7 @@ func readPeer(c net.Conn, noPeerGroups bool) (Peer, error) {
 		groups, opErr = peerGroups(int(fd))
 	})
 	if err != nil {
-		return Peer{}, fmt.Errorf("peer credentials: %w", err)
+		return peerCreds{}, fmt.Errorf("peer credentials: %w", err)
 	}
 	switch {
 	case opErr == nil:
@@ -58,10 +58,10 @@ func readPeer(c net.Conn, noPeerGroups bool) (Peer, error) {
 	case errors.Is(opErr, unix.ENOPROTOOPT) && p.PID > 0:
 		p.Groups, err = procGroups(int(p.PID))
 		if err != nil {
-			return Peer{}, fmt.Errorf("peer credentials of pid %d: %w", p.PID, err)
+			return peerCreds{}, fmt.Errorf("peer credentials of pid %d: %w", p.PID, err)
 		}
 	default:
-		return Peer{}, fmt.Errorf("peer credentials: %w", opErr)
+		return peerCreds{}, fmt.Errorf("peer credentials: %w", opErr)
 	}
 	return p, nil
 }

@@ -102,7 +102,7 @@ func (s *Server) guard(rt route) http.Handler {
 // deny refuses the request and closes the connection after the answer,
 // so that a refused caller cannot keep its slot as an idle keep-alive
 // connection (T28).
-func (s *Server) deny(w http.ResponseWriter, r *http.Request, p Peer, a access) {
+func (s *Server) deny(w http.ResponseWriter, r *http.Request, p peerCreds, a access) {
 	w.Header().Set("Connection", "close")
 	s.log.Warn("control request denied", zap.String("method", r.Method), zap.String("path", r.URL.Path),
 		zap.Uint32("uid", p.UID), zap.Uint32("gid", p.GID), zap.Int32("pid", p.PID))

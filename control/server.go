@@ -165,7 +165,7 @@ func New(b Backend, opts Options) *Server {
 }
 
 // Handler returns the API as an http.Handler. Requests must carry their
-// credentials in their context (ContextWithPeer); a request without them
+// credentials in their context (withPeer); a request without them
 // is refused.
 func (s *Server) Handler() http.Handler { return s.handler }
 
@@ -201,7 +201,7 @@ func (s *Server) Serve(ctx context.Context, l, root net.Listener) error {
 		},
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if pc, ok := c.(*peerConn); ok {
-				return ContextWithPeer(ctx, pc.peer)
+				return withPeer(ctx, pc.peer)
 			}
 			return ctx // no credentials: every request is refused
 		},
@@ -354,7 +354,7 @@ func (l *limitListener) Close() error {
 // peerConn is an accepted connection with the credentials read at Accept.
 type peerConn struct {
 	net.Conn
-	peer    Peer
+	peer    peerCreds
 	release func()
 	once    sync.Once
 }
