@@ -28,10 +28,16 @@ type Service struct {
 	UptimeSeconds float64 `json:"uptime_seconds"`
 	Restarts      int     `json:"restarts"`
 	// Failures counts consecutive failed starts.
-	Failures  int      `json:"failures"`
-	LastExit  *Exit    `json:"last_exit,omitempty"`
-	LastError string   `json:"last_error,omitempty"`
-	Sockets   []Socket `json:"sockets"`
+	Failures  int    `json:"failures"`
+	LastExit  *Exit  `json:"last_exit,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+	// StatusText is what the process last sent as STATUS= on its
+	// NOTIFY_SOCKET (ready = "notify").
+	StatusText string `json:"status_text,omitempty"`
+	// MainPid is the process the service named with MAINPID=, one of
+	// its process group; 0 if none.
+	MainPid int      `json:"main_pid,omitempty"`
+	Sockets []Socket `json:"sockets"`
 }
 
 // Exit is how a process ended.

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,28 +17,36 @@ import (
 const TableType = "text/plain; charset=utf-8"
 
 // WriteTable writes svcs as the aligned status table: name, state, pid,
-// uptime, restarts and sockets, one service per line. Each column but the
-// last is as wide as its widest cell plus two spaces (what text/tabwriter
-// does, in one pass over the rows rather than a cell buffer per cell:
-// this runs for every ctl status, over every service).
+// uptime, restarts and sockets, one service per line, and the STATUS= text
+// of services that send one (ready = "notify") as a last column when any
+// does. Each column but the last is as wide as its widest cell plus two
+// spaces (what text/tabwriter does, in one pass over the rows rather than
+// a cell buffer per cell: this runs for every ctl status, over every
+// service).
 func WriteTable(w io.Writer, svcs []Service) error {
-	rows := make([][tableCols]string, 0, len(svcs)+1)
-	rows = append(rows, [tableCols]string{"NAME", "STATE", "PID", "UPTIME", "RESTARTS", "SOCKETS"})
+	head := []string{"NAME", "STATE", "PID", "UPTIME", "RESTARTS", "SOCKETS"}
+	if slices.ContainsFunc(svcs, func(s Service) bool { return s.StatusText != "" }) {
+		head = append(head, "STATUS")
+	}
+	cols := len(head)
+	rows := make([][]string, 0, len(svcs)+1)
+	rows = append(rows, head)
 	for _, s := range svcs {
 		pid, uptime := "-", "-"
 		if s.Pid != 0 {
 			pid = strconv.Itoa(s.Pid)
 			uptime = humanDuration(time.Duration(s.UptimeSeconds * float64(time.Second)))
 		}
-		rows = append(rows, [tableCols]string{s.Name, s.State, pid, uptime, strconv.Itoa(s.Restarts), socketList(s.Sockets)})
+		row := []string{s.Name, s.State, pid, uptime, strconv.Itoa(s.Restarts), socketList(s.Sockets), s.StatusText}
+		rows = append(rows, row[:cols])
 	}
-	var width [tableCols - 1]int
+	width := make([]int, cols-1)
 	size := 0
 	for _, r := range rows {
 		for i := range width {
 			width[i] = max(width[i], len(r[i]))
 		}
-		size += len(r[tableCols-1]) + 1
+		size += len(r[cols-1]) + 1
 	}
 	for _, wd := range width {
 		size += len(rows) * (wd + 2)
@@ -50,15 +59,15 @@ func WriteTable(w io.Writer, svcs []Service) error {
 				b = append(b, ' ')
 			}
 		}
-		b = append(b, r[tableCols-1]...)
+		b = append(b, r[cols-1]...)
+		for len(b) > 0 && b[len(b)-1] == ' ' { // an empty STATUS
+			b = b[:len(b)-1]
+		}
 		b = append(b, '\n')
 	}
 	_, err := w.Write(b)
 	return err
 }
-
-// tableCols is the number of columns of the status table.
-const tableCols = 6
 
 // humanDuration writes d with its two largest units, like 3h12m or 45s:
 // an uptime needs no more precision.

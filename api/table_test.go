@@ -36,3 +36,20 @@ worker-long-name  failed   -     -       0         -
 		t.Errorf("WriteTable = %v\n%s\nwant\n%s", err, b.String(), want)
 	}
 }
+
+// A STATUS column appears when a service sent STATUS=, and only then.
+func TestWriteTableStatusText(t *testing.T) {
+	var b strings.Builder
+	err := WriteTable(&b, []Service{
+		{Name: "api", State: "starting", Pid: 7, StatusText: "warming up: 3/10 caches"},
+		{Name: "db", State: "stopped"},
+	})
+	want := `
+NAME  STATE     PID  UPTIME  RESTARTS  SOCKETS  STATUS
+api   starting  7    0s      0         -        warming up: 3/10 caches
+db    stopped   -    -       0         -
+`[1:]
+	if err != nil || b.String() != want {
+		t.Errorf("WriteTable = %v\n%q\nwant\n%q", err, b.String(), want)
+	}
+}

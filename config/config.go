@@ -32,6 +32,7 @@ const (
 	defaultUmask         = fs.FileMode(0o022)
 	DefaultPath          = "/usr/local/bin:/usr/bin:/bin"
 	defaultMinUptime     = time.Second
+	defaultStartTimeout  = 90 * time.Second
 	defaultStartLimit    = 10
 	defaultControlMode   = fs.FileMode(0o660)
 )
@@ -68,6 +69,19 @@ const (
 	RestartNever     Restart = "never"
 )
 
+// Ready is how a service's process shows that it has started.
+type Ready string
+
+// Readiness rules.
+const (
+	// ReadyStarted: the process has started once it took a connection
+	// from one of its sockets, or lived min_uptime.
+	ReadyStarted Ready = "started"
+	// ReadyNotify: the process has started once it sent READY=1 to its
+	// NOTIFY_SOCKET (sd_notify), within start_timeout.
+	ReadyNotify Ready = "notify"
+)
+
 // Service is one [services.NAME] table.
 type Service struct {
 	Name string
@@ -95,6 +109,14 @@ type Service struct {
 	// MinUptime: a run shorter than this counts as a failed start for the
 	// crash-loop back-off.
 	MinUptime time.Duration
+	// Ready is how a process shows that it has started.
+	Ready Ready
+	// StartTimeout bounds the wait for READY=1 (ReadyNotify only; 0
+	// otherwise).
+	StartTimeout time.Duration
+	// Watchdog is how often a process must send WATCHDOG=1 once ready,
+	// or be killed and restarted; 0: no watchdog (ReadyNotify only).
+	Watchdog time.Duration
 	// StartLimit is how many consecutive failed starts put the service
 	// into the failed state; 0 means never give up.
 	StartLimit int

@@ -152,6 +152,7 @@ public = true
 		StopSignal:  unix.SIGINT,
 		StopTimeout: 90 * time.Second,
 		MinUptime:   500 * time.Millisecond,
+		Ready:       ReadyStarted,
 		StartLimit:  0,
 		Umask:       0o027,
 		Sockets: []*Socket{{
@@ -184,6 +185,7 @@ public = true
 		StopSignal:  unix.SIGHUP,
 		StopTimeout: defaultStopTimeout,
 		MinUptime:   defaultMinUptime,
+		Ready:       ReadyStarted,
 		StartLimit:  defaultStartLimit,
 		Umask:       defaultUmask,
 		Sockets: []*Socket{{

@@ -17,6 +17,7 @@ import (
 var serviceKeys = []string{
 	"command", "user", "allow_root", "group", "supplementary_groups", "working_dir",
 	"environment", "restart", "stop_signal", "stop_timeout", "min_uptime", "start_limit",
+	"ready", "start_timeout", "watchdog",
 	"umask", "limits", "ambient_capabilities", "sockets", "proxy",
 }
 
@@ -42,7 +43,7 @@ const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 // reservedEnv are set by udsvisor for socket activation and readiness; a
 // configured value would misdirect the service (SECURITY-NOTES T14).
-var reservedEnv = []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET"}
+var reservedEnv = []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC"}
 
 // service converts one [services.NAME] table.
 func (c *checker) service(name string, v any) *Service {
@@ -65,6 +66,7 @@ func (c *checker) service(name string, v any) *Service {
 		StopSignal:  unix.SIGTERM,
 		StopTimeout: defaultStopTimeout,
 		MinUptime:   defaultMinUptime,
+		Ready:       ReadyStarted,
 		StartLimit:  defaultStartLimit,
 		Umask:       defaultUmask,
 		allowRoot:   c.boolean(t, "allow_root"),
@@ -100,6 +102,7 @@ func (c *checker) service(name string, v any) *Service {
 	if d, ok := c.duration(t, "min_uptime"); ok {
 		s.MinUptime = d
 	}
+	c.readiness(t, s)
 	if n, ok := c.integer(t, "start_limit"); ok {
 		if n < 0 || n > 1<<31-1 {
 			c.errorf(t.sub("start_limit"), "%d must be 0 (never give up) or a positive count", n)
@@ -122,6 +125,33 @@ func (c *checker) service(name string, v any) *Service {
 	c.uniqueFDNames(s)
 	c.routes(s, t)
 	return s
+}
+
+// readiness reads ready and the timeouts that only a notify service has.
+func (c *checker) readiness(t table, s *Service) {
+	if r, ok := c.str(t, "ready"); ok {
+		switch Ready(r) {
+		case ReadyStarted, ReadyNotify:
+			s.Ready = Ready(r)
+		default:
+			c.errorf(t.sub("ready"), "%q must be started or notify", r)
+		}
+	}
+	if s.Ready == ReadyNotify {
+		s.StartTimeout = defaultStartTimeout
+	}
+	for _, name := range []string{"start_timeout", "watchdog"} {
+		d, ok := c.duration(t, name)
+		switch {
+		case !ok:
+		case s.Ready != ReadyNotify:
+			c.errorf(t.sub(name), "needs ready = \"notify\": only a process that speaks sd_notify can report in time")
+		case name == "start_timeout":
+			s.StartTimeout = d
+		default:
+			s.Watchdog = d
+		}
+	}
 }
 
 // identity resolves user, group and supplementary groups.

@@ -16,6 +16,7 @@ func apiService(st supervisor.Status, now time.Time) api.Service {
 	a := api.Service{
 		Name: st.Name, State: string(st.State), Since: st.Since, Pid: st.Pid, Pids: []int{},
 		Restarts: st.Restarts, Failures: st.Failures, LastError: st.LastError,
+		StatusText: st.StatusText, MainPid: st.MainPid,
 		Sockets: apiSockets(st.Sockets),
 	}
 	if st.Pid != 0 {

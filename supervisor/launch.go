@@ -17,6 +17,9 @@ type launchStep struct {
 	forked bool
 	pid    int
 	err    error
+	// notify is the process's NOTIFY_SOCKET, with the fork (nil when
+	// the service does not speak sd_notify).
+	notify *notifySocket
 }
 
 // launch starts the launch helper, which becomes the command, and
@@ -27,8 +30,8 @@ type launchStep struct {
 // services. It reads only what never changes after newService (and cfg
 // and files, which the caller hands over).
 func (s *service) launch(c *config.Service, files []*os.File) {
-	l, pid, err := s.fork(c, files)
-	s.launched <- launchStep{forked: true, pid: pid, err: err}
+	l, pid, ns, err := s.fork(c, files)
+	s.launched <- launchStep{forked: true, pid: pid, err: err, notify: ns}
 	if err != nil {
 		return
 	}
@@ -41,8 +44,36 @@ func (s *service) launch(c *config.Service, files []*os.File) {
 	s.launched <- launchStep{}
 }
 
-// fork prepares the helper's spec and output pipes and forks it.
-func (s *service) fork(c *config.Service, files []*os.File) (*privdrop.Launch, int, error) {
+// fork prepares the helper's spec, output pipes and notify socket and
+// forks it.
+func (s *service) fork(c *config.Service, files []*os.File) (*privdrop.Launch, int, *notifySocket, error) {
+	env := s.env
+	var ns *notifySocket
+	if c.Ready == config.ReadyNotify {
+		var err error
+		if ns, err = newNotifySocket(); err != nil {
+			return nil, 0, nil, fmt.Errorf("start %s: %w", c.Name, err)
+		}
+		env = append(env[:len(env):len(env)], "NOTIFY_SOCKET="+ns.addr)
+		if c.Watchdog > 0 {
+			env = append(env, "WATCHDOG_USEC="+strconv.FormatInt(c.Watchdog.Microseconds(), 10))
+		}
+	}
+	l, pid, err := s.forkWith(c, files, env)
+	if err != nil {
+		if ns != nil {
+			ns.close()
+		}
+		return nil, 0, nil, err
+	}
+	if ns != nil {
+		ns.pid.Store(int64(pid))
+		go ns.read(s.notified, s.done)
+	}
+	return l, pid, ns, nil
+}
+
+func (s *service) forkWith(c *config.Service, files []*os.File, env []string) (*privdrop.Launch, int, error) {
 	stdout, err := s.outs.pipe(s.log, s.logs, "stdout")
 	if err != nil {
 		return nil, 0, fmt.Errorf("start %s: %w", c.Name, err)
@@ -53,7 +84,7 @@ func (s *service) fork(c *config.Service, files []*os.File) (*privdrop.Launch, i
 		return nil, 0, fmt.Errorf("start %s: %w", c.Name, err)
 	}
 	spec := &privdrop.Spec{
-		Path: c.Command[0], Args: c.Command, Env: s.env, Dir: c.WorkingDir,
+		Path: c.Command[0], Args: c.Command, Env: env, Dir: c.WorkingDir,
 		UID: c.UID, GID: c.GID, Groups: c.Groups, Umask: uint32(c.Umask),
 		NumFDs: len(files), AmbientCaps: c.AmbientCaps,
 	}

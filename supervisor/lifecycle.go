@@ -19,12 +19,8 @@ import (
 // command runs, so that the caller sees its pid; a failed launch is no
 // error of the start (the status shows it).
 func (s *service) start(reply chan error) {
-	if s.retired {
-		s.answer(reply, ErrReplaced)
-		return
-	}
 	switch s.st {
-	case Starting, Running:
+	case Starting, Running, Reloading:
 		s.answer(reply, nil)
 	case Stopping:
 		s.startAfterStop = true
@@ -42,12 +38,8 @@ func (s *service) start(reply chan error) {
 // restart answers reply once a new process has been started, as
 // systemctl restart does, so that a caller sees the new pid.
 func (s *service) restart(reply chan error) {
-	if s.retired {
-		s.answer(reply, ErrReplaced)
-		return
-	}
 	switch s.st {
-	case Starting, Running:
+	case Starting, Running, Reloading:
 		s.stop(nil) // clears startAfterStop: a plain stop cancels a pending restart
 		s.startAfterStop = true
 		s.launchWaiters = append(s.launchWaiters, launchWaiter{reply: reply, failed: true})
@@ -63,12 +55,13 @@ func (s *service) restart(reply chan error) {
 // process is left.
 func (s *service) stop(reply chan error) {
 	switch s.st {
-	case Starting, Running:
+	case Starting, Running, Reloading:
 		s.startAfterStop = false
 		if reply != nil {
 			s.waiters = append(s.waiters, reply)
 		}
 		s.stopWatch()
+		s.disarmWatchdog()
 		s.transition(Stopping)
 		// A launch that has not forked yet has no pid to signal; the
 		// signal goes out as soon as it has (onLaunchStep).
@@ -107,16 +100,20 @@ func (s *service) signalStop() {
 func (s *service) onTimer() {
 	switch s.st {
 	case Starting:
+		if s.cfg.Ready == config.ReadyNotify {
+			s.log.Error("no READY=1 within start_timeout; killing the process group",
+				zap.Int("pid", s.pid), zap.Duration("start_timeout", s.cfg.StartTimeout))
+			s.kill()
+			return
+		}
 		s.onStarted("lived min_uptime")
 	case Backoff:
 		s.spawn()
 	case Stopping:
 		s.log.Warn("stop timeout passed; killing the process group",
 			zap.Int("pid", s.pid), zap.Duration("stop_timeout", s.cfg.StopTimeout))
-		if err := s.reaper.signal(s.pid, unix.SIGKILL); err != nil {
-			s.log.Warn("kill", zap.Error(err))
-		}
-	case Running, Stopped, Exited, Failed:
+		s.kill()
+	case Running, Reloading, Stopped, Exited, Failed:
 		// A timer that fired as it was being replaced; nothing to do.
 	default:
 		s.log.Error(errInternal("timer", s.st).Error())
@@ -128,6 +125,11 @@ func (s *service) onTimer() {
 // then ends the launch like any failed start.
 func (s *service) onHelperTimeout() {
 	s.log.Error("launch helper stuck; killing it", zap.Int("pid", s.pid), zap.Duration("timeout", s.helperTimeout))
+	s.kill()
+}
+
+// kill SIGKILLs the process group; its exit is handled as usual.
+func (s *service) kill() {
 	if err := s.reaper.signal(s.pid, unix.SIGKILL); err != nil {
 		s.log.Warn("kill", zap.Error(err))
 	}
@@ -145,9 +147,14 @@ func (s *service) onExit(ex Exit) {
 		return
 	}
 	s.lastExit = &ex
-	s.pid = 0
+	s.pid, s.mainPid = 0, 0
 	s.disarm()
+	s.disarmWatchdog()
 	s.stopWatch()
+	if s.notify != nil {
+		s.notify.close()
+		s.notify, s.earlyNotes = nil, nil
+	}
 	s.mend()
 	fields := []zap.Field{zap.Int("pid", ex.Pid), zap.String("status", ex.String()),
 		zap.Duration("uptime", ex.Time.Sub(s.startedAt).Round(time.Millisecond))}
@@ -155,7 +162,7 @@ func (s *service) onExit(ex Exit) {
 	case Stopping:
 		s.log.Info("stopped", fields...)
 		s.onStopped()
-	case Running:
+	case Running, Reloading:
 		// It had started, so this is no failed start: the next
 		// process starts at once, however often this happens.
 		s.log.Warn("process ended", fields...)
@@ -215,6 +222,7 @@ func (s *service) onStarted(reason string) {
 	s.failures = 0
 	s.log.Info("started", zap.Int("pid", s.pid), zap.String("because", reason))
 	s.transition(Running)
+	s.armWatchdog()
 }
 
 // stopWatch ends the accept watch, if one runs.
@@ -273,9 +281,12 @@ func (s *service) spawn() {
 	files := s.files()
 	// The watch begins before the launch, so that connections that
 	// queued for this process are seen waiting before it can take any;
-	// begun after, it could miss a process that accepts at once.
-	s.watch = watchAccept(files, s.cfg.MinUptime)
-	s.launching, s.pid, s.startedAt = true, 0, time.Time{}
+	// begun after, it could miss a process that accepts at once. A
+	// notify service has started when it says so.
+	if s.cfg.Ready != config.ReadyNotify {
+		s.watch = watchAccept(files, s.cfg.MinUptime)
+	}
+	s.launching, s.pid, s.startedAt, s.statusText = true, 0, time.Time{}, ""
 	s.transition(Starting)
 	go s.launch(s.cfg, files)
 }
@@ -291,7 +302,7 @@ func (s *service) onLaunchStep(step launchStep) {
 		// Nothing runs, so no exit will come: count it here.
 		s.onNoProcess()
 	case step.forked:
-		s.pid, s.startedAt = step.pid, time.Now()
+		s.pid, s.startedAt, s.notify = step.pid, time.Now(), step.notify
 		s.helperTimer = time.NewTimer(s.helperTimeout)
 		s.helperTimerC = s.helperTimer.C
 		if s.st == Stopping {
@@ -310,9 +321,13 @@ func (s *service) onLaunchStep(step launchStep) {
 			s.lastErr = ""
 			s.publish() // the pid is shown from here; published, then logged
 			s.log.Info("spawned", zap.Int("pid", s.pid))
-			if s.st == Starting {
-				// Started by whichever comes first: the first accept, or
-				// MinUptime.
+			switch {
+			case s.st != Starting:
+			case s.cfg.Ready == config.ReadyNotify:
+				s.arm(s.cfg.StartTimeout)
+			default:
+				// Started by whichever comes first: the first accept,
+				// or MinUptime.
 				s.arm(s.cfg.MinUptime)
 				if s.watch != nil {
 					s.acceptC = s.watch.C
@@ -323,6 +338,11 @@ func (s *service) onLaunchStep(step launchStep) {
 			// Starts and restarts wait for this launch; while
 			// stopping, they wait for the launch after the stop.
 			s.answerLaunch(step.err)
+		}
+		notes := s.earlyNotes
+		s.earlyNotes = nil
+		for _, m := range notes {
+			s.onNotify(m)
 		}
 		if ex := s.early; ex != nil {
 			s.early = nil
@@ -372,4 +392,83 @@ func (s *service) transition(to State) {
 	// and then the status sees the new state.
 	s.publish()
 	s.log.Info("state", zap.String("from", string(from)), zap.String("to", string(to)), zap.Int("pid", s.pid))
+}
+
+// maxEarlyNotes bounds the messages kept while a launch is in flight.
+const maxEarlyNotes = 16
+
+// onNotify takes a message the process sent on its NOTIFY_SOCKET.
+func (s *service) onNotify(m notifyMsg) {
+	if m.from != s.notify {
+		return // from a process that has ended
+	}
+	if s.launching {
+		if len(s.earlyNotes) < maxEarlyNotes {
+			s.earlyNotes = append(s.earlyNotes, m)
+		}
+		return
+	}
+	if m.status != nil {
+		s.statusText = *m.status
+	}
+	if m.mainPid != 0 {
+		// Only a process udsvisor can stop with the group may speak for
+		// the service; the one it started stays the one it waits for.
+		if pgid, err := unix.Getpgid(m.mainPid); err == nil && pgid == s.pid {
+			s.mainPid = m.mainPid
+		} else {
+			s.log.Warn("MAINPID outside the service's process group ignored", zap.Int("mainpid", m.mainPid))
+		}
+	}
+	if m.extend > 0 && s.timer != nil && (s.st == Starting || s.st == Stopping) && time.Until(s.timerAt) < m.extend {
+		s.arm(m.extend)
+	}
+	if m.stopping {
+		s.log.Info("process says it is stopping", zap.Int("pid", m.pid))
+	}
+	if m.reloading && s.st == Running {
+		s.transition(Reloading)
+	}
+	if m.ready {
+		switch s.st {
+		case Starting:
+			s.onStarted("sent READY=1")
+		case Reloading:
+			s.transition(Running)
+		}
+	}
+	if m.watchdog && s.watchdog != nil {
+		s.armWatchdog()
+	}
+	if m.trigger {
+		s.onWatchdog("WATCHDOG=trigger")
+	}
+}
+
+// armWatchdog (re)starts the watchdog of a started notify process.
+func (s *service) armWatchdog() {
+	s.disarmWatchdog()
+	if s.cfg.Watchdog > 0 {
+		s.watchdog = time.NewTimer(s.cfg.Watchdog)
+		s.watchdogC = s.watchdog.C
+	}
+}
+
+func (s *service) disarmWatchdog() {
+	if s.watchdog != nil {
+		s.watchdog.Stop()
+	}
+	s.watchdog, s.watchdogC = nil, nil
+}
+
+// onWatchdog kills a process that missed its watchdog: its exit restarts
+// it like any crash.
+func (s *service) onWatchdog(reason string) {
+	switch s.st {
+	case Starting, Running, Reloading:
+		s.log.Error("watchdog: "+reason+"; killing the process group",
+			zap.Int("pid", s.pid), zap.Duration("watchdog", s.cfg.Watchdog))
+		s.disarmWatchdog()
+		s.kill()
+	}
 }

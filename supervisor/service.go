@@ -79,6 +79,10 @@ type service struct {
 	// Capacity 2: a launch reports at most twice (forked, then exec'd)
 	// and must never wait for the service goroutine.
 	launched chan launchStep
+	// notified receives what the process says on its NOTIFY_SOCKET.
+	// Capacity 4: the reader waits for room, and the service goroutine
+	// never blocks, so a few suffice to keep the reader reading.
+	notified chan notifyMsg
 
 	cfg       *config.Service
 	st        State
@@ -95,6 +99,14 @@ type service struct {
 	// be handled once the launch has told how it went.
 	launching bool
 	early     *Exit
+	// earlyNotes are messages that came while launching, from a sender
+	// that could not be checked yet; looked at once the launch is over.
+	earlyNotes []notifyMsg
+	// notify is the process's NOTIFY_SOCKET (ready = "notify"), nil
+	// otherwise; statusText its last STATUS=, mainPid its MAINPID=.
+	notify     *notifySocket
+	statusText string
+	mainPid    int
 	// startAfterStop is set by a restart request while stopping.
 	startAfterStop bool
 	// retired is set by the final stop, when a reload replaces or
@@ -112,6 +124,9 @@ type service struct {
 	// armed) never fires in the select.
 	timer        *time.Timer
 	timerC       <-chan time.Time
+	timerAt      time.Time // when timer fires
+	watchdog     *time.Timer
+	watchdogC    <-chan time.Time
 	helperTimer  *time.Timer
 	helperTimerC <-chan time.Time
 	// watch looks for the starting process's first accept; acceptC is
@@ -143,6 +158,7 @@ func newService(cfg *config.Service, files func() []*os.File, mend func(), env *
 		cmds:     make(chan request),
 		exited:   make(chan Exit, 1),
 		launched: make(chan launchStep, 2),
+		notified: make(chan notifyMsg, 4),
 		done:     make(chan struct{}),
 		st:       Stopped,
 		since:    time.Now(),
@@ -186,6 +202,11 @@ func (s *service) run(ctx context.Context) {
 			s.onExit(ex)
 		case step := <-s.launched:
 			s.onLaunchStep(step)
+		case m := <-s.notified:
+			s.onNotify(m)
+		case <-s.watchdogC:
+			s.watchdog, s.watchdogC = nil, nil
+			s.onWatchdog("no WATCHDOG=1 within watchdog")
 		case <-s.timerC:
 			s.timer, s.timerC = nil, nil
 			s.onTimer()
@@ -220,12 +241,12 @@ func (s *service) status() Status {
 	st := Status{
 		Name: s.cfg.Name, State: s.st, Since: s.since,
 		Restarts: s.restarts, Failures: s.failures,
-		LastError: s.lastErr, Sockets: s.cfg.Sockets,
+		LastError: s.lastErr, Sockets: s.cfg.Sockets, StatusText: s.statusText,
 	}
 	// A process is shown once it runs the command: until then it is the
 	// launch helper, which no caller may signal.
 	if !s.launching {
-		st.Pid, st.StartedAt = s.pid, s.startedAt
+		st.Pid, st.StartedAt, st.MainPid = s.pid, s.startedAt, s.mainPid
 	}
 	if s.lastExit != nil {
 		ex := *s.lastExit
@@ -241,15 +262,20 @@ func (s *service) handle(r request) {
 		// ownership, applied by the caller on the live socket).
 		s.cfg = r.cfg
 		s.answer(r.reply, nil)
-	case opStart:
-		s.start(r.reply)
+	case opStart, opRestart:
+		if s.retired {
+			// The final stop has begun: this definition never runs again.
+			s.answer(r.reply, ErrReplaced)
+		} else if r.op == opStart {
+			s.start(r.reply)
+		} else {
+			s.restart(r.reply)
+		}
 	case opStop:
 		s.stop(r.reply)
 	case opRetire:
 		s.retired = true
 		s.stop(r.reply)
-	case opRestart:
-		s.restart(r.reply)
 	case opSignal:
 		// The helper is not the command yet: a signal for the command
 		// (a reload, say) would kill it.
@@ -267,6 +293,7 @@ func (s *service) arm(d time.Duration) {
 	s.disarm()
 	s.timer = time.NewTimer(d)
 	s.timerC = s.timer.C
+	s.timerAt = time.Now().Add(d)
 }
 
 func (s *service) disarm() {

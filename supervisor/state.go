@@ -15,10 +15,14 @@ const (
 	// Stopped: no process, and none wanted (initial, or after stop).
 	Stopped State = "stopped"
 	// Starting: a process runs but has not yet shown that it works:
-	// it has neither taken a connection nor lived MinUptime.
+	// it has neither taken a connection nor lived MinUptime, or, with
+	// ready = "notify", not yet sent READY=1.
 	Starting State = "starting"
 	// Running: the process has started (see Starting).
 	Running State = "running"
+	// Reloading: a started process said RELOADING=1 and has not yet
+	// said READY=1 again (ready = "notify").
+	Reloading State = "reloading"
 	// Backoff: the process ended and a restart is scheduled.
 	Backoff State = "backoff"
 	// Stopping: StopSignal was sent; waiting for the process to end,
@@ -51,6 +55,12 @@ type Status struct {
 	LastExit *Exit
 	// LastError is why the last start failed before the command ran.
 	LastError string
+	// StatusText is what the process last sent as STATUS= (ready =
+	// "notify"), control characters escaped.
+	StatusText string
+	// MainPid is what the process sent as MAINPID=, a process of its
+	// process group; 0 if none.
+	MainPid int
 	// Sockets are the service's sockets in fd order (fd 3 first), as
 	// configured; shared, never to be modified.
 	Sockets []*config.Socket
@@ -58,7 +68,7 @@ type Status struct {
 
 // States lists every state, in the order of the life cycle.
 func States() []State {
-	return []State{Stopped, Starting, Running, Backoff, Stopping, Exited, Failed}
+	return []State{Stopped, Starting, Running, Reloading, Backoff, Stopping, Exited, Failed}
 }
 
 // backoffDelay is the pause before the next start after the n-th

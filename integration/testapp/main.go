@@ -36,6 +36,7 @@ func main() {
 	hello := flag.String("hello", "", "print this line to stdout at start-up and to stderr with the pid")
 	bind := flag.String("bind", "", "bind this Unix socket path itself (unlink, bind, chmod 0666) instead of using socket activation, the way apps do without udsvisor")
 	flag.Parse()
+	notifyOnce()
 
 	if *sleeper {
 		signal.Ignore(syscall.SIGTERM)
@@ -65,6 +66,7 @@ func main() {
 			log.Fatal(err)
 		}
 		rep.Grandchild = cmd.Process.Pid
+		grandchildPid = cmd.Process.Pid
 	}
 	time.Sleep(*delay)
 
@@ -87,6 +89,7 @@ func main() {
 			go serve(l, name, rep)
 		}
 	}
+	startNotify()
 	select {}
 }
 

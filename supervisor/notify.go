@@ -1,0 +1,192 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/udsvisor/udsvisor/api"
+)
+
+// notifyMax is the longest notify message read, as systemd's (PIPE_BUF):
+// a longer one is dropped whole, never read in part.
+const notifyMax = 4096
+
+// maxStatusText bounds the STATUS= text kept for ctl status.
+const maxStatusText = 256
+
+// notifySocket is one process's NOTIFY_SOCKET (sd_notify): a datagram
+// socket at an abstract address the kernel picks (autobind), so there is
+// no file to create, own or remove. Anyone may send to an abstract
+// address; SO_PASSCRED makes the kernel attach the sender's pid to each
+// message, and only the process's own process group is heard (T25).
+type notifySocket struct {
+	conn *net.UnixConn
+	// Addr is NOTIFY_SOCKET: "@" and the kernel's name.
+	addr string
+	// pid is the process once forked (0 before): the reader drops what
+	// anyone outside its process group sends.
+	pid atomic.Int64
+}
+
+// notifyMsg is one message a process sent, parsed.
+type notifyMsg struct {
+	from      *notifySocket
+	pid       int // the sender, as the kernel says
+	ready     bool
+	reloading bool
+	stopping  bool
+	watchdog  bool // WATCHDOG=1
+	trigger   bool // WATCHDOG=trigger
+	status    *string
+	extend    time.Duration // EXTEND_TIMEOUT_USEC, 0 if absent
+	mainPid   int
+}
+
+func newNotifySocket() (*notifySocket, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("socket", err)
+	}
+	f := os.NewFile(uintptr(fd), "notify")
+	defer f.Close() // FileConn keeps a dup
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
+		return nil, os.NewSyscallError("setsockopt SO_PASSCRED", err)
+	}
+	// An empty name makes the kernel choose a free abstract one.
+	if err := unix.Bind(fd, &unix.SockaddrUnix{}); err != nil {
+		return nil, os.NewSyscallError("bind notify socket", err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return nil, os.NewSyscallError("getsockname", err)
+	}
+	ua, ok := sa.(*unix.SockaddrUnix)
+	if !ok || !strings.HasPrefix(ua.Name, "@") {
+		return nil, fmt.Errorf("notify socket: unexpected address %v", sa)
+	}
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("notify socket: %w", err)
+	}
+	return &notifySocket{conn: c.(*net.UnixConn), addr: ua.Name}, nil
+}
+
+// read parses what the process sends and hands it to out until the
+// socket is closed. It survives empty, over-long and garbled messages
+// (systemd's CVE-2016-7796: a zero-length datagram stopped its reader),
+// closes any fds a sender attached, and never waits for the service
+// longer than until done.
+func (n *notifySocket) read(out chan<- notifyMsg, done <-chan struct{}) {
+	buf := make([]byte, notifyMax+1)
+	// Room for the credentials and a few fds, which are closed: a
+	// sender cannot make udsvisor keep its files.
+	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(16*4))
+	for {
+		nb, noob, flags, _, err := n.conn.ReadMsgUnix(buf, oob)
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil {
+			continue // a transient error; the socket stays usable
+		}
+		pid := senderPid(oob[:noob])
+		if nb == 0 || nb > notifyMax || flags&unix.MSG_TRUNC != 0 || pid <= 0 || !n.heard(pid) {
+			continue
+		}
+		m, ok := parseNotify(buf[:nb])
+		if !ok {
+			continue
+		}
+		m.from, m.pid = n, pid
+		select {
+		case out <- m:
+		case <-done:
+			return
+		}
+	}
+}
+
+// heard reports whether pid may speak for the process: it is the
+// process or in its process group. Before the fork is known, the
+// service goroutine decides.
+func (n *notifySocket) heard(pid int) bool {
+	main := int(n.pid.Load())
+	if main == 0 || pid == main {
+		return true
+	}
+	pgid, err := unix.Getpgid(pid)
+	return err == nil && pgid == main
+}
+
+func (n *notifySocket) close() { n.conn.Close() }
+
+// senderPid returns the pid in the SCM_CREDENTIALS of oob (0 if none)
+// and closes every fd passed along.
+func senderPid(oob []byte) int {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return 0
+	}
+	pid := 0
+	for _, m := range msgs {
+		if fds, err := unix.ParseUnixRights(&m); err == nil {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			continue
+		}
+		if cred, err := unix.ParseUnixCredentials(&m); err == nil {
+			pid = int(cred.Pid)
+		}
+	}
+	return pid
+}
+
+// parseNotify reads the KEY=VALUE lines of a message. Unknown keys are
+// ignored, as systemd does; a message that is not text is dropped.
+func parseNotify(b []byte) (notifyMsg, bool) {
+	var m notifyMsg
+	if strings.IndexByte(string(b), 0) >= 0 {
+		return m, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		key, value, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		switch key {
+		case "READY":
+			m.ready = value == "1"
+		case "RELOADING":
+			m.reloading = value == "1"
+		case "STOPPING":
+			m.stopping = value == "1"
+		case "WATCHDOG":
+			m.watchdog = value == "1"
+			m.trigger = value == "trigger"
+		case "STATUS":
+			text := api.Printable(value)
+			if len(text) > maxStatusText {
+				text = text[:maxStatusText]
+			}
+			m.status = &text
+		case "EXTEND_TIMEOUT_USEC":
+			if us, err := strconv.ParseUint(value, 10, 63); err == nil {
+				m.extend = time.Duration(min(us, uint64(1<<63-1)/1000)) * time.Microsecond
+			}
+		case "MAINPID":
+			if pid, err := strconv.Atoi(value); err == nil && pid > 1 {
+				m.mainPid = pid
+			}
+		}
+	}
+	return m, true
+}
