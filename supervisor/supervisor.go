@@ -8,13 +8,16 @@
 //
 //	stopped  --start-->            starting
 //	starting --first accept, or MinUptime passes--> running
-//	running  --exit-->             starting (at once, however young the process)
+//	starting --READY=1 (ready = "notify"; none in StartTimeout: SIGKILL)--> running
+//	running  --RELOADING=1--> reloading --READY=1--> running
+//	running  --no WATCHDOG=1 within Watchdog--> SIGKILL to the process group
+//	running/reloading --exit-->    starting (at once, however young the process)
 //	starting --exit-->             starting (the first failed start is retried at once)
 //	                               backoff  (further failed starts: 100 ms doubling to 30 s)
 //	                               failed   (StartLimit failed starts in a row)
 //	starting/running --exit-->     exited   (restart = never, or on-failure after exit 0)
 //	backoff  --delay passes-->     starting
-//	starting/running --stop-->     stopping --exit--> stopped
+//	starting/running/reloading --stop--> stopping --exit--> stopped
 //	stopping --StopTimeout-->      SIGKILL to the process group
 //
 // The listening sockets are bound before the first start and stay open

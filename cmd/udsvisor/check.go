@@ -64,6 +64,13 @@ func printPlan(w io.Writer, cfg *config.Config) {
 		}
 		fmt.Fprintf(w, "  restart   %s; stop with %s, SIGKILL after %s\n",
 			s.Restart, unix.SignalName(s.StopSignal), s.StopTimeout)
+		if s.Ready == config.ReadyNotify {
+			watchdog := "no watchdog"
+			if s.Watchdog > 0 {
+				watchdog = "WATCHDOG=1 every " + s.Watchdog.String()
+			}
+			fmt.Fprintf(w, "  ready     notify: READY=1 within %s; %s\n", s.StartTimeout, watchdog)
+		}
 		for _, sock := range s.Sockets {
 			fd := 3 + sock.Index
 			if !sock.IsUnix() {

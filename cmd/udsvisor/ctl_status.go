@@ -78,7 +78,11 @@ func (c *ctl) status(ctx context.Context, args []string) error {
 // process serving its sockets. The names are supervisor's, which the API
 // passes on as strings.
 func isUp(state string) bool {
-	return state == string(supervisor.Running) || state == string(supervisor.Starting)
+	switch supervisor.State(state) {
+	case supervisor.Starting, supervisor.Running, supervisor.Reloading:
+		return true
+	}
+	return false
 }
 
 func printJSON(w io.Writer, svcs []api.Service) error {

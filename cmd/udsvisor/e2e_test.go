@@ -184,6 +184,19 @@ func TestCheck(t *testing.T) {
 		t.Errorf("check -q: %v, stdout %q, stderr %q; want success, nothing on stdout, the warnings on stderr", err, qout.String(), qerr.String())
 	}
 
+	// A notify service's plan says how it must report.
+	notify := filepath.Join(dir, "notify.toml")
+	os.WriteFile(notify, []byte(`[services.api]
+command = ["/bin/true"]
+user = "nobody"
+ready = "notify"
+watchdog = "30s"
+`), 0o644)
+	if out, err := exec.Command(udsvisorBin, "check", "-c", notify).CombinedOutput(); err != nil ||
+		!strings.Contains(string(out), "  ready     notify: READY=1 within 1m30s; WATCHDOG=1 every 30s\n") {
+		t.Errorf("check on a notify service: %v\n%s", err, out)
+	}
+
 	broken := filepath.Join(dir, "broken.toml")
 	os.WriteFile(broken, []byte(`[services.api]
 command = ["/bin/true"]
