@@ -119,6 +119,17 @@ func (c *Client) Restart(ctx context.Context, name string) (api.Service, error) 
 	return c.service(ctx, http.MethodPost, name, "/restart", nil)
 }
 
+// Pause stops name's process and leaves the service paused, its sockets
+// bound; the answer comes once the process is gone.
+func (c *Client) Pause(ctx context.Context, name string) (api.Service, error) {
+	return c.service(ctx, http.MethodPost, name, "/pause", nil)
+}
+
+// Resume starts a paused name and returns its state after the action.
+func (c *Client) Resume(ctx context.Context, name string) (api.Service, error) {
+	return c.service(ctx, http.MethodPost, name, "/resume", nil)
+}
+
 // Signal sends sig ("HUP", "SIGUSR1") to the process group of name. The
 // server parses and checks the signal.
 func (c *Client) Signal(ctx context.Context, name, sig string) (api.Service, error) {

@@ -192,6 +192,23 @@ web   running  1000  3h12m   2         http=/run/app/api.sock tcp=127.0.0.1:8080
 			call:  on((*client.Client).Restart, "web"),
 			err:   &client.APIError{Status: 500, Message: "start web: fork/exec /bin/x: no such file or directory"},
 			calls: []string{"Restart web"}},
+		{name: "POST /v1/services/{name}/pause",
+			call: on((*client.Client).Pause, "web"),
+			want: with(web, func(s *api.Service) {
+				s.State, s.Pid, s.Pids, s.Instances = "paused", 0, []int{}, 0
+			}),
+			calls: []string{"Pause web", "Status web"}},
+		{name: "POST /v1/services/{name}/resume",
+			setup: func(f *fakesup.Supervisor) { f.Pause(ctx, "web") },
+			call:  on((*client.Client).Resume, "web"),
+			want: with(web, func(s *api.Service) {
+				s.Pid, s.Pids = 2001, []int{2001}
+			}),
+			calls: []string{"Pause web", "Resume web", "Status web"}},
+		{name: "POST /v1/services/{name}/resume not paused",
+			call:  on((*client.Client).Resume, "db"),
+			err:   &client.APIError{Status: 409, Message: "service is not paused"},
+			calls: []string{"Resume db"}},
 		{name: "POST /v1/services/{name}/signal",
 			call:  func(c *client.Client, _ *fakesup.Supervisor) (any, error) { return c.Signal(ctx, "web", "usr1") },
 			want:  web,

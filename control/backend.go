@@ -10,7 +10,8 @@ import (
 
 // Backend is what the control API drives: the supervisor (a fake in
 // tests). Errors are mapped to status codes with errors.Is / errors.As:
-// supervisor.ErrUnknownService → 404, supervisor.ErrNotRunning → 409,
+// supervisor.ErrUnknownService → 404, supervisor.ErrNotRunning and
+// supervisor.ErrNotPaused → 409,
 // supervisor.ErrShuttingDown and supervisor.ErrReplaced → 503,
 // config.Errors → 422 (each error in api.Error.Details), anything else →
 // 500. Turning its answers into the API's JSON types is this package's
@@ -23,6 +24,10 @@ type Backend interface {
 	// Stop returns once the service's process is gone.
 	Stop(ctx context.Context, name string) error
 	Restart(ctx context.Context, name string) error
+	// Pause stops the service's process and leaves the service paused;
+	// Resume starts a paused service (supervisor.ErrNotPaused → 409).
+	Pause(ctx context.Context, name string) error
+	Resume(ctx context.Context, name string) error
 	// Signal sends sig to the process group of the running service.
 	Signal(ctx context.Context, name string, sig unix.Signal) error
 	// Logs returns the last n lines the service wrote (n <= 0: all kept).

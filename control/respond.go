@@ -40,7 +40,7 @@ func errorResponse(err error) (int, api.Error) {
 		return re.status, body
 	case errors.Is(err, supervisor.ErrUnknownService):
 		return http.StatusNotFound, body
-	case errors.Is(err, supervisor.ErrNotRunning):
+	case errors.Is(err, supervisor.ErrNotRunning), errors.Is(err, supervisor.ErrNotPaused):
 		return http.StatusConflict, body
 	case errors.Is(err, supervisor.ErrShuttingDown), errors.Is(err, supervisor.ErrReplaced):
 		return http.StatusServiceUnavailable, body

@@ -31,6 +31,8 @@ var routes = []route{
 	{"POST", "/v1/services/{name}/start", accessWrite, action(Backend.Start)},
 	{"POST", "/v1/services/{name}/stop", accessWrite, action(Backend.Stop)},
 	{"POST", "/v1/services/{name}/restart", accessWrite, action(Backend.Restart)},
+	{"POST", "/v1/services/{name}/pause", accessWrite, action(Backend.Pause)},
+	{"POST", "/v1/services/{name}/resume", accessWrite, action(Backend.Resume)},
 	{"POST", "/v1/services/{name}/signal", accessWrite, (*Server).signal},
 	{"GET", "/v1/services/{name}/logs", accessRead, (*Server).logs},
 	{"POST", "/v1/reload", accessWrite, (*Server).reload},

@@ -21,6 +21,8 @@
 //	POST /v1/services/{name}/start         api.Service after the action
 //	POST /v1/services/{name}/stop          api.Service after the action
 //	POST /v1/services/{name}/restart       api.Service after the action
+//	POST /v1/services/{name}/pause         api.Service after the action
+//	POST /v1/services/{name}/resume        api.Service after the action
 //	POST /v1/services/{name}/signal        {"signal":"HUP"} → api.Service
 //	GET  /v1/services/{name}/logs?lines=N&follow=1   api.LogLine per line (NDJSON)
 //	POST /v1/reload                        api.ReloadResult

@@ -12,6 +12,9 @@ var (
 	ErrUnknownService = errors.New("unknown service")
 	// ErrNotRunning: the service has no live process to act on.
 	ErrNotRunning = errors.New("service is not running")
+	// ErrNotPaused: resume of a service that is not paused (nor being
+	// paused) and has no process.
+	ErrNotPaused = errors.New("service is not paused")
 	// ErrShuttingDown: udsvisor is stopping and takes no more requests.
 	ErrShuttingDown = errors.New("udsvisor is shutting down")
 	// ErrReplaced: a reload is stopping this definition of the service

@@ -25,7 +25,7 @@ func (s *service) start(reply chan error) {
 	case Stopping:
 		s.startAfterStop = true
 		s.answer(reply, nil)
-	case Stopped, Exited, Failed, Backoff:
+	case Stopped, Paused, Exited, Failed, Backoff:
 		s.disarm()
 		s.failures = 0
 		s.spawn()
@@ -54,6 +54,7 @@ func (s *service) restart(reply chan error) {
 // stop asks the process to end; reply (if not nil) is answered once no
 // process is left.
 func (s *service) stop(reply chan error) {
+	s.stopTo = Stopped
 	switch s.st {
 	case Starting, Running, Reloading:
 		s.startAfterStop = false
@@ -73,9 +74,9 @@ func (s *service) stop(reply chan error) {
 		if reply != nil {
 			s.waiters = append(s.waiters, reply)
 		}
-	case Backoff, Exited, Failed, Stopped:
+	case Backoff, Exited, Failed, Stopped, Paused:
 		s.disarm()
-		if s.st == Backoff {
+		if s.st == Backoff || s.st == Paused {
 			s.transition(Stopped)
 		}
 		if reply != nil {
@@ -85,6 +86,47 @@ func (s *service) stop(reply chan error) {
 		if reply != nil {
 			s.answer(reply, errInternal(opStop, s.st))
 		}
+	}
+}
+
+// pause stops the process as stop does, but ends in Paused: the policy
+// starts nothing, and connections wait in the backlog until resume.
+func (s *service) pause(reply chan error) {
+	switch s.st {
+	case Starting, Running, Reloading, Stopping:
+		s.stop(reply)
+		s.stopTo = Paused
+	case Backoff, Exited, Failed, Stopped:
+		s.disarm()
+		s.transition(Paused)
+		s.answer(reply, nil)
+	case Paused:
+		s.answer(reply, nil)
+	default:
+		s.answer(reply, errInternal(opPause, s.st))
+	}
+}
+
+// resume starts a paused service, answering once the launch has told
+// whether the command runs; a service being paused starts again once
+// its process is gone. A service with a process has nothing to resume.
+func (s *service) resume(reply chan error) {
+	switch s.st {
+	case Paused:
+		s.start(reply)
+	case Stopping:
+		if s.stopTo != Paused {
+			s.answer(reply, ErrNotPaused)
+			return
+		}
+		s.startAfterStop = true
+		s.answer(reply, nil)
+	case Starting, Running, Reloading:
+		s.answer(reply, nil)
+	case Backoff, Exited, Failed, Stopped:
+		s.answer(reply, ErrNotPaused)
+	default:
+		s.answer(reply, errInternal(opResume, s.st))
 	}
 }
 
@@ -113,7 +155,7 @@ func (s *service) onTimer() {
 		s.log.Warn("stop timeout passed; killing the process group",
 			zap.Int("pid", s.pid), zap.Duration("stop_timeout", s.cfg.StopTimeout))
 		s.kill()
-	case Running, Reloading, Stopped, Exited, Failed:
+	case Running, Reloading, Stopped, Paused, Exited, Failed:
 		// A timer that fired as it was being replaced; nothing to do.
 	default:
 		s.log.Error(errInternal("timer", s.st).Error())
@@ -180,7 +222,11 @@ func (s *service) onExit(ex Exit) {
 // onStopped ends a stop: no process is left. It answers the stop
 // requests, and starts the next process if a restart asked for one.
 func (s *service) onStopped() {
-	s.transition(Stopped)
+	if s.startAfterStop {
+		s.transition(Stopped) // a restart or resume: stopped for a moment
+	} else {
+		s.transition(s.stopTo)
+	}
 	for _, w := range s.waiters {
 		s.answer(w, nil)
 	}

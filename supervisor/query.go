@@ -108,6 +108,21 @@ func (s *Supervisor) Restart(ctx context.Context, name string) error {
 	return s.do(ctx, name, opRestart, 0)
 }
 
+// Pause stops the service's process as Stop does and returns once it is
+// gone; the service is then paused: its sockets stay bound, connections
+// wait in their backlog, nothing restarts it (a reload neither), until
+// Resume or Start.
+func (s *Supervisor) Pause(ctx context.Context, name string) error {
+	return s.do(ctx, name, opPause, 0)
+}
+
+// Resume starts a paused service and returns once its process runs the
+// command; ErrNotPaused for a service that is neither paused nor
+// running.
+func (s *Supervisor) Resume(ctx context.Context, name string) error {
+	return s.do(ctx, name, opResume, 0)
+}
+
 // Signal sends sig to the process group of the service's running
 // process; ErrNotRunning when there is none.
 func (s *Supervisor) Signal(ctx context.Context, name string, sig unix.Signal) error {

@@ -145,6 +145,11 @@ func (s *Supervisor) reload(ctx context.Context, r *runner) (ReloadResult, error
 		}
 	}
 
+	// A paused service stays paused under its new definition.
+	paused := make(map[string]bool)
+	for _, old := range stop {
+		paused[old.svc.cfg.Name] = old.svc.snap.Load().State == Paused
+	}
 	stopServices(stop)
 	services := make(map[string]*running, len(cfg.Services))
 	r.pool = pool
@@ -169,8 +174,12 @@ func (s *Supervisor) reload(ctx context.Context, r *runner) (ReloadResult, error
 				s.log.Error("reload: reconfigure", zap.String("service", c.Name), zap.Error(err))
 			}
 		case restart, add:
-			if err := services[c.Name].svc.call(ctx, request{op: opStart}); err != nil {
-				s.log.Error("reload: start", zap.String("service", c.Name), zap.Error(err))
+			o := opStart
+			if paused[c.Name] {
+				o = opPause
+			}
+			if err := services[c.Name].svc.call(ctx, request{op: o}); err != nil {
+				s.log.Error("reload: "+o.String(), zap.String("service", c.Name), zap.Error(err))
 			}
 		}
 	}

@@ -31,10 +31,12 @@ const (
 	opSignal
 	opReconfigure
 	opRetire
+	opPause
+	opResume
 )
 
 func (o op) String() string {
-	return [...]string{"start", "stop", "restart", "signal", "reconfigure", "retire"}[o]
+	return [...]string{"start", "stop", "restart", "signal", "reconfigure", "retire", "pause", "resume"}[o]
 }
 
 // shared is what every service of a Supervisor shares, set before the
@@ -109,6 +111,9 @@ type service struct {
 	mainPid    int
 	// startAfterStop is set by a restart request while stopping.
 	startAfterStop bool
+	// stopTo is where a stop in progress ends: Stopped, or Paused for
+	// ctl pause.
+	stopTo State
 	// retired is set by the final stop, when a reload replaces or
 	// removes the service or udsvisor shuts down: from then on no
 	// request may start a process with this definition (T26).
@@ -262,17 +267,21 @@ func (s *service) handle(r request) {
 		// ownership, applied by the caller on the live socket).
 		s.cfg = r.cfg
 		s.answer(r.reply, nil)
-	case opStart, opRestart:
+	case opStart, opRestart, opResume:
 		if s.retired {
 			// The final stop has begun: this definition never runs again.
 			s.answer(r.reply, ErrReplaced)
 		} else if r.op == opStart {
 			s.start(r.reply)
-		} else {
+		} else if r.op == opRestart {
 			s.restart(r.reply)
+		} else {
+			s.resume(r.reply)
 		}
 	case opStop:
 		s.stop(r.reply)
+	case opPause:
+		s.pause(r.reply)
 	case opRetire:
 		s.retired = true
 		s.stop(r.reply)

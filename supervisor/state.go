@@ -28,6 +28,9 @@ const (
 	// Stopping: StopSignal was sent; waiting for the process to end,
 	// SIGKILL after StopTimeout.
 	Stopping State = "stopping"
+	// Paused: stopped by ctl pause, sockets bound: connections wait in
+	// the backlog until ctl resume starts a process.
+	Paused State = "paused"
 	// Exited: the process ended and the restart policy says to leave it.
 	Exited State = "exited"
 	// Failed: StartLimit consecutive starts failed; udsvisor gave up
@@ -68,7 +71,7 @@ type Status struct {
 
 // States lists every state, in the order of the life cycle.
 func States() []State {
-	return []State{Stopped, Starting, Running, Reloading, Backoff, Stopping, Exited, Failed}
+	return []State{Stopped, Starting, Running, Reloading, Backoff, Stopping, Paused, Exited, Failed}
 }
 
 // backoffDelay is the pause before the next start after the n-th

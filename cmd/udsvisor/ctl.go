@@ -18,6 +18,8 @@ commands:
   start NAME...              start the services
   stop NAME...               stop the services, waiting for their processes
   restart NAME...            restart the services
+  pause NAME...              stop the services' processes, keeping their sockets: connections wait
+  resume NAME...             start paused services; the waiting connections are served
   signal NAME SIG            send SIG (HUP, USR1, ...) to the service's process group
   logs NAME [-n N] [-f] [--json]  print the last N lines (default 10, 0: all kept); -f follows
   reload [--json]            re-read the config udsvisor was started with
@@ -113,7 +115,7 @@ func (c *ctl) run(ctx context.Context, args []string) error {
 	switch cmd {
 	case "status":
 		return c.status(ctx, rest)
-	case "start", "stop", "restart":
+	case "start", "stop", "restart", "pause", "resume":
 		return c.action(ctx, cmd, rest)
 	case "signal":
 		return c.signal(ctx, rest)

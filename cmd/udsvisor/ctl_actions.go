@@ -16,7 +16,7 @@ import (
 	"github.com/udsvisor/udsvisor/client"
 )
 
-// action is `ctl start|stop|restart NAME...`. Like systemctl it prints
+// action is `ctl start|stop|restart|pause|resume NAME...`. Like systemctl it prints
 // nothing on success. It goes on past a service the server refused
 // (unknown, wrong state), naming each; a failure to reach the server or a
 // refused permission stops it, since every other name would fail alike.
@@ -35,6 +35,7 @@ func (c *ctl) action(ctx context.Context, verb string, args []string) error {
 	}
 	do := map[string]func(context.Context, string) (api.Service, error){
 		"start": cl.Start, "stop": cl.Stop, "restart": cl.Restart,
+		"pause": cl.Pause, "resume": cl.Resume,
 	}[verb]
 	var errs []error
 	for _, name := range names {

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -366,5 +368,46 @@ func TestT27ReloadAppliesAuthorisation(t *testing.T) {
 	var st unix.Stat_t
 	if err := unix.Lstat(e.sock, &st); err != nil || st.Gid != 0 {
 		t.Errorf("control socket group %d after the reload (%v), want 0", st.Gid, err)
+	}
+}
+
+// ctl pause leaves a service without a process and its socket holding
+// connections (ctl status exits 3: not running); ctl resume serves them.
+func TestCtlPauseResume(t *testing.T) {
+	e := startCtlEnv(t, ctlConfig)
+	if _, stderr, err := e.ctl("pause", "web"); err != nil {
+		t.Fatalf("ctl pause web: %v: %s", err, stderr)
+	}
+	out, _, err := e.ctl("status", "web", "--json")
+	var ee *exec.ExitError
+	var svcs []api.Service
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 || json.Unmarshal([]byte(out), &svcs) != nil ||
+		len(svcs) != 1 || svcs[0].State != "paused" || svcs[0].Pid != 0 {
+		t.Fatalf("ctl status web while paused: %v\n%s; want exit 3, paused, no pid", err, out)
+	}
+	conn, err := net.Dial("unix", filepath.Join(e.dir, "web", "web.sock"))
+	if err != nil {
+		t.Fatalf("connect while paused: %v", err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET / HTTP/1.0\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := e.ctl("resume", "web"); err != nil {
+		t.Fatalf("ctl resume web: %v: %s", err, stderr)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the request made while paused: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if _, stderr, err := e.ctl("resume", "worker"); err != nil {
+		t.Errorf("ctl resume of a running service: %v: %s; want nothing to do", err, stderr)
+	}
+	if _, stderr, err := e.ctl("stop", "worker"); err != nil {
+		t.Fatal(err, stderr)
+	}
+	if _, stderr, err := e.ctl("resume", "worker"); err == nil || !strings.Contains(stderr, "resume worker: service is not paused") {
+		t.Errorf("ctl resume of a stopped service: %v: %q; want the refusal", err, stderr)
 	}
 }

@@ -93,7 +93,8 @@ func (f *Supervisor) SetReload(res supervisor.ReloadResult, err error) {
 	f.reload, f.reloadErr = res, err
 }
 
-// FailActions makes Start, Stop and Restart of a known service return err
+// FailActions makes the actions (Start, Stop, Restart, Pause, Resume) of
+// a known service return err
 // from now on without acting (nil: act again).
 func (f *Supervisor) FailActions(err error) {
 	f.mu.Lock()
@@ -175,32 +176,57 @@ func (f *Supervisor) Status(_ context.Context, name string) (supervisor.Status, 
 
 // Start gives name a process unless it has one.
 func (f *Supervisor) Start(_ context.Context, name string) error {
-	return f.act("Start", name, func(svc *supervisor.Status) {
+	return f.act("Start", name, func(svc *supervisor.Status) error {
 		if svc.Pid == 0 {
 			f.run(svc)
 		}
+		return nil
 	})
 }
 
 // Stop takes name's process away.
 func (f *Supervisor) Stop(_ context.Context, name string) error {
-	return f.act("Stop", name, func(svc *supervisor.Status) {
+	return f.act("Stop", name, func(svc *supervisor.Status) error {
 		svc.State, svc.Since, svc.Pid, svc.StartedAt = supervisor.Stopped, time.Now(), 0, time.Time{}
+		return nil
+	})
+}
+
+// Pause takes name's process away and leaves it paused.
+func (f *Supervisor) Pause(_ context.Context, name string) error {
+	return f.act("Pause", name, func(svc *supervisor.Status) error {
+		svc.State, svc.Since, svc.Pid, svc.StartedAt = supervisor.Paused, time.Now(), 0, time.Time{}
+		return nil
+	})
+}
+
+// Resume gives a paused name a process; supervisor.ErrNotPaused for one
+// that is neither paused nor running, as the supervisor answers.
+func (f *Supervisor) Resume(_ context.Context, name string) error {
+	return f.act("Resume", name, func(svc *supervisor.Status) error {
+		switch {
+		case svc.State == supervisor.Paused:
+			f.run(svc)
+		case svc.Pid == 0:
+			return supervisor.ErrNotPaused
+		}
+		return nil
 	})
 }
 
 // Restart gives name a new process, counting a restart if it had one.
 func (f *Supervisor) Restart(_ context.Context, name string) error {
-	return f.act("Restart", name, func(svc *supervisor.Status) {
+	return f.act("Restart", name, func(svc *supervisor.Status) error {
 		if svc.Pid != 0 {
 			svc.Restarts++
 		}
 		f.run(svc)
+		return nil
 	})
 }
 
 // act records and does an action on name, or fails as FailActions said.
-func (f *Supervisor) act(method, name string, do func(*supervisor.Status)) error {
+func (f *Supervisor) act(method, name string, do func(*supervisor.Status) error) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record(method, name)
@@ -211,8 +237,7 @@ func (f *Supervisor) act(method, name string, do func(*supervisor.Status)) error
 	if f.actionErr != nil {
 		return f.actionErr
 	}
-	do(svc)
-	return nil
+	return do(svc)
 }
 
 // run sets svc running with a new pid, which ends its run of failed
