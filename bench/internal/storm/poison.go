@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"path/filepath"
 	"time"
 
 	"github.com/udsvisor/udsvisor/bench/internal/peer"
 	"github.com/udsvisor/udsvisor/bench/internal/report"
+	"github.com/udsvisor/udsvisor/bench/internal/unixhttp"
 )
 
 // poisonRuns runs, under udsvisor's default config and each peer in
@@ -65,7 +65,7 @@ func poisonRun(ctx context.Context, env *report.Env, dir, peerName string, p par
 // every `every` until `until`, and counts the requests that got no
 // answer: the process serving them died.
 func poisoner(ctx context.Context, sock string, every time.Duration, until time.Time, timeout time.Duration) int {
-	client := unixClient(sock, timeout)
+	client := unixhttp.Fresh(sock, timeout)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	killed := 0
@@ -95,18 +95,4 @@ func poisoner(ctx context.Context, sock string, every time.Duration, until time.
 func isDial(err error) bool {
 	var oe *net.OpError
 	return errors.As(err, &oe) && oe.Op == "dial"
-}
-
-// unixClient makes every request on a new connection to sock.
-func unixClient(sock string, timeout time.Duration) *http.Client {
-	return &http.Client{
-		Timeout: timeout,
-		Transport: &http.Transport{
-			DisableKeepAlives: true,
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "unix", sock)
-			},
-		},
-	}
 }
