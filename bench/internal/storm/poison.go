@@ -66,28 +66,19 @@ func poisonRun(ctx context.Context, env *report.Env, dir, peerName string, p par
 // answer: the process serving them died.
 func poisoner(ctx context.Context, sock string, every time.Duration, until time.Time, timeout time.Duration) int {
 	client := unixhttp.Fresh(sock, timeout)
-	tick := time.NewTicker(every)
-	defer tick.Stop()
 	killed := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return killed
-		case now := <-tick.C:
-			if now.After(until) {
-				return killed
-			}
-			resp, err := client.Get("http://backend/poison")
-			if err == nil {
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				continue // answered: the poison missed
-			}
-			if !isDial(err) {
-				killed++ // connected, then the process died
-			}
+	ticks(ctx, every, until, func() {
+		resp, err := client.Get("http://backend/poison")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return // answered: the poison missed
 		}
-	}
+		if !isDial(err) {
+			killed++ // connected, then the process died
+		}
+	})
+	return killed
 }
 
 // isDial reports whether err is a failure to connect (no socket file,
