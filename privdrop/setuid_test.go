@@ -2,7 +2,6 @@ package privdrop_test
 
 import (
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,16 +23,9 @@ import (
 func TestT12SetuidBinaryDoesNotElevate(t *testing.T) {
 	testutil.RequireRoot(t)
 	u := testutil.EnsureUser(t, "udsv-a")
-	dir := testutil.RunDir(t)
-	var sfs unix.Statfs_t
-	if err := unix.Statfs(dir, &sfs); err != nil {
-		t.Fatal(err)
-	}
-	if sfs.Flags&unix.ST_NOSUID != 0 {
-		testutil.Unavailable(t, "%s is on a nosuid mount: a setuid binary cannot elevate there anyway", dir)
-	}
+	dir := setuidDir(t)
 	suid := filepath.Join(dir, "probe-suid")
-	copyFile(t, probePath, suid)
+	testutil.CopyFile(t, probePath, suid, 0o700)
 	if err := os.Chown(suid, 0, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -82,27 +74,6 @@ func TestT12SetuidBinaryDoesNotElevate(t *testing.T) {
 	}
 }
 
-// copyFile copies src to a new file dst.
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o700)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestHelperRefusesSecureExec runs a set-user-ID-root copy of the helper
 // (this test binary) as the test user, with a spec that asks for uid 0,
 // as any local user could if the udsvisor binary were ever made setuid
@@ -111,20 +82,13 @@ func copyFile(t *testing.T, src, dst string) {
 func TestHelperRefusesSecureExec(t *testing.T) {
 	testutil.RequireRoot(t)
 	u := testutil.EnsureUser(t, "udsv-a")
-	dir := testutil.RunDir(t)
-	var sfs unix.Statfs_t
-	if err := unix.Statfs(dir, &sfs); err != nil {
-		t.Fatal(err)
-	}
-	if sfs.Flags&unix.ST_NOSUID != 0 {
-		testutil.Unavailable(t, "%s is on a nosuid mount: a setuid binary cannot elevate there anyway", dir)
-	}
+	dir := setuidDir(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	suid := filepath.Join(dir, "helper-suid")
-	copyFile(t, self, suid)
+	testutil.CopyFile(t, self, suid, 0o700)
 	if err := os.Chown(suid, 0, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -156,4 +120,19 @@ func TestHelperRefusesSecureExec(t *testing.T) {
 	if code := exitCode(t, s); code != 127 {
 		t.Errorf("helper exit status %d, want 127", code)
 	}
+}
+
+// setuidDir is a testutil.RunDir where a setuid bit takes effect: the
+// test is unavailable when /run is mounted nosuid.
+func setuidDir(t *testing.T) string {
+	t.Helper()
+	dir := testutil.RunDir(t)
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(dir, &sfs); err != nil {
+		t.Fatal(err)
+	}
+	if sfs.Flags&unix.ST_NOSUID != 0 {
+		testutil.Unavailable(t, "%s is on a nosuid mount: a setuid binary cannot elevate there anyway", dir)
+	}
+	return dir
 }

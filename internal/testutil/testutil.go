@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -299,4 +300,31 @@ func WaitNanosleep(t testing.TB, pid int) {
 		}
 		return nil
 	})
+}
+
+// CopyFile copies from to a new file to with mode, whatever the umask.
+// Tests use it to put a binary where a test user can exec it, or to make
+// a copy with its own owner and mode bits.
+func CopyFile(t testing.TB, from, to string, mode os.FileMode) {
+	t.Helper()
+	src, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The umask of the test may have narrowed mode.
+	if err := os.Chmod(to, mode); err != nil {
+		t.Fatal(err)
+	}
 }
