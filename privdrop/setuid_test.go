@@ -23,15 +23,7 @@ import (
 func TestT12SetuidBinaryDoesNotElevate(t *testing.T) {
 	testutil.RequireRoot(t)
 	u := testutil.EnsureUser(t, "udsv-a")
-	dir := setuidDir(t)
-	suid := filepath.Join(dir, "probe-suid")
-	testutil.CopyFile(t, probePath, suid, 0o700)
-	if err := os.Chown(suid, 0, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(suid, 0o755|os.ModeSetuid); err != nil {
-		t.Fatal(err)
-	}
+	suid := setuidCopy(t, probePath, "probe-suid")
 	var st unix.Stat_t
 	if err := unix.Lstat(suid, &st); err != nil {
 		t.Fatal(err)
@@ -82,19 +74,11 @@ func TestT12SetuidBinaryDoesNotElevate(t *testing.T) {
 func TestHelperRefusesSecureExec(t *testing.T) {
 	testutil.RequireRoot(t)
 	u := testutil.EnsureUser(t, "udsv-a")
-	dir := setuidDir(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	suid := filepath.Join(dir, "helper-suid")
-	testutil.CopyFile(t, self, suid, 0o700)
-	if err := os.Chown(suid, 0, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(suid, 0o755|os.ModeSetuid); err != nil {
-		t.Fatal(err)
-	}
+	suid := setuidCopy(t, self, "helper-suid")
 
 	spec := probeSpec(t, u, 0, "")
 	spec.UID, spec.GID = 0, 0
@@ -122,9 +106,10 @@ func TestHelperRefusesSecureExec(t *testing.T) {
 	}
 }
 
-// setuidDir is a testutil.RunDir where a setuid bit takes effect: the
-// test is unavailable when /run is mounted nosuid.
-func setuidDir(t *testing.T) string {
+// setuidCopy copies the program from to a set-user-ID-root file name in
+// a testutil.RunDir and returns its path. The test is unavailable when
+// /run is mounted nosuid, where the bit would have no effect.
+func setuidCopy(t *testing.T, from, name string) string {
 	t.Helper()
 	dir := testutil.RunDir(t)
 	var sfs unix.Statfs_t
@@ -134,5 +119,13 @@ func setuidDir(t *testing.T) string {
 	if sfs.Flags&unix.ST_NOSUID != 0 {
 		testutil.Unavailable(t, "%s is on a nosuid mount: a setuid binary cannot elevate there anyway", dir)
 	}
-	return dir
+	suid := filepath.Join(dir, name)
+	testutil.CopyFile(t, from, suid, 0o700)
+	if err := os.Chown(suid, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(suid, 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	return suid
 }
