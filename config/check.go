@@ -53,6 +53,13 @@ type table struct {
 
 func (t table) sub(name string) string { return joinKey(t.key, name) }
 
+// get returns the value at name and its key; ok is false when t has no
+// such key.
+func (t table) get(name string) (v any, key string, ok bool) {
+	v, ok = t.m[name]
+	return v, t.sub(name), ok
+}
+
 // unknown reports every key of t that is not in known, in sorted order so
 // that messages on one line come out the same on every run.
 func (c *checker) unknown(t table, known ...string) {
@@ -99,39 +106,31 @@ func typeName(v any) string {
 // which is harmless because a reported error discards the whole config.
 
 func (c *checker) str(t table, name string) (string, bool) {
-	v, ok := t.m[name]
-	if !ok {
-		return "", false
-	}
-	s, ok := v.(string)
-	if !ok {
-		c.errorf(t.sub(name), "must be a string, not %s", typeName(v))
-	}
-	return s, ok
+	return typed[string](c, t, name, "a string")
 }
 
 func (c *checker) boolean(t table, name string) bool {
-	v, ok := t.m[name]
-	if !ok {
-		return false
-	}
-	b, ok := v.(bool)
-	if !ok {
-		c.errorf(t.sub(name), "must be true or false, not %s", typeName(v))
-	}
+	b, _ := typed[bool](c, t, name, "true or false")
 	return b
 }
 
 func (c *checker) integer(t table, name string) (int64, bool) {
-	v, ok := t.m[name]
+	return typed[int64](c, t, name, "an integer")
+}
+
+// typed reads the value at name as a T; want says what a T is in the
+// message for a value of another type.
+func typed[T any](c *checker, t table, name, want string) (T, bool) {
+	v, key, ok := t.get(name)
 	if !ok {
-		return 0, false
+		var zero T
+		return zero, false
 	}
-	n, ok := v.(int64)
+	x, ok := v.(T)
 	if !ok {
-		c.errorf(t.sub(name), "must be an integer, not %s", typeName(v))
+		c.errorf(key, "must be %s, not %s", want, typeName(v))
 	}
-	return n, ok
+	return x, ok
 }
 
 // id reads a user or group written as a name or a number, in either a
@@ -151,11 +150,10 @@ func (c *checker) id(key string, v any) (string, bool) {
 // messages. An integer gets its own message: TOML reads 660 as decimal,
 // which would silently mean 0o1224.
 func (c *checker) mode(t table, name, example string) (fs.FileMode, bool) {
-	v, ok := t.m[name]
+	v, key, ok := t.get(name)
 	if !ok {
 		return 0, false
 	}
-	key := t.sub(name)
 	switch v := v.(type) {
 	case int64:
 		c.errorf(key, "%s must be a string like %q; %d is decimal (octal %o)", name, example, v, v)
@@ -225,11 +223,10 @@ func parseSymbolic(s string) (fs.FileMode, bool) {
 
 // duration reads a Go duration that must have a unit and be positive.
 func (c *checker) duration(t table, name string) (time.Duration, bool) {
-	v, ok := t.m[name]
+	v, key, ok := t.get(name)
 	if !ok {
 		return 0, false
 	}
-	key := t.sub(name)
 	switch v := v.(type) {
 	case int64, float64:
 		c.errorf(key, "%v needs a unit, e.g. \"%vs\"", v, v)
@@ -259,25 +256,24 @@ func isNumber(s string) bool {
 
 // subTable reads an optional table.
 func (c *checker) subTable(t table, name string) (table, bool) {
-	v, ok := t.m[name]
+	v, key, ok := t.get(name)
 	if !ok {
 		return table{}, false
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		c.errorf(t.sub(name), "must be a table, not %s", typeName(v))
+		c.errorf(key, "must be a table, not %s", typeName(v))
 	}
-	return table{key: t.sub(name), m: m}, ok
+	return table{key: key, m: m}, ok
 }
 
 // tables reads an array of tables, written either as [[headers]] or as an
 // inline array of inline tables.
 func (c *checker) tables(t table, name string) []table {
-	v, ok := t.m[name]
+	v, key, ok := t.get(name)
 	if !ok {
 		return nil
 	}
-	key := t.sub(name)
 	var elems []any
 	switch v := v.(type) {
 	case []map[string]any:
@@ -304,11 +300,10 @@ func (c *checker) tables(t table, name string) []table {
 
 // stringList reads an array of strings.
 func (c *checker) stringList(t table, name string) ([]string, bool) {
-	v, ok := t.m[name]
+	v, key, ok := t.get(name)
 	if !ok {
 		return nil, false
 	}
-	key := t.sub(name)
 	arr, ok := v.([]any)
 	if !ok {
 		c.errorf(key, "must be an array of strings, not %s", typeName(v))

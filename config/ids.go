@@ -30,20 +30,9 @@ type account struct {
 // (as systemd and chown do). Numeric ids must exist too: an unknown one
 // has no primary group or home to default to.
 func lookupUser(s string) (account, error) {
-	var u *user.User
-	var err error
-	if isDigits(s) {
-		u, err = user.LookupId(s)
-	} else {
-		u, err = user.Lookup(s)
-	}
+	u, err := lookupID("user", s, user.LookupId, user.Lookup)
 	if err != nil {
-		var unknownName user.UnknownUserError
-		var unknownID user.UnknownUserIdError
-		if errors.As(err, &unknownName) || errors.As(err, &unknownID) {
-			return account{}, fmt.Errorf("unknown user %q", s)
-		}
-		return account{}, fmt.Errorf("look up user %q: %w", s, err)
+		return account{}, err
 	}
 	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
 	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
@@ -53,22 +42,36 @@ func lookupUser(s string) (account, error) {
 	return account{name: u.Username, uid: uint32(uid), gid: uint32(gid), home: u.HomeDir}, nil
 }
 
+// lookupID looks s up with byID when it is all digits, else with byName.
+// The error reads `unknown user "s"` (or group) when no entry has that
+// name or id, whichever of os/user's four "unknown" types says so.
+func lookupID[T any](kind, s string, byID, byName func(string) (*T, error)) (*T, error) {
+	lookup := byName
+	if isDigits(s) {
+		lookup = byID
+	}
+	v, err := lookup(s)
+	if err == nil {
+		return v, nil
+	}
+	var (
+		unknownUser    user.UnknownUserError
+		unknownUID     user.UnknownUserIdError
+		unknownGroup   user.UnknownGroupError
+		unknownGroupID user.UnknownGroupIdError
+	)
+	if errors.As(err, &unknownUser) || errors.As(err, &unknownUID) ||
+		errors.As(err, &unknownGroup) || errors.As(err, &unknownGroupID) {
+		return nil, fmt.Errorf("unknown %s %q", kind, s)
+	}
+	return nil, fmt.Errorf("look up %s %q: %w", kind, s, err)
+}
+
 // lookupGroup resolves a group name or numeric gid to its name and gid.
 func lookupGroup(s string) (string, uint32, error) {
-	var g *user.Group
-	var err error
-	if isDigits(s) {
-		g, err = user.LookupGroupId(s)
-	} else {
-		g, err = user.LookupGroup(s)
-	}
+	g, err := lookupID("group", s, user.LookupGroupId, user.LookupGroup)
 	if err != nil {
-		var unknownName user.UnknownGroupError
-		var unknownID user.UnknownGroupIdError
-		if errors.As(err, &unknownName) || errors.As(err, &unknownID) {
-			return "", 0, fmt.Errorf("unknown group %q", s)
-		}
-		return "", 0, fmt.Errorf("look up group %q: %w", s, err)
+		return "", 0, err
 	}
 	gid, err := strconv.ParseUint(g.Gid, 10, 32)
 	if err != nil {
@@ -92,11 +95,10 @@ func isDigits(s string) bool {
 // userValue resolves the user at key in t; ok is false when absent or
 // already reported.
 func (c *checker) userValue(t table, name string) (account, bool) {
-	v, ok := t.m[name]
+	v, key, ok := t.get(name)
 	if !ok {
 		return account{}, false
 	}
-	key := t.sub(name)
 	s, ok := c.id(key, v)
 	if !ok {
 		return account{}, false

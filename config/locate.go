@@ -234,48 +234,39 @@ func (l *locator) value(key string) {
 }
 
 func (l *locator) array(key string) {
-	l.pos++ // [
+	l.list(']', func(i int) {
+		elem := indexKey(key, i)
+		l.out.record(elem, l.lineAt(l.pos), true)
+		l.value(elem)
+	})
+}
+
+// inlineTable reads { k = v, ... }; TOML 1.1 allows newlines inside.
+func (l *locator) inlineTable(key string) {
+	l.list('}', func(int) { l.keyValue(key) })
+}
+
+// list reads the comma-separated items of an array or inline table from
+// its opening bracket to end, newlines and comments allowed between them.
+// item reads the i-th item at l.pos.
+func (l *locator) list(end byte, item func(i int)) {
+	l.pos++ // the opening bracket
 	for i := 0; ; i++ {
 		l.skipSpace(true)
 		if l.eof() {
 			return
 		}
-		if l.peek() == ']' {
+		if l.peek() == end {
 			l.pos++
 			return
 		}
 		start := l.pos
-		elem := indexKey(key, i)
-		l.out.record(elem, l.lineAt(l.pos), true)
-		l.value(elem)
+		item(i)
 		l.skipSpace(true)
 		if l.peek() == ',' {
 			l.pos++
 		} else if l.pos == start {
-			l.pos++ // not a value: skip a byte rather than spin
-		}
-	}
-}
-
-// inlineTable reads { k = v, ... }; TOML 1.1 allows newlines inside.
-func (l *locator) inlineTable(key string) {
-	l.pos++ // {
-	for {
-		l.skipSpace(true)
-		if l.eof() {
-			return
-		}
-		if l.peek() == '}' {
-			l.pos++
-			return
-		}
-		start := l.pos
-		l.keyValue(key)
-		l.skipSpace(true)
-		if l.peek() == ',' {
-			l.pos++
-		} else if l.pos == start {
-			l.pos++
+			l.pos++ // not an item: skip a byte rather than spin
 		}
 	}
 }

@@ -225,11 +225,10 @@ func (c *checker) environment(t table, s *Service) string {
 // signal reads a signal name as ParseSignal does, or a number: a TOML
 // integer or a string of digits.
 func (c *checker) signal(t table, name string) (unix.Signal, bool) {
-	v, ok := t.m[name]
+	v, key, ok := t.get(name)
 	if !ok {
 		return 0, false
 	}
-	key := t.sub(name)
 	switch v := v.(type) {
 	case int64:
 		if v > 0 && v < 65 && signalNamed(unix.Signal(v)) {

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/udsvisor/udsvisor/internal/testutil"
 )
@@ -82,14 +81,7 @@ func TestHelperWithoutConstructor(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.cmd.Stderr = &stderr
-	if err := l.cmd.Start(); err != nil {
-		l.Abort()
-		t.Fatal(err)
-	}
-	hung := time.AfterFunc(20*time.Second, func() { l.cmd.Process.Kill() })
-	err = l.AfterStart()
-	hung.Stop()
-	l.cmd.Wait()
+	err = awaitHelper(t, l, false)
 	const want = helperOp + ": the C constructor in helper_linux.c did not run"
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("AfterStart: %v, want %q... (stderr: %q)", err, want, stderr.String())
@@ -129,14 +121,7 @@ func TestHelperRejectsBadFDVariables(t *testing.T) {
 			}
 			var stderr bytes.Buffer
 			l.cmd.Stderr = &stderr
-			if err := l.cmd.Start(); err != nil {
-				l.Abort()
-				t.Fatal(err)
-			}
-			hung := time.AfterFunc(20*time.Second, func() { l.cmd.Process.Kill() })
-			err = l.AfterStart()
-			hung.Stop()
-			l.cmd.Wait()
+			err = awaitHelper(t, l, false)
 			ws := l.cmd.ProcessState.Sys().(syscall.WaitStatus)
 			if !ws.Exited() || ws.ExitStatus() != 127 {
 				t.Errorf("helper ended with %#x, want exit status 127 (the command ran?)", ws)

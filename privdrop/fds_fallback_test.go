@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os/exec"
 	"runtime"
-	"syscall"
 	"testing"
 	"unsafe"
 
@@ -27,16 +26,7 @@ func TestT10FDsWithoutCloseRange(t *testing.T) {
 			files, targets := listeners(t, spec.Dir, "web")
 			// Leaks that are not close-on-exec: one just above the
 			// pipes, one well above.
-			low, err := syscall.Open("/etc/hostname", syscall.O_RDONLY, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { syscall.Close(low) })
-			const high = 100
-			if err := unix.Dup2(low, high); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { syscall.Close(high) })
+			leakFDs(t)
 
 			s, _ := mustStart(t, spec, files, launchOpts{closeRange: errno})
 			pid := s.cmd.Process.Pid

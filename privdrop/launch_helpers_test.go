@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
@@ -181,4 +182,21 @@ func mustStart(t *testing.T, spec *privdrop.Spec, files []*os.File, o launchOpts
 		t.Fatalf("probe pid %d, started pid %d", rep.PID, s.cmd.Process.Pid)
 	}
 	return s, rep
+}
+
+// leakFDs opens two fds that are not close-on-exec until the test ends:
+// syscall.Open sets no O_CLOEXEC, nor does dup2. One lands at a low
+// number, the other at 100, well above 3+n.
+func leakFDs(t *testing.T) {
+	t.Helper()
+	low, err := syscall.Open("/etc/hostname", syscall.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(low) })
+	const high = 100
+	if err := unix.Dup2(low, high); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(high) })
 }

@@ -93,18 +93,7 @@ func TestT10FDs(t *testing.T) {
 	spec := probeSpec(t, u, 2, "web:admin")
 	files, targets := listeners(t, spec.Dir, "web", "admin")
 
-	// Leaks: syscall.Open sets no O_CLOEXEC, nor does dup2; one lands at
-	// a low number, the other well above 3+n.
-	low, err := syscall.Open("/etc/hostname", syscall.O_RDONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(low) })
-	const high = 100
-	if err := unix.Dup2(low, high); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(high) })
+	leakFDs(t)
 
 	s, rep := mustStart(t, spec, files, launchOpts{})
 	pid := s.cmd.Process.Pid

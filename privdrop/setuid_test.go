@@ -2,7 +2,6 @@ package privdrop_test
 
 import (
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,22 +23,7 @@ import (
 func TestT12SetuidBinaryDoesNotElevate(t *testing.T) {
 	testutil.RequireRoot(t)
 	u := testutil.EnsureUser(t, "udsv-a")
-	dir := testutil.RunDir(t)
-	var sfs unix.Statfs_t
-	if err := unix.Statfs(dir, &sfs); err != nil {
-		t.Fatal(err)
-	}
-	if sfs.Flags&unix.ST_NOSUID != 0 {
-		testutil.Unavailable(t, "%s is on a nosuid mount: a setuid binary cannot elevate there anyway", dir)
-	}
-	suid := filepath.Join(dir, "probe-suid")
-	copyFile(t, probePath, suid)
-	if err := os.Chown(suid, 0, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(suid, 0o755|os.ModeSetuid); err != nil {
-		t.Fatal(err)
-	}
+	suid := setuidCopy(t, probePath, "probe-suid")
 	var st unix.Stat_t
 	if err := unix.Lstat(suid, &st); err != nil {
 		t.Fatal(err)
@@ -82,27 +66,6 @@ func TestT12SetuidBinaryDoesNotElevate(t *testing.T) {
 	}
 }
 
-// copyFile copies src to a new file dst.
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o700)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestHelperRefusesSecureExec runs a set-user-ID-root copy of the helper
 // (this test binary) as the test user, with a spec that asks for uid 0,
 // as any local user could if the udsvisor binary were ever made setuid
@@ -111,26 +74,11 @@ func copyFile(t *testing.T, src, dst string) {
 func TestHelperRefusesSecureExec(t *testing.T) {
 	testutil.RequireRoot(t)
 	u := testutil.EnsureUser(t, "udsv-a")
-	dir := testutil.RunDir(t)
-	var sfs unix.Statfs_t
-	if err := unix.Statfs(dir, &sfs); err != nil {
-		t.Fatal(err)
-	}
-	if sfs.Flags&unix.ST_NOSUID != 0 {
-		testutil.Unavailable(t, "%s is on a nosuid mount: a setuid binary cannot elevate there anyway", dir)
-	}
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	suid := filepath.Join(dir, "helper-suid")
-	copyFile(t, self, suid)
-	if err := os.Chown(suid, 0, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(suid, 0o755|os.ModeSetuid); err != nil {
-		t.Fatal(err)
-	}
+	suid := setuidCopy(t, self, "helper-suid")
 
 	spec := probeSpec(t, u, 0, "")
 	spec.UID, spec.GID = 0, 0
@@ -156,4 +104,28 @@ func TestHelperRefusesSecureExec(t *testing.T) {
 	if code := exitCode(t, s); code != 127 {
 		t.Errorf("helper exit status %d, want 127", code)
 	}
+}
+
+// setuidCopy copies the program from to a set-user-ID-root file name in
+// a testutil.RunDir and returns its path. The test is unavailable when
+// /run is mounted nosuid, where the bit would have no effect.
+func setuidCopy(t *testing.T, from, name string) string {
+	t.Helper()
+	dir := testutil.RunDir(t)
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(dir, &sfs); err != nil {
+		t.Fatal(err)
+	}
+	if sfs.Flags&unix.ST_NOSUID != 0 {
+		testutil.Unavailable(t, "%s is on a nosuid mount: a setuid binary cannot elevate there anyway", dir)
+	}
+	suid := filepath.Join(dir, name)
+	testutil.CopyFile(t, from, suid, 0o700)
+	if err := os.Chown(suid, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(suid, 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	return suid
 }

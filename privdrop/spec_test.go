@@ -154,16 +154,29 @@ func runHelper(t *testing.T, wire []byte, userns bool) (syscall.WaitStatus, erro
 		a.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}}
 		a.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}}
 	}
+	err = awaitHelper(t, l, userns)
+	return l.cmd.ProcessState.Sys().(syscall.WaitStatus), err
+}
+
+// awaitHelper starts the helper l prepared, returns AfterStart's error
+// and waits for the helper to end. A helper that does not start fails
+// the test, or makes it unavailable when mayBeDenied (the start asks for
+// a user namespace, which the machine may refuse).
+func awaitHelper(t *testing.T, l *Launch, mayBeDenied bool) error {
+	t.Helper()
 	if err := l.cmd.Start(); err != nil {
 		l.Abort()
-		testutil.Unavailable(t, "start the helper: %v", err)
+		if mayBeDenied {
+			testutil.Unavailable(t, "start the helper: %v", err)
+		}
+		t.Fatal(err)
 	}
 	// Only turns a hang into a failure; the helper takes a millisecond.
 	hung := time.AfterFunc(20*time.Second, func() { l.cmd.Process.Kill() })
-	err = l.AfterStart()
+	err := l.AfterStart()
 	hung.Stop()
 	l.cmd.Wait()
-	return l.cmd.ProcessState.Sys().(syscall.WaitStatus), err
+	return err
 }
 
 // mustReport checks that the helper reported a failure and exited 127,

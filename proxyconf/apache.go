@@ -23,18 +23,18 @@ func apache(w io.Writer, p *plan) error {
 		"Needs mod_proxy, mod_proxy_http and mod_headers: a2enmod proxy proxy_http headers",
 		"Install it as /etc/apache2/sites-available/" + site + ".conf, then a2ensite " + site + ".",
 	}
-	switch {
-	case p.catchAll():
-		lines = append(lines,
+	lines = append(lines, p.hostlessNote(
+		[]string{
 			"The routes without a host answer every Host that no ServerName matches:",
 			"Apache gives such a request to the first <VirtualHost> of its address, and",
 			"00-udsvisor.conf is read before Debian's 000-default.conf. Under a name that",
-			"sorts after it, they lose those hosts to it unless you a2dissite 000-default.")
-	case len(p.vhosts) > 0 && p.vhosts[0].host == "":
-		lines = append(lines,
-			"The routes without a host answer Host "+p.serverName+" only; other hosts go to the",
-			"first <VirtualHost> Apache read for the address (Debian's 000-default).")
-	}
+			"sorts after it, they lose those hosts to it unless you a2dissite 000-default.",
+		},
+		[]string{
+			"The routes without a host answer Host " + p.serverName + " only; other hosts go to the",
+			"first <VirtualHost> Apache read for the address (Debian's 000-default).",
+		},
+	)...)
 	p.header(&b, lines...)
 	vhostAddr := p.listen.String()
 	if p.listen.host == "" {

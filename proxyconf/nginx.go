@@ -35,18 +35,18 @@ func nginx(w io.Writer, p *plan) error {
 	if p.listen.host == "" {
 		addr = "port " + addr
 	}
-	switch {
-	case p.catchAll():
-		lines = append(lines,
-			"The server of the routes without a host is the default_server of "+addr+":",
+	lines = append(lines, p.hostlessNote(
+		[]string{
+			"The server of the routes without a host is the default_server of " + addr + ":",
 			"it answers every Host that no other server_name matches. nginx refuses two",
 			"default servers for one address: remove Debian's sites-enabled/default (its",
-			"default_server is on port 80), or name the server with --server-name.")
-	case len(p.vhosts) > 0 && p.vhosts[0].host == "":
-		lines = append(lines,
-			"The routes without a host answer Host "+p.serverName+" only; other hosts go to",
-			"nginx's default server for "+addr+" (Debian's default site, while it is enabled).")
-	}
+			"default_server is on port 80), or name the server with --server-name.",
+		},
+		[]string{
+			"The routes without a host answer Host " + p.serverName + " only; other hosts go to",
+			"nginx's default server for " + addr + " (Debian's default site, while it is enabled).",
+		},
+	)...)
 	p.header(&b, lines...)
 	fmt.Fprintf(&b, `
 # WebSocket: only a WebSocket upgrade goes on (Upgrade: websocket, with

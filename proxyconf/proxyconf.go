@@ -203,7 +203,25 @@ func newPlan(kind string, cfg *config.Config, opts Options) (*plan, error) {
 // answers every Host no other server names: there are such routes and
 // no --server-name.
 func (p *plan) catchAll() bool {
-	return (p.serverName == "" || p.serverName == "_") && len(p.vhosts) > 0 && p.vhosts[0].host == ""
+	return (p.serverName == "" || p.serverName == "_") && p.hostless()
+}
+
+// hostless reports whether some routes have no host (they sort first).
+func (p *plan) hostless() bool {
+	return len(p.vhosts) > 0 && p.vhosts[0].host == ""
+}
+
+// hostlessNote picks the header lines on the routes without a host:
+// catchAll when they answer every Host, named when they answer only
+// --server-name, none when every route has its host.
+func (p *plan) hostlessNote(catchAll, named []string) []string {
+	switch {
+	case p.catchAll():
+		return catchAll
+	case p.hostless():
+		return named
+	}
+	return nil
 }
 
 func newUpstream(service string, s *config.Socket, names map[string]bool, chroot string) (*upstream, error) {

@@ -239,43 +239,48 @@ func (l *Listener) Close() error {
 // no connection waiting in it is lost. (An app that calls listen itself,
 // as gunicorn does, sets its own again.)
 func (l *Listener) SetBacklog(n int) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	p := l.spec.String()
-	switch {
-	case l.closed:
-		return fmt.Errorf("socket %s: %w", p, os.ErrClosed)
-	case n < 0:
-		return fmt.Errorf("socket %s: negative backlog %d", p, n)
-	}
-	if err := unix.Listen(int(l.file.Fd()), n); err != nil {
-		return fmt.Errorf("listen %s: %w", p, err)
-	}
-	l.spec.Backlog = n
-	return nil
+	return l.live(func(p string) error {
+		if n < 0 {
+			return fmt.Errorf("socket %s: negative backlog %d", p, n)
+		}
+		if err := unix.Listen(int(l.file.Fd()), n); err != nil {
+			return fmt.Errorf("listen %s: %w", p, err)
+		}
+		l.spec.Backlog = n
+		return nil
+	})
 }
 
 // SetOwner re-applies owner, group and mode to the live socket file
 // without rebinding, for a reload. It acts on the file Bind created, never
 // on whatever the path names now, and fails for a TCP socket.
 func (l *Listener) SetOwner(uid, gid int, mode fs.FileMode) error {
+	return l.live(func(p string) error {
+		switch {
+		case l.spec.Path == "":
+			return fmt.Errorf("socket %s: not a Unix socket; it has no owner or mode", p)
+		case uid < 0 || gid < 0:
+			return fmt.Errorf("socket %s: owner %d:%d is not a uid:gid", p, uid, gid)
+		}
+		if err := checkMode(mode); err != nil {
+			return fmt.Errorf("socket %s: %w", p, err)
+		}
+		if err := l.setOwner(uid, gid, mode); err != nil {
+			return err
+		}
+		l.spec.UID, l.spec.GID, l.spec.Mode = uid, gid, mode
+		return nil
+	})
+}
+
+// live runs f with l.mu held, on a socket that is not closed (else the
+// error wraps os.ErrClosed). p is the socket's name for f's errors.
+func (l *Listener) live(f func(p string) error) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	p := l.spec.String()
-	switch {
-	case l.closed:
+	if l.closed {
 		return fmt.Errorf("socket %s: %w", p, os.ErrClosed)
-	case l.spec.Path == "":
-		return fmt.Errorf("socket %s: not a Unix socket; it has no owner or mode", p)
-	case uid < 0 || gid < 0:
-		return fmt.Errorf("socket %s: owner %d:%d is not a uid:gid", p, uid, gid)
 	}
-	if err := checkMode(mode); err != nil {
-		return fmt.Errorf("socket %s: %w", p, err)
-	}
-	if err := l.setOwner(uid, gid, mode); err != nil {
-		return err
-	}
-	l.spec.UID, l.spec.GID, l.spec.Mode = uid, gid, mode
-	return nil
+	return f(p)
 }

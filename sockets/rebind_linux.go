@@ -31,12 +31,7 @@ var ErrPoisoned = errors.New("shut down: connects are refused; it must be reboun
 // a TCP listener that was shut down stops listening altogether, which
 // SO_ACCEPTCONN shows.
 func (l *Listener) Check() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return fmt.Errorf("socket %s: %w", l.spec.String(), os.ErrClosed)
-	}
-	return check(int(l.file.Fd()), l.spec.String())
+	return l.live(func(p string) error { return check(int(l.file.Fd()), p) })
 }
 
 func check(fd int, name string) error {
@@ -81,15 +76,12 @@ func check(fd int, name string) error {
 func (l *Listener) Rebind() error { return newBinder().rebind(l) }
 
 func (b *binder) rebind(l *Listener) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return fmt.Errorf("socket %s: %w", l.spec.String(), os.ErrClosed)
-	}
-	if l.spec.Path == "" {
-		return l.rebindTCP()
-	}
-	return b.rebindUnix(l)
+	return l.live(func(string) error {
+		if l.spec.Path == "" {
+			return l.rebindTCP()
+		}
+		return b.rebindUnix(l)
+	})
 }
 
 func (b *binder) rebindUnix(l *Listener) error {

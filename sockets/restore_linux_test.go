@@ -7,8 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/udsvisor/udsvisor/internal/testutil"
 	"golang.org/x/sys/unix"
+
+	"github.com/udsvisor/udsvisor/internal/testutil"
 )
 
 // A public name unlinked by an app or an operator is linked again to the

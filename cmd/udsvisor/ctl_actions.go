@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -127,20 +128,9 @@ func formatLogLine(name string, l api.LogLine) string {
 func (c *ctl) reload(ctx context.Context, args []string) error {
 	fs := c.flags("reload", "[--json]")
 	asJSON := fs.Bool("json", false, "print what changed as a JSON object")
-	pos, err := parseArgs(fs, args)
+	res, err := query(ctx, c, fs, args, (*client.Client).Reload)
 	if err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usageError{fmt.Errorf("reload takes no argument, got %q", pos[0])}
-	}
-	cl, err := c.client()
-	if err != nil {
-		return err
-	}
-	res, err := cl.Reload(ctx)
-	if err != nil {
-		return fmt.Errorf("reload: %w", err)
 	}
 	if *asJSON {
 		return writeJSONLine(c.stdout, res)
@@ -151,12 +141,7 @@ func (c *ctl) reload(ctx context.Context, args []string) error {
 
 // writeJSONLine writes v as one line of JSON.
 func writeJSONLine(w io.Writer, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
-	return err
+	return json.NewEncoder(w).Encode(v)
 }
 
 func printReload(w io.Writer, res api.ReloadResult) {
@@ -177,29 +162,33 @@ func printReload(w io.Writer, res api.ReloadResult) {
 
 // metrics is `ctl metrics`: the Prometheus text, as GET /metrics gives it.
 func (c *ctl) metrics(ctx context.Context, args []string) error {
-	if err := c.noArgs("metrics", args); err != nil {
-		return err
-	}
-	cl, err := c.client()
+	text, err := query(ctx, c, c.flags("metrics", ""), args, (*client.Client).Metrics)
 	if err != nil {
 		return err
-	}
-	text, err := cl.Metrics(ctx)
-	if err != nil {
-		return fmt.Errorf("metrics: %w", err)
 	}
 	_, err = io.WriteString(c.stdout, text)
 	return err
 }
 
-// noArgs parses the flags of a command that takes no argument.
-func (c *ctl) noArgs(cmd string, args []string) error {
-	pos, err := parseArgs(c.flags(cmd, ""), args)
+// query runs a command that takes no argument and makes one call: it
+// parses args with fs, connects, and calls; the call's error is prefixed
+// with the command's name.
+func query[T any](ctx context.Context, c *ctl, fs *flag.FlagSet, args []string, call func(*client.Client, context.Context) (T, error)) (T, error) {
+	var zero T
+	pos, err := parseArgs(fs, args)
 	if err != nil {
-		return err
+		return zero, err
 	}
 	if len(pos) > 0 {
-		return usageError{fmt.Errorf("%s takes no argument, got %q", cmd, pos[0])}
+		return zero, usageError{fmt.Errorf("%s takes no argument, got %q", fs.Name(), pos[0])}
 	}
-	return nil
+	cl, err := c.client()
+	if err != nil {
+		return zero, err
+	}
+	v, err := call(cl, ctx)
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w", fs.Name(), err)
+	}
+	return v, nil
 }

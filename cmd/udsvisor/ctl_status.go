@@ -89,10 +89,7 @@ func printJSON(w io.Writer, svcs []api.Service) error {
 	if svcs == nil {
 		svcs = []api.Service{} // [] rather than null for scripts
 	}
-	b, err := json.MarshalIndent(svcs, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
-	return err
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(svcs)
 }

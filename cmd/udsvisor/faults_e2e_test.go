@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -239,7 +238,7 @@ path = "$DIR/worker/worker.sock"
 func TestFaultSpawnFailure(t *testing.T) {
 	testutil.RequireRoot(t)
 	bin := filepath.Join(testutil.RunDir(t), "testapp")
-	copyFile(t, testApp, bin, 0o755)
+	testutil.CopyFile(t, testApp, bin, 0o755)
 	e := startCtlEnv(t, strings.ReplaceAll(spawnConfig, "$BIN", bin))
 	if _, err := get(filepath.Join(e.dir, "web", "web.sock")); err != nil {
 		t.Fatal(err)
@@ -270,29 +269,6 @@ func TestFaultSpawnFailure(t *testing.T) {
 	}
 	if _, err := get(filepath.Join(e.dir, "worker", "worker.sock")); err != nil {
 		t.Errorf("worker no longer serves: %v", err)
-	}
-}
-
-func copyFile(t *testing.T, from, to string, mode os.FileMode) {
-	t.Helper()
-	src, err := os.Open(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-	// The umask of the test may have narrowed mode.
-	if err := os.Chmod(to, mode); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -37,6 +37,23 @@ func proxyConfig(t *testing.T, dir, group string) string {
 
 // runProxyCmd runs runProxy and returns stdout, stderr and the exit code
 // main would give.
+// proxyFixture writes into a RunDir the config of proxyConfig whose
+// socket www-data can reach (good) and the one whose socket it cannot
+// (bad); sock is their socket, line the line of the bad config's socket
+// table, where its warnings point.
+func proxyFixture(t *testing.T) (dir, good, bad, sock string, line int) {
+	t.Helper()
+	dir = testutil.RunDir(t)
+	good = proxyConfig(t, dir, "www-data")
+	bad = proxyConfig(t, dir, "daemon")
+	text, err := os.ReadFile(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _, _ := strings.Cut(string(text), "[[services.hello.sockets]]")
+	return dir, good, bad, dir + "/demo/hello.sock", strings.Count(before, "\n") + 1
+}
+
 func runProxyCmd(args ...string) (string, string, int) {
 	var stdout, stderr bytes.Buffer
 	code := report(runProxy(args, &stdout, &stderr), "proxy", &stderr)
@@ -45,16 +62,8 @@ func runProxyCmd(args ...string) (string, string, int) {
 
 func TestProxyCommand(t *testing.T) {
 	testutil.RequireRoot(t)
-	dir := testutil.RunDir(t)
-	good := proxyConfig(t, dir, "www-data")
-	bad := proxyConfig(t, dir, "daemon")
-	sock := dir + "/demo/hello.sock"
-	text, err := os.ReadFile(bad)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before, _, _ := strings.Cut(string(text), "[[services.hello.sockets]]")
-	at := fmt.Sprintf("warning: %s:%d: services.hello.sockets[0]: ", bad, strings.Count(before, "\n")+1)
+	dir, good, bad, sock, line := proxyFixture(t)
+	at := fmt.Sprintf("warning: %s:%d: services.hello.sockets[0]: ", bad, line)
 	warning := at + "www-data cannot search " + dir + "/demo (root:daemon 0750): www-data is not in group daemon (set group = \"www-data\")\n" +
 		at + "www-data cannot connect to " + sock + ": the socket is nobody:daemon 0660 and www-data is not in group daemon (set group = \"www-data\")\n"
 
@@ -105,16 +114,7 @@ func TestProxyCommandDefaultUsers(t *testing.T) {
 	// The packages create the users.
 	testutil.RequireCommand(t, "caddy")
 	testutil.RequireCommand(t, "haproxy")
-	dir := testutil.RunDir(t)
-	good := proxyConfig(t, dir, "www-data")
-	bad := proxyConfig(t, dir, "daemon")
-	sock := dir + "/demo/hello.sock"
-	text, err := os.ReadFile(bad)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before, _, _ := strings.Cut(string(text), "[[services.hello.sockets]]")
-	line := strings.Count(before, "\n") + 1
+	dir, good, bad, sock, line := proxyFixture(t)
 	warning := func(cfg, user, group string) string {
 		at := fmt.Sprintf("warning: %s:%d: services.hello.sockets[0]: ", cfg, line)
 		return at + user + " cannot search " + dir + "/demo (root:" + group + " 0750): " + user + " is not in group " + group + " (set group = \"" + user + "\")\n" +

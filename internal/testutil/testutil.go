@@ -8,14 +8,18 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ci reports whether the tests run under .ci/run, where a missing
@@ -61,8 +65,8 @@ type User struct {
 // EnsureUser creates the system user name (no home, no login shell) with
 // the given supplementary groups unless it exists, and returns its ids.
 // Test packages run in parallel, so an existing user and a locked
-// /etc/passwd are expected and retried; the users are kept afterwards for
-// the same reason (udsv-* is the reserved prefix).
+// /etc/passwd are expected (see shadowTool); the users are kept afterwards
+// for the same reason (udsv-* is the reserved prefix).
 func EnsureUser(t testing.TB, name string, groups ...string) User {
 	t.Helper()
 	RequireRoot(t)
@@ -73,30 +77,18 @@ func EnsureUser(t testing.TB, name string, groups ...string) User {
 			if len(groups) > 0 {
 				// Membership may have been created by another package
 				// without these groups; usermod -a is idempotent.
-				out, err := exec.Command("usermod", "-a", "-G", strings.Join(groups, ","), name).CombinedOutput()
-				if err != nil && attempt < 50 {
-					time.Sleep(100 * time.Millisecond)
-					continue
-				} else if err != nil {
-					t.Fatalf("usermod %s: %v: %s", name, err, out)
-				}
+				shadowTool(t, "usermod", "-a", "-G", strings.Join(groups, ","), name)
 			}
 			return User{Name: name, UID: uint32(uid), GID: uint32(gid)}
+		}
+		if attempt > 0 {
+			t.Fatalf("useradd %s: done, or the name is taken, yet there is no such user", name)
 		}
 		args := []string{"-r", "-M", "-U", "-s", "/usr/sbin/nologin"}
 		if len(groups) > 0 {
 			args = append(args, "-G", strings.Join(groups, ","))
 		}
-		out, err := exec.Command("useradd", append(args, name)...).CombinedOutput()
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-		case errors.As(err, &ee) && (ee.ExitCode() == 9 || ee.ExitCode() == 10) && attempt < 50:
-			// 9: created meanwhile by another package; 10: passwd locked.
-			time.Sleep(100 * time.Millisecond)
-		default:
-			t.Fatalf("useradd %s: %v: %s", name, err, out)
-		}
+		shadowTool(t, "useradd", append(args, name)...)
 	}
 }
 
@@ -110,15 +102,74 @@ func EnsureGroup(t testing.TB, name string) uint32 {
 			gid, _ := strconv.ParseUint(g.Gid, 10, 32)
 			return uint32(gid)
 		}
-		out, err := exec.Command("groupadd", "-r", name).CombinedOutput()
+		if attempt > 0 {
+			t.Fatalf("groupadd %s: done, or the name is taken, yet there is no such group", name)
+		}
+		shadowTool(t, "groupadd", "-r", name)
+	}
+}
+
+// shadowTool runs useradd, groupadd or usermod; the name it acts on is
+// the last of args. Exit status 9 (the name was taken meanwhile by
+// another package) returns, for the caller to look the name up again.
+// Status 1 or 10 (the passwd or group file could not be updated: another
+// package's tool holds its lock) waits until the lock is released and
+// runs the tool again, up to 50 times; any other failure fails the test.
+func shadowTool(t testing.TB, tool string, args ...string) {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		out, err := exec.Command(tool, args...).CombinedOutput()
 		var ee *exec.ExitError
 		switch {
 		case err == nil:
-		case errors.As(err, &ee) && (ee.ExitCode() == 9 || ee.ExitCode() == 10) && attempt < 50:
-			time.Sleep(100 * time.Millisecond)
+			return
+		case errors.As(err, &ee) && ee.ExitCode() == 9:
+			return
+		case errors.As(err, &ee) && (ee.ExitCode() == 1 || ee.ExitCode() == 10) && attempt < 50:
+			if werr := waitShadowUnlocked(10 * time.Second); werr != nil {
+				t.Fatalf("%s %s: %v: %s (%v)", tool, args[len(args)-1], err, out, werr)
+			}
 		default:
-			t.Fatalf("groupadd %s: %v: %s", name, err, out)
+			t.Fatalf("%s %s: %v: %s", tool, args[len(args)-1], err, out)
 		}
+	}
+}
+
+// shadowLocks are the lock files the shadow tools hold in /etc while
+// they write (commonio_lock: created with link, removed with unlink).
+var shadowLocks = []string{"passwd.lock", "shadow.lock", "group.lock", "gshadow.lock", "subuid.lock", "subgid.lock"}
+
+// waitShadowUnlocked returns once /etc holds none of shadowLocks, or an
+// error after limit. An inotify watch on /etc, set before the first look,
+// wakes it when a lock file goes: no sleep, and no release missed.
+func waitShadowUnlocked(limit time.Duration) error {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return os.NewSyscallError("inotify_init1", err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.InotifyAddWatch(fd, "/etc", unix.IN_DELETE|unix.IN_MOVED_FROM); err != nil {
+		return os.NewSyscallError("inotify_add_watch /etc", err)
+	}
+	deadline := time.Now().Add(limit)
+	events := make([]byte, 4096)
+	for {
+		held := slices.IndexFunc(shadowLocks, func(name string) bool {
+			_, err := os.Lstat(filepath.Join("/etc", name))
+			return err == nil
+		})
+		if held < 0 {
+			return nil
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return fmt.Errorf("/etc/%s still there after %v", shadowLocks[held], limit)
+		}
+		_, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(left.Milliseconds())+1)
+		if err != nil && err != unix.EINTR {
+			return os.NewSyscallError("poll", err)
+		}
+		_, _ = unix.Read(fd, events) // drain; what changed is looked at again above
 	}
 }
 
@@ -219,6 +270,8 @@ func ProcFDs(pid int) (map[int]string, error) {
 func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		err := cond()
 		if err == nil {
@@ -227,7 +280,7 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
 		if time.Now().After(deadline) {
 			t.Fatalf("gave up after %v: %v", timeout, err)
 		}
-		time.Sleep(10 * time.Millisecond)
+		<-tick.C
 	}
 }
 
@@ -247,4 +300,31 @@ func WaitNanosleep(t testing.TB, pid int) {
 		}
 		return nil
 	})
+}
+
+// CopyFile copies from to a new file to with mode, whatever the umask.
+// Tests use it to put a binary where a test user can exec it, or to make
+// a copy with its own owner and mode bits.
+func CopyFile(t testing.TB, from, to string, mode os.FileMode) {
+	t.Helper()
+	src, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The umask of the test may have narrowed mode.
+	if err := os.Chmod(to, mode); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/udsvisor/udsvisor/bench/internal/unixhttp"
 )
 
 // supervisord drives `supervisord -n` from a config file of its own,
@@ -58,7 +60,7 @@ func (s *supervisord) Prepare(services []Service) error {
 	if err := os.WriteFile(s.conf(), []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("supervisord: %w", err)
 	}
-	s.client = controlClient(s.sock())
+	s.client = unixhttp.Client(s.sock(), 10*time.Second)
 	return nil
 }
 

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/udsvisor/udsvisor/bench/internal/unixhttp"
 )
 
 // Udsvisor drives `udsvisor up`. Its config holds only the keys a
@@ -62,7 +64,7 @@ func (u *Udsvisor) Prepare(services []Service) error {
 	if err := os.WriteFile(u.ConfigPath(), []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("udsvisor: %w", err)
 	}
-	u.client = controlClient(u.control())
+	u.client = unixhttp.Client(u.control(), 10*time.Second)
 	return nil
 }
 

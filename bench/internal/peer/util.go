@@ -3,8 +3,6 @@ package peer
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -51,18 +49,6 @@ func Output(ctx context.Context, argv ...string) ([]byte, error) {
 		return out, fmt.Errorf("%s: %w: %.300s", argv[0], err, stderr.String())
 	}
 	return out, nil
-}
-
-// controlClient talks HTTP to a supervisor's control socket sock
-// (udsvisor's API, supervisord's XML-RPC), whatever URL it is given.
-func controlClient(sock string) *http.Client {
-	return &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		}},
-	}
 }
 
 // serviceUser is User's uid and gid, for directories a service writes.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
@@ -194,10 +195,18 @@ func (c *Child) kill() error {
 // reap waits for the killed processes that were reparented to the
 // benchmark (the subreaper) as their parents died. A pid that is not
 // the benchmark's child and no longer exists was reaped by its own
-// parent; one that still exists waits for its parent to die.
+// parent; one that still exists waits for its parent to die. Each of
+// these changes sends the benchmark a SIGCHLD (an exit of its child, or
+// a zombie reparented to it), which is when reap looks again.
 func reap(pids map[int]bool, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for len(pids) > 0 && time.Now().Before(deadline) {
+	// Capacity 1: SIGCHLDs coalesce anyway, and one pending is enough to
+	// look again at every pid.
+	sigchld := make(chan os.Signal, 1)
+	signal.Notify(sigchld, unix.SIGCHLD)
+	defer signal.Stop(sigchld)
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	for {
 		for pid := range pids {
 			var ws unix.WaitStatus
 			got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
@@ -210,12 +219,13 @@ func reap(pids map[int]bool, limit time.Duration) error {
 				}
 			}
 		}
-		if len(pids) > 0 {
-			time.Sleep(5 * time.Millisecond)
+		if len(pids) == 0 {
+			return nil
+		}
+		select {
+		case <-sigchld:
+		case <-deadline.C:
+			return fmt.Errorf("%d killed processes not reaped after %v", len(pids), limit)
 		}
 	}
-	if len(pids) > 0 {
-		return fmt.Errorf("%d killed processes not reaped after %v", len(pids), limit)
-	}
-	return nil
 }

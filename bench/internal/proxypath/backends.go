@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/udsvisor/udsvisor/bench/internal/proc"
+	"github.com/udsvisor/udsvisor/bench/internal/unixhttp"
 )
 
 // servicesTOML is udsvisor's config: the backend as nobody on a socket
@@ -51,7 +52,7 @@ func (p *part) startUdsvisor(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	client := unixClient(p.sock)
+	client := unixhttp.Client(p.sock, 0)
 	defer client.CloseIdleConnections()
 	p.unixPID, err = waitAnswer(ctx, client, "http://backend/", p.udsvisor, 0)
 	if err != nil {

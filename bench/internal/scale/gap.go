@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/udsvisor/udsvisor/bench/internal/peer"
 	"github.com/udsvisor/udsvisor/bench/internal/report"
+	"github.com/udsvisor/udsvisor/bench/internal/unixhttp"
 )
 
 // restartGaps measures, for one backend under each peer, SIGKILL of its
@@ -69,7 +69,7 @@ func restartGaps(ctx context.Context, env *report.Env, dir string, p params) (re
 		}
 		offset := p.gapPeriod * time.Duration(i) / time.Duration(len(runs))
 		wg.Go(func() {
-			client := unixClient(r.sock)
+			client := unixhttp.Fresh(r.sock, 3*time.Second)
 			slot := start.Add(offset)
 			for range p.gapSamples {
 				if slot.After(end) {
@@ -134,7 +134,7 @@ func startBackend(ctx context.Context, env *report.Env, dir, name, sock string) 
 	if _, err := sv.WaitRunning(ctx, 30*time.Second); err != nil {
 		return sv, err
 	}
-	_, err = answer(ctx, unixClient(sock), 0, time.Now().Add(10*time.Second))
+	_, err = answer(ctx, unixhttp.Fresh(sock, 3*time.Second), 0, time.Now().Add(10*time.Second))
 	return sv, err
 }
 
@@ -184,21 +184,11 @@ func answer(ctx context.Context, client *http.Client, not int, deadline time.Tim
 		} else {
 			last = err
 		}
+		// A poll, and the measurement itself: the gap is what a client
+		// sees, and a client has no event for "a process listens on
+		// the name again" (an inotify of the new name fires at bind,
+		// before listen). 200 µs bounds the error of each sample.
 		time.Sleep(200 * time.Microsecond)
 	}
 	return time.Time{}, fmt.Errorf("no answer from a new process within the limit (last: %v)", last)
-}
-
-// unixClient makes every request on a new connection to sock.
-func unixClient(sock string) *http.Client {
-	return &http.Client{
-		Timeout: 3 * time.Second,
-		Transport: &http.Transport{
-			DisableKeepAlives: true,
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "unix", sock)
-			},
-		},
-	}
 }

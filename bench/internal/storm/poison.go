@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"path/filepath"
 	"time"
 
 	"github.com/udsvisor/udsvisor/bench/internal/peer"
 	"github.com/udsvisor/udsvisor/bench/internal/report"
+	"github.com/udsvisor/udsvisor/bench/internal/unixhttp"
 )
 
 // poisonRuns runs, under udsvisor's default config and each peer in
@@ -65,29 +65,20 @@ func poisonRun(ctx context.Context, env *report.Env, dir, peerName string, p par
 // every `every` until `until`, and counts the requests that got no
 // answer: the process serving them died.
 func poisoner(ctx context.Context, sock string, every time.Duration, until time.Time, timeout time.Duration) int {
-	client := unixClient(sock, timeout)
-	tick := time.NewTicker(every)
-	defer tick.Stop()
+	client := unixhttp.Fresh(sock, timeout)
 	killed := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return killed
-		case now := <-tick.C:
-			if now.After(until) {
-				return killed
-			}
-			resp, err := client.Get("http://backend/poison")
-			if err == nil {
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				continue // answered: the poison missed
-			}
-			if !isDial(err) {
-				killed++ // connected, then the process died
-			}
+	ticks(ctx, every, until, func() {
+		resp, err := client.Get("http://backend/poison")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return // answered: the poison missed
 		}
-	}
+		if !isDial(err) {
+			killed++ // connected, then the process died
+		}
+	})
+	return killed
 }
 
 // isDial reports whether err is a failure to connect (no socket file,
@@ -95,18 +86,4 @@ func poisoner(ctx context.Context, sock string, every time.Duration, until time.
 func isDial(err error) bool {
 	var oe *net.OpError
 	return errors.As(err, &oe) && oe.Op == "dial"
-}
-
-// unixClient makes every request on a new connection to sock.
-func unixClient(sock string, timeout time.Duration) *http.Client {
-	return &http.Client{
-		Timeout: timeout,
-		Transport: &http.Transport{
-			DisableKeepAlives: true,
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "unix", sock)
-			},
-		},
-	}
 }

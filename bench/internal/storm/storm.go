@@ -263,26 +263,34 @@ func stopAll(env *report.Env, sv peer.Peer, ng *nginx) {
 // no process, or the one it killed last (the restart is not there yet),
 // kills nothing.
 func killer(ctx context.Context, sv peer.Peer, service string, every time.Duration, until time.Time) int {
+	kills, last := 0, 0
+	ticks(ctx, every, until, func() {
+		qctx, cancel := context.WithTimeout(ctx, every)
+		pid, err := sv.MainPid(qctx, service)
+		cancel()
+		if err != nil || pid == 0 || pid == last {
+			return
+		}
+		if unix.Kill(pid, unix.SIGKILL) == nil {
+			kills, last = kills+1, pid
+		}
+	})
+	return kills
+}
+
+// ticks calls f every `every` until `until`, or until ctx ends.
+func ticks(ctx context.Context, every time.Duration, until time.Time, f func()) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-	kills, last := 0, 0
 	for {
 		select {
 		case <-ctx.Done():
-			return kills
+			return
 		case now := <-tick.C:
 			if now.After(until) {
-				return kills
+				return
 			}
-			qctx, cancel := context.WithTimeout(ctx, every)
-			pid, err := sv.MainPid(qctx, service)
-			cancel()
-			if err != nil || pid == 0 || pid == last {
-				continue
-			}
-			if unix.Kill(pid, unix.SIGKILL) == nil {
-				kills, last = kills+1, pid
-			}
+			f()
 		}
 	}
 }
