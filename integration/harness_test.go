@@ -17,6 +17,7 @@ import (
 
 	"github.com/udsvisor/udsvisor/api"
 	"github.com/udsvisor/udsvisor/internal/testutil"
+	"github.com/udsvisor/udsvisor/supervisor"
 )
 
 // stack is one test's udsvisor: a fresh directory under /run holding its
@@ -57,7 +58,7 @@ func startStack(t *testing.T, services string) *stack {
 		t.Fatal(err)
 	}
 	for _, svc := range svcs {
-		s.up.WaitState(t, svc.Name, "running")
+		s.up.WaitState(t, svc.Name, string(supervisor.Running))
 	}
 	return s
 }

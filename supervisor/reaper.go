@@ -6,14 +6,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 	"unsafe"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+
+	"github.com/udsvisor/udsvisor/internal/proctree"
 )
 
 // Exit is how a service's main process ended.
@@ -229,7 +229,7 @@ func siginfoPid(info *unix.Siginfo) int {
 func (r *reaper) killOrphans(timeout time.Duration) int {
 	killed := 0
 	r.mu.Lock()
-	for _, pid := range ownChildren() {
+	for _, pid := range proctree.Children(os.Getpid()) {
 		if _, registered := r.procs[pid]; registered {
 			continue
 		}
@@ -251,7 +251,7 @@ func (r *reaper) killOrphans(timeout time.Duration) int {
 	// The reaper collects them on SIGCHLD and wakes us for each.
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	for len(ownChildren()) > len(r.pids()) {
+	for len(proctree.Children(os.Getpid())) > len(r.pids()) {
 		select {
 		case <-r.orphanReaped:
 		case <-deadline.C:
@@ -259,22 +259,4 @@ func (r *reaper) killOrphans(timeout time.Duration) int {
 		}
 	}
 	return killed
-}
-
-// ownChildren lists the children of every thread of this process.
-func ownChildren() []int {
-	tasks, _ := os.ReadDir("/proc/self/task")
-	var pids []int
-	for _, t := range tasks {
-		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
-		if err != nil {
-			continue
-		}
-		for _, f := range strings.Fields(string(b)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				pids = append(pids, pid)
-			}
-		}
-	}
-	return pids
 }

@@ -264,7 +264,7 @@ func TestFaultSpawnFailure(t *testing.T) {
 	if want := "exec " + bin + ": no such file or directory"; !strings.Contains(svcs[0].LastError, want) {
 		t.Errorf("web last_error %q, want it to contain %q", svcs[0].LastError, want)
 	}
-	if w := svcs[1]; w.State != "starting" && w.State != "running" || w.Pid != before[1].Pid {
+	if w := svcs[1]; !isUp(w.State) || w.Pid != before[1].Pid {
 		t.Errorf("worker is %s with pid %d, was %d: disturbed by web's failure", w.State, w.Pid, before[1].Pid)
 	}
 	if _, err := get(filepath.Join(e.dir, "worker", "worker.sock")); err != nil {

@@ -4,6 +4,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/udsvisor/udsvisor/internal/proctree"
 )
 
 // maxTree bounds every walk of a process tree: the largest run has a few
@@ -27,36 +29,12 @@ func comm(pid int) string {
 	return strings.TrimSuffix(string(b), "\n")
 }
 
-// children returns pid's child processes. The kernel lists them per
-// thread, and a Go supervisor forks from any of its threads, so every
-// thread's list is read.
-func children(pid int) []int {
-	dir := "/proc/" + strconv.Itoa(pid) + "/task"
-	tasks, err := os.ReadDir(dir)
-	if err != nil {
-		return nil
-	}
-	var kids []int
-	for _, t := range tasks {
-		b, err := os.ReadFile(dir + "/" + t.Name() + "/children")
-		if err != nil {
-			continue
-		}
-		for _, f := range strings.Fields(string(b)) {
-			if n, err := strconv.Atoi(f); err == nil {
-				kids = append(kids, n)
-			}
-		}
-	}
-	return kids
-}
-
 // Descendants returns the processes below root (root excluded),
 // breadth first. descend, when not nil, says whether to look below a
 // process; leaves such as a service's own process need not be read.
 func Descendants(root int, descend func(Node) bool) []Node {
 	var out []Node
-	queue := children(root)
+	queue := proctree.Children(root)
 	for len(queue) > 0 && len(out) < maxTree {
 		pid := queue[0]
 		queue = queue[1:]
@@ -66,7 +44,7 @@ func Descendants(root int, descend func(Node) bool) []Node {
 		}
 		out = append(out, p)
 		if descend == nil || descend(p) {
-			queue = append(queue, children(pid)...)
+			queue = append(queue, proctree.Children(pid)...)
 		}
 	}
 	return out
