@@ -82,6 +82,18 @@ const (
 	ReadyNotify Ready = "notify"
 )
 
+// Start is when a service's first process starts.
+type Start string
+
+// Start modes.
+const (
+	// StartImmediate: at up, and whenever the restart policy says.
+	StartImmediate Start = "immediate"
+	// StartOnDemand: when a connection waits on one of its sockets; after
+	// a process ends, the next connection starts the next one.
+	StartOnDemand Start = "on-demand"
+)
+
 // Service is one [services.NAME] table.
 type Service struct {
 	Name string
@@ -109,6 +121,10 @@ type Service struct {
 	// MinUptime: a run shorter than this counts as a failed start for the
 	// crash-loop back-off.
 	MinUptime time.Duration
+	// Start is when a process is started; IdleStop, with StartOnDemand,
+	// stops a process that had no connection for that long (0: never).
+	Start    Start
+	IdleStop time.Duration
 	// Ready is how a process shows that it has started.
 	Ready Ready
 	// StartTimeout bounds the wait for READY=1 (ReadyNotify only; 0

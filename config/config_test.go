@@ -153,6 +153,7 @@ public = true
 		StopTimeout: 90 * time.Second,
 		MinUptime:   500 * time.Millisecond,
 		Ready:       ReadyStarted,
+		Start:       StartImmediate,
 		StartLimit:  0,
 		Umask:       0o027,
 		Sockets: []*Socket{{
@@ -186,6 +187,7 @@ public = true
 		StopTimeout: defaultStopTimeout,
 		MinUptime:   defaultMinUptime,
 		Ready:       ReadyStarted,
+		Start:       StartImmediate,
 		StartLimit:  defaultStartLimit,
 		Umask:       defaultUmask,
 		Sockets: []*Socket{{

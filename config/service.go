@@ -17,7 +17,7 @@ import (
 var serviceKeys = []string{
 	"command", "user", "allow_root", "group", "supplementary_groups", "working_dir",
 	"environment", "restart", "stop_signal", "stop_timeout", "min_uptime", "start_limit",
-	"ready", "start_timeout", "watchdog",
+	"ready", "start_timeout", "watchdog", "start", "idle_stop",
 	"umask", "limits", "ambient_capabilities", "sockets", "proxy",
 }
 
@@ -67,6 +67,7 @@ func (c *checker) service(name string, v any) *Service {
 		StopTimeout: defaultStopTimeout,
 		MinUptime:   defaultMinUptime,
 		Ready:       ReadyStarted,
+		Start:       StartImmediate,
 		StartLimit:  defaultStartLimit,
 		Umask:       defaultUmask,
 		allowRoot:   c.boolean(t, "allow_root"),
@@ -123,8 +124,32 @@ func (c *checker) service(name string, v any) *Service {
 		s.Sockets = append(s.Sockets, c.socket(s, st, i))
 	}
 	c.uniqueFDNames(s)
+	c.startMode(t, s)
 	c.routes(s, t)
 	return s
+}
+
+// startMode reads start and idle_stop, once the sockets are known: only
+// a connection starts an on-demand service.
+func (c *checker) startMode(t table, s *Service) {
+	if v, ok := c.str(t, "start"); ok {
+		switch Start(v) {
+		case StartImmediate, StartOnDemand:
+			s.Start = Start(v)
+		default:
+			c.errorf(t.sub("start"), "%q must be immediate or on-demand", v)
+		}
+	}
+	if s.Start == StartOnDemand && len(s.Sockets) == 0 {
+		c.errorf(t.sub("start"), "an on-demand service needs a socket: a connection to it is what starts the service")
+	}
+	if d, ok := c.duration(t, "idle_stop"); ok {
+		if s.Start != StartOnDemand {
+			c.errorf(t.sub("idle_stop"), "needs start = \"on-demand\": a stopped service must be started again by the next connection")
+		} else {
+			s.IdleStop = d
+		}
+	}
 }
 
 // readiness reads ready and the timeouts that only a notify service has.

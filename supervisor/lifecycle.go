@@ -25,7 +25,7 @@ func (s *service) start(reply chan error) {
 	case Stopping:
 		s.startAfterStop = true
 		s.answer(reply, nil)
-	case Stopped, Paused, Exited, Failed, Backoff:
+	case Stopped, Waiting, Paused, Exited, Failed, Backoff:
 		s.disarm()
 		s.failures = 0
 		s.spawn()
@@ -63,6 +63,7 @@ func (s *service) stop(reply chan error) {
 		}
 		s.stopWatch()
 		s.disarmWatchdog()
+		s.stopIdleWatch()
 		s.transition(Stopping)
 		// A launch that has not forked yet has no pid to signal; the
 		// signal goes out as soon as it has (onLaunchStep).
@@ -74,9 +75,10 @@ func (s *service) stop(reply chan error) {
 		if reply != nil {
 			s.waiters = append(s.waiters, reply)
 		}
-	case Backoff, Exited, Failed, Stopped, Paused:
+	case Backoff, Exited, Failed, Stopped, Paused, Waiting:
 		s.disarm()
-		if s.st == Backoff || s.st == Paused {
+		s.stopDemand()
+		if s.st == Backoff || s.st == Paused || s.st == Waiting {
 			s.transition(Stopped)
 		}
 		if reply != nil {
@@ -96,8 +98,9 @@ func (s *service) pause(reply chan error) {
 	case Starting, Running, Reloading, Stopping:
 		s.stop(reply)
 		s.stopTo = Paused
-	case Backoff, Exited, Failed, Stopped:
+	case Backoff, Exited, Failed, Stopped, Waiting:
 		s.disarm()
+		s.stopDemand()
 		s.transition(Paused)
 		s.answer(reply, nil)
 	case Paused:
@@ -113,7 +116,7 @@ func (s *service) pause(reply chan error) {
 func (s *service) resume(reply chan error) {
 	switch s.st {
 	case Paused:
-		s.start(reply)
+		s.activate(reply)
 	case Stopping:
 		if s.stopTo != Paused {
 			s.answer(reply, ErrNotPaused)
@@ -121,7 +124,7 @@ func (s *service) resume(reply chan error) {
 		}
 		s.startAfterStop = true
 		s.answer(reply, nil)
-	case Starting, Running, Reloading:
+	case Starting, Running, Reloading, Waiting:
 		s.answer(reply, nil)
 	case Backoff, Exited, Failed, Stopped:
 		s.answer(reply, ErrNotPaused)
@@ -155,7 +158,7 @@ func (s *service) onTimer() {
 		s.log.Warn("stop timeout passed; killing the process group",
 			zap.Int("pid", s.pid), zap.Duration("stop_timeout", s.cfg.StopTimeout))
 		s.kill()
-	case Running, Reloading, Stopped, Paused, Exited, Failed:
+	case Running, Reloading, Stopped, Waiting, Paused, Exited, Failed:
 		// A timer that fired as it was being replaced; nothing to do.
 	default:
 		s.log.Error(errInternal("timer", s.st).Error())
@@ -192,6 +195,7 @@ func (s *service) onExit(ex Exit) {
 	s.pid, s.mainPid = 0, 0
 	s.disarm()
 	s.disarmWatchdog()
+	s.stopIdleWatch()
 	s.stopWatch()
 	if s.notify != nil {
 		s.notify.close()
@@ -222,9 +226,12 @@ func (s *service) onExit(ex Exit) {
 // onStopped ends a stop: no process is left. It answers the stop
 // requests, and starts the next process if a restart asked for one.
 func (s *service) onStopped() {
-	if s.startAfterStop {
+	switch {
+	case s.startAfterStop:
 		s.transition(Stopped) // a restart or resume: stopped for a moment
-	} else {
+	case s.stopTo == Waiting:
+		s.wait() // stopped for being idle
+	default:
 		s.transition(s.stopTo)
 	}
 	for _, w := range s.waiters {
@@ -269,6 +276,7 @@ func (s *service) onStarted(reason string) {
 	s.log.Info("started", zap.Int("pid", s.pid), zap.String("because", reason))
 	s.transition(Running)
 	s.armWatchdog()
+	s.watchIdle()
 }
 
 // stopWatch ends the accept watch, if one runs.
@@ -290,7 +298,11 @@ func (s *service) afterExit(clean bool) {
 		s.transition(Failed)
 	default:
 		d := backoffDelay(s.failures)
-		if d == 0 {
+		switch {
+		case d == 0 && s.cfg.Start == config.StartOnDemand:
+			s.wait() // the next connection starts the next process
+			return
+		case d == 0:
 			s.spawn()
 			return
 		}
@@ -324,6 +336,7 @@ func (s *service) spawn() {
 		s.restarts++
 	}
 	s.started = true
+	s.stopDemand()
 	files := s.files()
 	// The watch begins before the launch, so that connections that
 	// queued for this process are seen waiting before it can take any;

@@ -174,7 +174,7 @@ func (s *Supervisor) reload(ctx context.Context, r *runner) (ReloadResult, error
 				s.log.Error("reload: reconfigure", zap.String("service", c.Name), zap.Error(err))
 			}
 		case restart, add:
-			o := opStart
+			o := opActivate
 			if paused[c.Name] {
 				o = opPause
 			}

@@ -33,10 +33,13 @@ const (
 	opRetire
 	opPause
 	opResume
+	// opActivate is what up (and a reload) does: start, or wait for a
+	// connection with start = "on-demand".
+	opActivate
 )
 
 func (o op) String() string {
-	return [...]string{"start", "stop", "restart", "signal", "reconfigure", "retire", "pause", "resume"}[o]
+	return [...]string{"start", "stop", "restart", "signal", "reconfigure", "retire", "pause", "resume", "activate"}[o]
 }
 
 // shared is what every service of a Supervisor shares, set before the
@@ -134,6 +137,17 @@ type service struct {
 	watchdogC    <-chan time.Time
 	helperTimer  *time.Timer
 	helperTimerC <-chan time.Time
+	// demand watches the listeners of a waiting on-demand service;
+	// activity, with idle_stop, those of its running process, whose
+	// idle timer asks checkIdle, which answers on idleChecked. Capacity
+	// 1: one check is in flight at a time, and it never waits.
+	demand      *listenerWatch
+	demandC     <-chan struct{}
+	activity    *listenerWatch
+	idle        *time.Timer
+	idleC       <-chan time.Time
+	idleChecked chan idleCheck
+	idleGen     int
 	// watch looks for the starting process's first accept; acceptC is
 	// its channel once the process runs the command, nil otherwise.
 	watch   *acceptWatch
@@ -153,20 +167,21 @@ type launchWaiter struct {
 
 func newService(cfg *config.Service, files func() []*os.File, mend func(), env *shared, logs *logRing, log svcLog) *service {
 	s := &service{
-		shared:   env,
-		cfg:      cfg,
-		files:    files,
-		mend:     mend,
-		env:      childEnv(cfg),
-		log:      log,
-		logs:     logs,
-		cmds:     make(chan request),
-		exited:   make(chan Exit, 1),
-		launched: make(chan launchStep, 2),
-		notified: make(chan notifyMsg, 4),
-		done:     make(chan struct{}),
-		st:       Stopped,
-		since:    time.Now(),
+		shared:      env,
+		cfg:         cfg,
+		files:       files,
+		mend:        mend,
+		env:         childEnv(cfg),
+		log:         log,
+		logs:        logs,
+		cmds:        make(chan request),
+		exited:      make(chan Exit, 1),
+		launched:    make(chan launchStep, 2),
+		notified:    make(chan notifyMsg, 4),
+		idleChecked: make(chan idleCheck, 1),
+		done:        make(chan struct{}),
+		st:          Stopped,
+		since:       time.Now(),
 	}
 	s.publish()
 	return s
@@ -218,6 +233,13 @@ func (s *service) run(ctx context.Context) {
 		case <-s.helperTimerC:
 			s.helperTimer, s.helperTimerC = nil, nil
 			s.onHelperTimeout()
+		case <-s.demandC:
+			s.onDemand()
+		case <-s.idleC:
+			s.idle, s.idleC = nil, nil
+			s.checkIdle()
+		case c := <-s.idleChecked:
+			s.onIdleChecked(c)
 		case <-s.acceptC:
 			s.stopWatch()
 			if s.st == Starting {
@@ -267,7 +289,7 @@ func (s *service) handle(r request) {
 		// ownership, applied by the caller on the live socket).
 		s.cfg = r.cfg
 		s.answer(r.reply, nil)
-	case opStart, opRestart, opResume:
+	case opStart, opRestart, opResume, opActivate:
 		if s.retired {
 			// The final stop has begun: this definition never runs again.
 			s.answer(r.reply, ErrReplaced)
@@ -275,8 +297,10 @@ func (s *service) handle(r request) {
 			s.start(r.reply)
 		} else if r.op == opRestart {
 			s.restart(r.reply)
-		} else {
+		} else if r.op == opResume {
 			s.resume(r.reply)
+		} else {
+			s.activate(r.reply)
 		}
 	case opStop:
 		s.stop(r.reply)

@@ -28,6 +28,9 @@ const (
 	// Stopping: StopSignal was sent; waiting for the process to end,
 	// SIGKILL after StopTimeout.
 	Stopping State = "stopping"
+	// Waiting: an on-demand service without a process; the next
+	// connection to one of its sockets starts one.
+	Waiting State = "waiting"
 	// Paused: stopped by ctl pause, sockets bound: connections wait in
 	// the backlog until ctl resume starts a process.
 	Paused State = "paused"
@@ -71,7 +74,7 @@ type Status struct {
 
 // States lists every state, in the order of the life cycle.
 func States() []State {
-	return []State{Stopped, Starting, Running, Reloading, Backoff, Stopping, Paused, Exited, Failed}
+	return []State{Stopped, Waiting, Starting, Running, Reloading, Backoff, Stopping, Paused, Exited, Failed}
 }
 
 // backoffDelay is the pause before the next start after the n-th

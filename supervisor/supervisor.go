@@ -19,6 +19,13 @@
 //	backoff  --delay passes-->     starting
 //	starting/running/reloading --stop--> stopping --exit--> stopped
 //	stopping --StopTimeout-->      SIGKILL to the process group
+//	any state --pause--> (stopping -->) paused --resume--> starting (or waiting)
+//
+// With start = "on-demand", up leaves the service waiting, and a process
+// that ends (or is stopped after IdleStop without a connection) leaves it
+// waiting again instead of starting the next at once:
+//
+//	waiting  --a connection waits on a socket--> starting
 //
 // The listening sockets are bound before the first start and stay open
 // in udsvisor until it exits or a reload removes them: a restart never
@@ -272,7 +279,7 @@ func startAll(ctx context.Context, rs map[string]*running, log *zap.Logger) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := r.svc.call(ctx, request{op: opStart}); err != nil && ctx.Err() == nil {
+			if err := r.svc.call(ctx, request{op: opActivate}); err != nil && ctx.Err() == nil {
 				log.Error("start", zap.String("service", name), zap.Error(err))
 			}
 		}()

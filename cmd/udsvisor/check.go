@@ -64,6 +64,13 @@ func printPlan(w io.Writer, cfg *config.Config) {
 		}
 		fmt.Fprintf(w, "  restart   %s; stop with %s, SIGKILL after %s\n",
 			s.Restart, unix.SignalName(s.StopSignal), s.StopTimeout)
+		if s.Start == config.StartOnDemand {
+			idle := "kept running once started"
+			if s.IdleStop > 0 {
+				idle = "stopped after " + s.IdleStop.String() + " without a connection"
+			}
+			fmt.Fprintf(w, "  start     on demand: by the first connection; %s\n", idle)
+		}
 		if s.Ready == config.ReadyNotify {
 			watchdog := "no watchdog"
 			if s.Watchdog > 0 {

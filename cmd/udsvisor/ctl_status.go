@@ -75,11 +75,12 @@ func (c *ctl) status(ctx context.Context, args []string) error {
 }
 
 // isUp reports whether a service in state has, or is about to have, a
-// process serving its sockets. The names are supervisor's, which the API
+// process serving its sockets (a waiting on-demand service has one as
+// soon as a connection comes). The names are supervisor's, which the API
 // passes on as strings.
 func isUp(state string) bool {
 	switch supervisor.State(state) {
-	case supervisor.Starting, supervisor.Running, supervisor.Reloading:
+	case supervisor.Starting, supervisor.Running, supervisor.Reloading, supervisor.Waiting:
 		return true
 	}
 	return false

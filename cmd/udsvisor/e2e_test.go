@@ -184,17 +184,26 @@ func TestCheck(t *testing.T) {
 		t.Errorf("check -q: %v, stdout %q, stderr %q; want success, nothing on stdout, the warnings on stderr", err, qout.String(), qerr.String())
 	}
 
-	// A notify service's plan says how it must report.
+	// The plan says how a service starts and must report.
 	notify := filepath.Join(dir, "notify.toml")
 	os.WriteFile(notify, []byte(`[services.api]
 command = ["/bin/true"]
 user = "nobody"
 ready = "notify"
 watchdog = "30s"
+start = "on-demand"
+idle_stop = "10m"
+[[services.api.sockets]]
+path = "`+dir+`/ondemand/api.sock"
 `), 0o644)
-	if out, err := exec.Command(udsvisorBin, "check", "-c", notify).CombinedOutput(); err != nil ||
-		!strings.Contains(string(out), "  ready     notify: READY=1 within 1m30s; WATCHDOG=1 every 30s\n") {
-		t.Errorf("check on a notify service: %v\n%s", err, out)
+	out, err = exec.Command(udsvisorBin, "check", "-c", notify).CombinedOutput()
+	for _, want := range []string{
+		"  start     on demand: by the first connection; stopped after 10m0s without a connection\n",
+		"  ready     notify: READY=1 within 1m30s; WATCHDOG=1 every 30s\n",
+	} {
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Errorf("check on a notify, on-demand service: %v; want %q in\n%s", err, want, out)
+		}
 	}
 
 	broken := filepath.Join(dir, "broken.toml")
