@@ -320,3 +320,25 @@ func (c *checker) stringList(t table, name string) ([]string, bool) {
 	}
 	return out, true
 }
+
+// enum reads the string name as one of values; anything else is an error
+// that names them all.
+func enum[T ~string](c *checker, t table, name string, values ...T) (T, bool) {
+	v, ok := c.str(t, name)
+	if !ok {
+		return "", false
+	}
+	if slices.Contains(values, T(v)) {
+		return T(v), true
+	}
+	list := string(values[0])
+	for i, alt := range values[1:] {
+		sep := ", "
+		if i == len(values)-2 {
+			sep = " or "
+		}
+		list += sep + string(alt)
+	}
+	c.errorf(t.sub(name), "%q must be %s", v, list)
+	return "", false
+}

@@ -86,13 +86,8 @@ func (c *checker) service(name string, v any) *Service {
 	}
 	path := c.environment(t, s)
 	c.command(t, s, path)
-	if r, ok := c.str(t, "restart"); ok {
-		switch Restart(r) {
-		case RestartAlways, RestartOnFailure, RestartNever:
-			s.Restart = Restart(r)
-		default:
-			c.errorf(t.sub("restart"), "%q must be always, on-failure or never", r)
-		}
+	if v, ok := enum(c, t, "restart", RestartAlways, RestartOnFailure, RestartNever); ok {
+		s.Restart = v
 	}
 	if sig, ok := c.signal(t, "stop_signal"); ok {
 		s.StopSignal = sig
@@ -132,13 +127,8 @@ func (c *checker) service(name string, v any) *Service {
 // startMode reads start and idle_stop, once the sockets are known: only
 // a connection starts an on-demand service.
 func (c *checker) startMode(t table, s *Service) {
-	if v, ok := c.str(t, "start"); ok {
-		switch Start(v) {
-		case StartImmediate, StartOnDemand:
-			s.Start = Start(v)
-		default:
-			c.errorf(t.sub("start"), "%q must be immediate or on-demand", v)
-		}
+	if v, ok := enum(c, t, "start", StartImmediate, StartOnDemand); ok {
+		s.Start = v
 	}
 	if s.Start == StartOnDemand && len(s.Sockets) == 0 {
 		c.errorf(t.sub("start"), "an on-demand service needs a socket: a connection to it is what starts the service")
@@ -154,13 +144,8 @@ func (c *checker) startMode(t table, s *Service) {
 
 // readiness reads ready and the timeouts that only a notify service has.
 func (c *checker) readiness(t table, s *Service) {
-	if r, ok := c.str(t, "ready"); ok {
-		switch Ready(r) {
-		case ReadyStarted, ReadyNotify:
-			s.Ready = Ready(r)
-		default:
-			c.errorf(t.sub("ready"), "%q must be started or notify", r)
-		}
+	if v, ok := enum(c, t, "ready", ReadyStarted, ReadyNotify); ok {
+		s.Ready = v
 	}
 	if s.Ready == ReadyNotify {
 		s.StartTimeout = defaultStartTimeout
