@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/udsvisor/udsvisor/internal/testutil"
 )
 
 func TestRootSocket(t *testing.T) {
@@ -78,7 +80,7 @@ func TestT28RootTakesTheRootSocket(t *testing.T) {
 }
 
 // fullBacklog listens on a fresh socket that accepts nothing, fills its
-// backlog until a connect fails with EAGAIN, and returns the socket's
+// backlog, and returns the socket's
 // path and the listening fd.
 func fullBacklog(t *testing.T) (string, int) {
 	t.Helper()
@@ -94,21 +96,8 @@ func fullBacklog(t *testing.T) (string, int) {
 	if err := unix.Listen(fd, 1); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		c, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = unix.Connect(c, &unix.SockaddrUnix{Name: sock})
-		if err == unix.EAGAIN {
-			unix.Close(c)
-			return sock, fd
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { unix.Close(c) })
-	}
+	testutil.FillBacklog(t, sock)
+	return sock, fd
 }
 
 // TestT28FullBacklogRetried: a connect that finds the backlog full is
