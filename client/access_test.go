@@ -97,12 +97,7 @@ func TestExplainAccess(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cause := &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("connect", syscall.EACCES)}
 			err := explainDial(tt.socket, cause, tt.who, defaultBusyWait)
-			if err.Error() != tt.want {
-				t.Errorf("got  %s\nwant %s", err, tt.want)
-			}
-			if !errors.Is(err, syscall.EACCES) {
-				t.Errorf("errors.Is(%v, EACCES) is false", err)
-			}
+			wantErr(t, err, tt.want, syscall.EACCES)
 		})
 	}
 }
