@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -48,7 +47,6 @@ func listenAt(t *testing.T, path string, gid int, mode os.FileMode) {
 }
 
 func TestEACCESAsAnotherUser(t *testing.T) {
-	testutil.RequireRoot(t)
 	a := testutil.EnsureUser(t, "udsv-a")
 	dir := testutil.RunDir(t)
 	open := filepath.Join(dir, "control.sock")
@@ -60,9 +58,7 @@ func TestEACCESAsAnotherUser(t *testing.T) {
 	closed := filepath.Join(closedDir, "control.sock")
 	listenAt(t, closed, 0, 0o666)
 
-	// The test binary lives under go test's 0700 directory, which udsv-a
-	// cannot reach: run a copy from the 0755 RunDir.
-	self := copyExecutable(t, filepath.Join(dir, "client.test"))
+	self := testutil.CopyTestBinary(t)
 	for _, tt := range []struct{ socket, want string }{
 		{open, fmt.Sprintf("permission denied on %s (you are uid %d, not in group root)", open, a.UID)},
 		{closed, fmt.Sprintf("permission denied on %s (you are uid %d and cannot search its directory)", closed, a.UID)},
@@ -80,36 +76,7 @@ func TestEACCESAsAnotherUser(t *testing.T) {
 	}
 }
 
-func copyExecutable(t *testing.T, dst string) string {
-	t.Helper()
-	src, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-	// The caller's umask may have narrowed the mode.
-	if err := os.Chmod(dst, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
 func TestExplainAccess(t *testing.T) {
-	testutil.RequireRoot(t)
 	gid := int(testutil.EnsureGroup(t, "udsv-ctl"))
 	dir := testutil.RunDir(t)
 	sock := filepath.Join(dir, "control.sock")
@@ -130,12 +97,7 @@ func TestExplainAccess(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cause := &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("connect", syscall.EACCES)}
 			err := explainDial(tt.socket, cause, tt.who, defaultBusyWait)
-			if err.Error() != tt.want {
-				t.Errorf("got  %s\nwant %s", err, tt.want)
-			}
-			if !errors.Is(err, syscall.EACCES) {
-				t.Errorf("errors.Is(%v, EACCES) is false", err)
-			}
+			wantErr(t, err, tt.want, syscall.EACCES)
 		})
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // serve runs h on a fresh Unix socket and returns its path, for the tests
@@ -107,16 +109,22 @@ func TestForbiddenIsExplained(t *testing.T) {
 	}
 }
 
+// wantErr fails the test unless err reads want and wraps errno.
+func wantErr(t *testing.T, err error, want string, errno syscall.Errno) {
+	t.Helper()
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+	if !errors.Is(err, errno) {
+		t.Errorf("errors.Is(%v, %s) is false", err, unix.ErrnoName(errno))
+	}
+}
+
 func TestNoSocket(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "control.sock")
 	_, err := New(sock).List(context.Background())
 	want := "no control socket at " + sock + ": udsvisor is not running (or -s points elsewhere)"
-	if err == nil || err.Error() != want {
-		t.Fatalf("got %v\nwant %s", err, want)
-	}
-	if !errors.Is(err, syscall.ENOENT) {
-		t.Errorf("errors.Is(%v, ENOENT) is false", err)
-	}
+	wantErr(t, err, want, syscall.ENOENT)
 }
 
 func TestStaleSocket(t *testing.T) {
@@ -132,12 +140,7 @@ func TestStaleSocket(t *testing.T) {
 
 	_, err = New(sock).List(context.Background())
 	want := "udsvisor is not running (stale socket " + sock + ")"
-	if err == nil || err.Error() != want {
-		t.Fatalf("got %v\nwant %s", err, want)
-	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Errorf("errors.Is(%v, ECONNREFUSED) is false", err)
-	}
+	wantErr(t, err, want, syscall.ECONNREFUSED)
 }
 
 func TestOtherTransportErrorsNameTheSocket(t *testing.T) {

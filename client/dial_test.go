@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/udsvisor/udsvisor/internal/testutil"
 )
 
 func TestRootSocket(t *testing.T) {
@@ -78,7 +79,7 @@ func TestT28RootTakesTheRootSocket(t *testing.T) {
 }
 
 // fullBacklog listens on a fresh socket that accepts nothing, fills its
-// backlog until a connect fails with EAGAIN, and returns the socket's
+// backlog, and returns the socket's
 // path and the listening fd.
 func fullBacklog(t *testing.T) (string, int) {
 	t.Helper()
@@ -94,21 +95,8 @@ func fullBacklog(t *testing.T) (string, int) {
 	if err := unix.Listen(fd, 1); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		c, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = unix.Connect(c, &unix.SockaddrUnix{Name: sock})
-		if err == unix.EAGAIN {
-			unix.Close(c)
-			return sock, fd
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { unix.Close(c) })
-	}
+	testutil.FillBacklog(t, sock)
+	return sock, fd
 }
 
 // TestT28FullBacklogRetried: a connect that finds the backlog full is
@@ -150,12 +138,7 @@ func TestT28FullBacklogGivesUp(t *testing.T) {
 	_, err := c.Metrics(context.Background())
 	took := time.Since(start)
 	want := "control socket " + sock + " is busy (its connection backlog stayed full for 300ms); try again"
-	if err == nil || err.Error() != want {
-		t.Fatalf("got %v\nwant %s", err, want)
-	}
-	if !errors.Is(err, syscall.EAGAIN) {
-		t.Errorf("errors.Is(%v, EAGAIN) is false", err)
-	}
+	wantErr(t, err, want, syscall.EAGAIN)
 	if took < 300*time.Millisecond {
 		t.Errorf("gave up after %v: it did not retry", took)
 	}

@@ -22,7 +22,6 @@ type testUsers struct {
 
 func ensureUsers(t *testing.T) testUsers {
 	t.Helper()
-	testutil.RequireRoot(t)
 	ctl := testutil.EnsureGroup(t, "udsv-ctl")
 	ro := testutil.EnsureGroup(t, "udsv-ro")
 	return testUsers{
@@ -39,7 +38,7 @@ func ensureUsers(t *testing.T) testUsers {
 // between each caller and the API.
 func TestT16PeerAuthorization(t *testing.T) {
 	us := ensureUsers(t)
-	bin := helperBinary(t)
+	bin := testutil.CopyTestBinary(t)
 	for _, fallback := range []bool{false, true} {
 		t.Run(fmt.Sprintf("procFallback=%v", fallback), func(t *testing.T) {
 			b := newFake()
@@ -97,7 +96,7 @@ func TestT16PeerAuthorization(t *testing.T) {
 // dirty_sock, CVE-2019-7304): the server still sees the real uid.
 func TestT16HostileClientName(t *testing.T) {
 	us := ensureUsers(t)
-	bin := helperBinary(t)
+	bin := testutil.CopyTestBinary(t)
 	ts := startServer(t, newFake(), Options{ControlGID: us.ctlGID, StatusGID: -1}, us.ctlGID, 0o666, nil)
 	bind := fmt.Sprintf("/tmp/udsv-%d;uid=0;gid=0;pid=1;", os.Getpid())
 	os.Remove(bind)
@@ -117,7 +116,7 @@ func TestT16HostileClientName(t *testing.T) {
 // the server sees it, and a supplementary member of the group gets in.
 func TestT16SocketModeFirstGate(t *testing.T) {
 	us := ensureUsers(t)
-	bin := helperBinary(t)
+	bin := testutil.CopyTestBinary(t)
 	b := newFake()
 	ts := startServer(t, b, Options{ControlGID: us.ctlGID, StatusGID: -1}, us.ctlGID, 0o660, nil)
 	restart := helperRequest{Sock: ts.sock, Method: "POST", Path: "/v1/services/web/restart"}
@@ -136,7 +135,7 @@ func TestT16SocketModeFirstGate(t *testing.T) {
 // TestRootOnly: with no groups configured only uid 0 may do anything.
 func TestRootOnly(t *testing.T) {
 	us := ensureUsers(t)
-	bin := helperBinary(t)
+	bin := testutil.CopyTestBinary(t)
 	ts := startServer(t, newFake(), Options{ControlGID: -1, StatusGID: -1}, 0, 0o666, nil)
 	if code, _ := ts.do(t, "GET", "/v1/services", ""); code != http.StatusOK {
 		t.Errorf("root: GET = %d, want 200", code)

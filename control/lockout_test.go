@@ -1,7 +1,6 @@
 package control
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -56,16 +54,6 @@ var lockoutKinds = []string{
 func runLockout(arg string) int {
 	var spec lockoutSpec
 	if err := json.Unmarshal([]byte(arg), &spec); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return helperOther
-	}
-	var rl unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return helperOther
-	}
-	rl.Cur = rl.Max
-	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return helperOther
 	}
@@ -117,7 +105,7 @@ func (ts *testServer) publicConns() int {
 // authorised and the server really waits for their bodies.
 func TestT28FloodFromManyUsersNeverLocksOutRoot(t *testing.T) {
 	us := ensureUsers(t)
-	bin := helperBinary(t)
+	bin := testutil.CopyTestBinary(t)
 	b := newFake()
 	ts := startServer(t, b, Options{ControlGID: us.ctlGID, StatusGID: -1}, us.ctlGID, 0o666, nil)
 
@@ -150,28 +138,7 @@ func TestT28FloodFromManyUsersNeverLocksOutRoot(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		flood := exec.Command(bin)
-		flood.Env = []string{lockoutEnv + "=" + string(spec)}
-		flood.SysProcAttr = &syscall.SysProcAttr{
-			Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: groups},
-		}
-		hold, err := flood.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr bytes.Buffer
-		flood.Stderr = &stderr
-		if err := flood.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			hold.Close()
-			flood.Process.Kill()
-			flood.Wait()
-			if stderr.Len() > 0 {
-				t.Logf("flood as %s: %s", u.Name, stderr.String())
-			}
-		})
+		startFlooder(t, bin, u, groups, lockoutEnv+"="+string(spec))
 	}
 
 	// The flood holds every slot of the control socket: without a way
@@ -250,7 +217,7 @@ func TestT28BodyNeverSent(t *testing.T) {
 // connection (the idle timeout is a minute too).
 func TestT28AnswersNeverWaitForTheBody(t *testing.T) {
 	us := ensureUsers(t)
-	bin := helperBinary(t)
+	bin := testutil.CopyTestBinary(t)
 	ts := startServer(t, newFake(), Options{ControlGID: us.ctlGID, StatusGID: us.roGID, MaxConns: 1}, us.ctlGID, 0o666,
 		func(s *Server) { s.readTimeout, s.idleTimeout = time.Minute, time.Minute })
 	const announced = "Host: udsvisor\r\nContent-Type: application/json\r\nContent-Length: 200000\r\n\r\n{"
@@ -299,7 +266,7 @@ func TestT28AnswersNeverWaitForTheBody(t *testing.T) {
 // control socket is held.
 func TestT28RootSocket(t *testing.T) {
 	us := ensureUsers(t)
-	bin := helperBinary(t)
+	bin := testutil.CopyTestBinary(t)
 	ts := startServer(t, newFake(), Options{ControlGID: us.ctlGID, StatusGID: -1, MaxConns: 1}, us.ctlGID, 0o666,
 		func(s *Server) { s.readHeaderTimeout = time.Minute })
 	if ts.root != client.RootSocket(ts.sock) {

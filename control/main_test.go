@@ -139,29 +139,6 @@ func rawRequest(c net.Conn, raw string) int {
 	return helperOK
 }
 
-// helperBinary copies the test binary where a test user can exec it: go
-// test keeps it under a 0700 directory.
-func helperBinary(t *testing.T) string {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(testutil.RunDir(t), "control.test")
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// Written under umask 0077.
-	if err := os.Chmod(bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
 // requestAs runs req as user u with exactly the supplementary groups
 // given, and returns the helper's exit code and result.
 func requestAs(t *testing.T, bin string, u testutil.User, groups []uint32, req helperRequest) (int, helperResult) {

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/udsvisor/udsvisor/api"
 	"github.com/udsvisor/udsvisor/internal/testutil"
 	"github.com/udsvisor/udsvisor/internal/testutil/testapp"
 )
@@ -120,57 +121,100 @@ func connectAs(t *testing.T, u testutil.User, path string) (string, error) {
 	return string(out), err
 }
 
+// oneSocketApp is the TOML of service name: command (a TOML array) run as
+// udsv-app with the keys extra, on one Unix socket $DIR/NAME/NAME.sock,
+// srw-rw---- udsv-app:group, routed at /.
+func oneSocketApp(name, command, group, extra string) string {
+	return fmt.Sprintf(`
+[services.%[1]s]
+command = %[2]s
+user = "udsv-app"%[4]s
+[[services.%[1]s.sockets]]
+name = "http"
+path = "$DIR/%[1]s/%[1]s.sock"
+group = %[3]q
+mode = "0660"
+[[services.%[1]s.proxy]]
+location = "/"
+socket = "http"
+`, name, command, group, extra)
+}
+
+// appStack runs testapp as udsv-app behind one Unix socket, group group,
+// routed at /.
+func appStack(t *testing.T, group string) *stack {
+	t.Helper()
+	testutil.EnsureUser(t, "udsv-app")
+	return startStack(t, oneSocketApp("app", `["$APP"]`, group, ""))
+}
+
+// frontedApp is a service that startFronted runs behind a proxy.
+type frontedApp struct {
+	*stack
+	user testutil.User // udsv-app, whom the service runs as
+	sock string        // the service's socket
+	addr string        // the proxy's
+	svc  api.Service   // the service once running
+}
+
+// startFronted runs command (a TOML array) as service name, as
+// oneSocketApp writes it with group www-data, checks its socket on disk,
+// and starts the proxy kind in front of it on a free port, on the config
+// `udsvisor proxy KIND` writes.
+func startFronted(t *testing.T, kind, name, command string) frontedApp {
+	t.Helper()
+	app := testutil.EnsureUser(t, "udsv-app")
+	s := startStack(t, oneSocketApp(name, command, "www-data", ""))
+	sock := filepath.Join(s.dir, name, name+".sock")
+	checkSocket(t, sock, 0o660, app, "www-data")
+	addr := freePort(t)
+	started := false
+	for _, f := range fronts {
+		if f.kind == kind {
+			f.start(t, proxyConfig(t, kind, s.cfg, addr), addr)
+			started = true
+		}
+	}
+	if !started {
+		t.Fatalf("no proxy %q", kind)
+	}
+	svc, err := s.service(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return frontedApp{stack: s, user: app, sock: sock, addr: addr, svc: svc}
+}
+
 // nginx → udsvisor → uvicorn --fd 3, as an unprivileged user: the socket
 // is srw-rw---- app:www-data, nginx (www-data) gets through, a third user
 // is refused by the kernel, and a SIGKILLed uvicorn is replaced on the
 // same socket.
 func TestNginxUvicorn(t *testing.T) {
 	testutil.RequireCommand(t, "/usr/bin/uvicorn")
-	app := testutil.EnsureUser(t, "udsv-app")
 	third := testutil.EnsureUser(t, "udsv-b")
-	s := startStack(t, `
-[services.asgi]
-command = ["/usr/bin/uvicorn", "--fd", "3", "--app-dir", "$APPDIR", "--no-access-log", "asgi_app:app"]
-user = "udsv-app"
-[[services.asgi.sockets]]
-name = "http"
-path = "$DIR/asgi/asgi.sock"
-group = "www-data"
-mode = "0660"
-[[services.asgi.proxy]]
-location = "/"
-socket = "http"
-`)
-	sock := filepath.Join(s.dir, "asgi", "asgi.sock")
-	checkSocket(t, sock, 0o660, app, "www-data")
-	addr := freePort(t)
-	startNginx(t, proxyConfig(t, "nginx", s.cfg, addr), addr)
-
-	svc, err := s.service("asgi")
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := startFronted(t, "nginx", "asgi",
+		`["/usr/bin/uvicorn", "--fd", "3", "--app-dir", "$APPDIR", "--no-access-log", "asgi_app:app"]`)
 	for _, path := range []string{"/", "/items/42"} {
-		a := fetch(t, "http://"+addr+path)
-		if a.Server != "uvicorn" || a.Pid != svc.Pid || a.UID != int(app.UID) {
-			t.Errorf("GET %s answered %+v; want uvicorn as pid %d, uid %d", path, a, svc.Pid, app.UID)
+		a := fetch(t, "http://"+f.addr+path)
+		if a.Server != "uvicorn" || a.Pid != f.svc.Pid || a.UID != int(f.user.UID) {
+			t.Errorf("GET %s answered %+v; want uvicorn as pid %d, uid %d", path, a, f.svc.Pid, f.user.UID)
 		}
 	}
 
-	out, err := connectAs(t, third, sock)
+	out, err := connectAs(t, third, f.sock)
 	if err == nil || !strings.Contains(out, "Permission denied") {
 		t.Errorf("connect as %s: %v %q, want EACCES", third.Name, err, out)
 	}
 
-	before := birth(t, sock)
-	if err := unix.Kill(svc.Pid, unix.SIGKILL); err != nil {
+	before := birth(t, f.sock)
+	if err := unix.Kill(f.svc.Pid, unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	a := fetch(t, "http://"+addr+"/after-kill")
-	if a.Server != "uvicorn" || a.Pid == svc.Pid {
-		t.Errorf("after SIGKILL of pid %d: %+v", svc.Pid, a)
+	a := fetch(t, "http://"+f.addr+"/after-kill")
+	if a.Server != "uvicorn" || a.Pid == f.svc.Pid {
+		t.Errorf("after SIGKILL of pid %d: %+v", f.svc.Pid, a)
 	}
-	if after := birth(t, sock); after != before {
+	if after := birth(t, f.sock); after != before {
 		t.Errorf("socket re-created by the restart: %s, was %s", after, before)
 	}
 }
@@ -181,53 +225,32 @@ socket = "http"
 // (SECURITY-NOTES 0.11).
 func TestApacheGunicorn(t *testing.T) {
 	testutil.RequireCommand(t, "/usr/bin/gunicorn")
-	app := testutil.EnsureUser(t, "udsv-app")
 	// --log-level error: udsvisor stops the whole process group, so the
 	// workers' SIGCHLD reaches the arbiter while it logs, and gunicorn
 	// 20.1 logs a warning from its SIGCHLD handler, which fails with a
 	// reentrant write to stderr and hangs the arbiter until stop_timeout
 	// (benoitc/gunicorn#2564, #3004; fixed in #3441).
-	s := startStack(t, `
-[services.wsgi]
-command = ["/usr/bin/gunicorn", "--chdir", "$APPDIR", "--workers", "2", "--log-level", "error", "wsgi_app:app"]
-user = "udsv-app"
-[[services.wsgi.sockets]]
-name = "http"
-path = "$DIR/wsgi/wsgi.sock"
-group = "www-data"
-mode = "0660"
-[[services.wsgi.proxy]]
-location = "/"
-socket = "http"
-`)
-	sock := filepath.Join(s.dir, "wsgi", "wsgi.sock")
-	checkSocket(t, sock, 0o660, app, "www-data")
-	addr := freePort(t)
-	startApache(t, proxyConfig(t, "apache", s.cfg, addr), addr)
-
-	svc, err := s.service("wsgi")
-	if err != nil {
-		t.Fatal(err)
+	f := startFronted(t, "apache", "wsgi",
+		`["/usr/bin/gunicorn", "--chdir", "$APPDIR", "--workers", "2", "--log-level", "error", "wsgi_app:app"]`)
+	a := fetch(t, "http://"+f.addr+"/hello")
+	if a.Server != "gunicorn" || a.Ppid != f.svc.Pid || a.UID != int(f.user.UID) {
+		t.Errorf("answer %+v; want a gunicorn worker of pid %d, uid %d", a, f.svc.Pid, f.user.UID)
 	}
-	a := fetch(t, "http://"+addr+"/hello")
-	if a.Server != "gunicorn" || a.Ppid != svc.Pid || a.UID != int(app.UID) {
-		t.Errorf("answer %+v; want a gunicorn worker of pid %d, uid %d", a, svc.Pid, app.UID)
-	}
-	waitWorkers(t, "http://"+addr+"/hello", svc.Pid, 2)
+	waitWorkers(t, "http://"+f.addr+"/hello", f.svc.Pid, 2)
 
-	before := birth(t, sock)
-	if out, err := exec.Command(built.udsvisor, "ctl", "-s", s.ctlSock, "restart", "wsgi").CombinedOutput(); err != nil {
+	before := birth(t, f.sock)
+	if out, err := exec.Command(built.udsvisor, "ctl", "-s", f.ctlSock, "restart", "wsgi").CombinedOutput(); err != nil {
 		t.Fatalf("ctl restart wsgi: %v\n%s", err, out)
 	}
-	restarted, err := s.service("wsgi")
+	restarted, err := f.service("wsgi")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if restarted.Pid == svc.Pid {
-		t.Fatalf("ctl restart kept pid %d", svc.Pid)
+	if restarted.Pid == f.svc.Pid {
+		t.Fatalf("ctl restart kept pid %d", f.svc.Pid)
 	}
-	waitWorkers(t, "http://"+addr+"/after-restart", restarted.Pid, 2)
-	if after := birth(t, sock); after != before {
+	waitWorkers(t, "http://"+f.addr+"/after-restart", restarted.Pid, 2)
+	if after := birth(t, f.sock); after != before {
 		t.Errorf("socket re-created by the restart: %s, was %s", after, before)
 	}
 }

@@ -94,19 +94,7 @@ func TestKillUnderLoad(t *testing.T) {
 	var owned, self run
 
 	t.Run("udsvisor-owned", func(t *testing.T) {
-		s := startStack(t, `
-[services.backend]
-command = ["$APP"]
-user = "udsv-app"`+restartFast+`
-[[services.backend.sockets]]
-name = "http"
-path = "$DIR/backend/backend.sock"
-group = "www-data"
-mode = "0660"
-[[services.backend.proxy]]
-location = "/"
-socket = "http"
-`)
+		s := startStack(t, oneSocketApp("backend", `["$APP"]`, "www-data", restartFast))
 		sock := filepath.Join(s.dir, "backend", "backend.sock")
 		before := birth(t, sock)
 		addr := freePort(t)

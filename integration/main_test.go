@@ -28,46 +28,32 @@ type bins struct {
 var built bins
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "udsvisor-integration-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	b, err := build(dir)
-	if err != nil {
-		os.RemoveAll(dir)
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	built = b
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testutil.RunBuilt(m, []string{
+		"github.com/udsvisor/udsvisor/cmd/udsvisor",
+		"github.com/udsvisor/udsvisor/integration/testapp",
+	}, func(dir string, paths []string) error {
+		built.udsvisor, built.testApp = paths[0], paths[1]
+		built.appDir = filepath.Join(dir, "apps")
+		return copyApps(built.appDir)
+	}))
 }
 
-func build(dir string) (bins, error) {
-	var b bins
-	var err error
-	if b.udsvisor, err = testutil.Build(dir, "github.com/udsvisor/udsvisor/cmd/udsvisor"); err != nil {
-		return b, err
-	}
-	if b.testApp, err = testutil.Build(dir, "github.com/udsvisor/udsvisor/integration/testapp"); err != nil {
-		return b, err
-	}
-	b.appDir = filepath.Join(dir, "apps")
-	if err := os.Mkdir(b.appDir, 0o755); err != nil {
-		return b, err
+// copyApps copies testdata's Python apps into a new world-readable
+// directory appDir.
+func copyApps(appDir string) error {
+	if err := os.Mkdir(appDir, 0o755); err != nil {
+		return err
 	}
 	// The caller's umask may be 0077.
-	if err := os.Chmod(b.appDir, 0o755); err != nil {
-		return b, err
+	if err := os.Chmod(appDir, 0o755); err != nil {
+		return err
 	}
 	for _, name := range []string{"asgi_app.py", "wsgi_app.py"} {
-		if err := copyFile(filepath.Join("testdata", name), filepath.Join(b.appDir, name)); err != nil {
-			return b, err
+		if err := copyFile(filepath.Join("testdata", name), filepath.Join(appDir, name)); err != nil {
+			return err
 		}
 	}
-	return b, nil
+	return nil
 }
 
 func copyFile(from, to string) error {

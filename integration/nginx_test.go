@@ -125,26 +125,6 @@ func upstreamErrors(t *testing.T, errorLog string) map[string]int {
 	return counts
 }
 
-// appStack runs testapp as udsv-app behind one Unix socket, group group,
-// routed at /.
-func appStack(t *testing.T, group string) *stack {
-	t.Helper()
-	testutil.EnsureUser(t, "udsv-app")
-	return startStack(t, `
-[services.app]
-command = ["$APP"]
-user = "udsv-app"
-[[services.app.sockets]]
-name = "http"
-path = "$DIR/app/app.sock"
-group = "`+group+`"
-mode = "0660"
-[[services.app.proxy]]
-location = "/"
-socket = "http"
-`)
-}
-
 // Issue 10, item 9: without --server-name the routes without a host are
 // nginx's default_server, so they answer hosts that no server names even
 // when another site on the address is read first (which nginx would make

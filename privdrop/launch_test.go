@@ -26,7 +26,6 @@ const zeroCaps = "0000000000000000"
 // The supervisor forks with an inheritable and ambient capability so that
 // the zero capability sets prove something (T11, T12).
 func TestT11T12Credentials(t *testing.T) {
-	testutil.RequireRoot(t)
 	u := testutil.EnsureUser(t, "udsv-a")
 	g1 := testutil.EnsureGroup(t, "udsv-pd-g1")
 	g2 := testutil.EnsureGroup(t, "udsv-pd-g2")
@@ -88,7 +87,6 @@ func TestT11T12Credentials(t *testing.T) {
 // supervisor has leaked fds that are not close-on-exec (T10), and that
 // LISTEN_PID lets a socket-activation library accept the sockets.
 func TestT10FDs(t *testing.T) {
-	testutil.RequireRoot(t)
 	u := testutil.EnsureUser(t, "udsv-a")
 	spec := probeSpec(t, u, 2, "web:admin")
 	files, targets := listeners(t, spec.Dir, "web", "admin")
@@ -152,7 +150,6 @@ func TestT14Environment(t *testing.T) {
 // back from AfterStart as an error naming what failed, that the helper
 // exits 127, and that the command never runs.
 func TestFailures(t *testing.T) {
-	testutil.RequireRoot(t)
 	u := testutil.EnsureUser(t, "udsv-a")
 	dir := testutil.RunDir(t)
 	noexec := filepath.Join(dir, "noexec")

@@ -50,7 +50,6 @@ func startVia(t *testing.T, ln *privdrop.Launcher, spec *privdrop.Spec, files []
 // of its own, T10), and gets its sockets by name with a LISTEN_PID of
 // its own.
 func TestLauncherChildFDs(t *testing.T) {
-	testutil.RequireRoot(t)
 	u := testutil.EnsureUser(t, "udsv-a")
 	ln, err := privdrop.NewLauncher(1)
 	if err != nil {
@@ -104,7 +103,6 @@ func TestLauncherChildFDs(t *testing.T) {
 // parent-death signal: closing the launcher kills them, which is why the
 // supervisor closes it only once every service has stopped.
 func TestLauncherCloseKillsChildren(t *testing.T) {
-	testutil.RequireRoot(t)
 	u := testutil.EnsureUser(t, "udsv-a")
 	ln, err := privdrop.NewLauncher(1)
 	if err != nil {

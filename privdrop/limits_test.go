@@ -23,7 +23,6 @@ import (
 // the Go probe: a Go program raises its own soft nofile to the hard
 // limit at start-up (go.dev/issue/46279).
 func TestRlimits(t *testing.T) {
-	testutil.RequireRoot(t)
 	u := testutil.EnsureUser(t, "udsv-a")
 	own := ownNofile(t)
 	if own.Max < 5000 {
@@ -57,7 +56,6 @@ func TestRlimits(t *testing.T) {
 // normally has) the command gets it; in a sandbox whose bounding set
 // lacks it, the launch fails with EPERM and the command never runs.
 func TestRlimitRaise(t *testing.T) {
-	testutil.RequireRoot(t)
 	u := testutil.EnsureUser(t, "udsv-a")
 	own := ownNofile(t)
 	nrOpen := uint64(sysctl(t, "fs/nr_open"))
@@ -126,7 +124,6 @@ func haveCap(t *testing.T, c uint) bool {
 // The supervisor side forks with CAP_NET_BIND_SERVICE inheritable and
 // ambient in some rows, so that "exactly" is tested against a stray cap.
 func TestT12AmbientCaps(t *testing.T) {
-	testutil.RequireRoot(t)
 	u := testutil.EnsureUser(t, "udsv-a")
 	addr := privilegedAddr(t)
 	lastCap := sysctl(t, "kernel/cap_last_cap")

@@ -56,19 +56,6 @@ func connectHelper(path string) int {
 	}
 }
 
-// helperBinary copies the test binary where a test user can exec it: go
-// test keeps it under a 0700 directory.
-func helperBinary(t *testing.T) string {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(testutil.RunDir(t), "sockets.test")
-	testutil.CopyFile(t, self, bin, 0o755)
-	return bin
-}
-
 // connectAs tries to connect to path as user u (with no supplementary
 // groups) and returns the helper's exit code.
 func connectAs(t *testing.T, bin string, u testutil.User, path string) int {

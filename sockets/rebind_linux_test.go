@@ -44,7 +44,6 @@ func connectErr(t *testing.T, p string) error {
 // connects, and Rebind puts a new socket with the configured owner and
 // mode at the same path without the name ever going missing.
 func TestPoisonedListenerRebind(t *testing.T) {
-	testutil.RequireRoot(t)
 	a := testutil.EnsureUser(t, "udsv-a")
 	base := testutil.RunDir(t)
 	p := filepath.Join(base, "app", "a.sock")
@@ -105,7 +104,7 @@ func TestPoisonedListenerRebind(t *testing.T) {
 	}
 	unix.Close(nfd)
 	// The kernel lets the configured owner in, as after a fresh Bind.
-	if code := connectAs(t, helperBinary(t), a, p); code != helperOK {
+	if code := connectAs(t, testutil.CopyTestBinary(t), a, p); code != helperOK {
 		t.Errorf("connect as udsv-a after Rebind: exit %d, want success", code)
 	}
 

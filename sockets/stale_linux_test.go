@@ -151,21 +151,8 @@ func fullBacklog(t *testing.T, p string) int {
 	if err := unix.Listen(fd, 0); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; ; i++ {
-		c, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = unix.Connect(c, &unix.SockaddrUnix{Name: p})
-		if err == unix.EAGAIN {
-			unix.Close(c)
-			return fd
-		}
-		if err != nil || i > 100 {
-			t.Fatalf("filling the backlog: connect #%d: %v", i, err)
-		}
-		t.Cleanup(func() { unix.Close(c) })
-	}
+	testutil.FillBacklog(t, p)
+	return fd
 }
 
 // T7: replacing a stale socket never makes the name disappear, and Close

@@ -31,19 +31,10 @@ var testApp string
 func TestMain(m *testing.M) {
 	// What udsvisor up does first; the sockets package relies on it.
 	unix.Umask(0o077)
-	dir, err := os.MkdirTemp("", "udsvisor-supervisor-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	testApp, err = testutil.Build(dir, "github.com/udsvisor/udsvisor/integration/testapp")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testutil.RunBuilt(m, []string{"github.com/udsvisor/udsvisor/integration/testapp"}, func(_ string, bins []string) error {
+		testApp = bins[0]
+		return nil
+	}))
 }
 
 // syncBuffer collects the log so a test can look for a child's output

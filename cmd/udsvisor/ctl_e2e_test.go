@@ -52,7 +52,6 @@ type ctlEnv struct {
 
 func startCtlEnv(t *testing.T, text string) *ctlEnv {
 	t.Helper()
-	testutil.RequireRoot(t)
 	testutil.EnsureGroup(t, "udsv-ctl")
 	testutil.EnsureGroup(t, "udsv-ro")
 	testutil.EnsureUser(t, "udsv-a")

@@ -29,20 +29,13 @@ import (
 var udsvisorBin, testApp string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "udsvisor-e2e-")
-	if err == nil {
-		udsvisorBin, err = testutil.Build(dir, "github.com/udsvisor/udsvisor/cmd/udsvisor")
-	}
-	if err == nil {
-		testApp, err = testutil.Build(dir, "github.com/udsvisor/udsvisor/integration/testapp")
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testutil.RunBuilt(m, []string{
+		"github.com/udsvisor/udsvisor/cmd/udsvisor",
+		"github.com/udsvisor/udsvisor/integration/testapp",
+	}, func(_ string, bins []string) error {
+		udsvisorBin, testApp = bins[0], bins[1]
+		return nil
+	}))
 }
 
 // startUp runs `udsvisor up -c cfg` with extra fds inherited at 3...

@@ -19,7 +19,6 @@ import (
 // subreaper) when its parent dies, and udsvisor kills it at shutdown
 // instead of leaving an orphan behind.
 func TestFaultEscapedGrandchildKilledAtShutdown(t *testing.T) {
-	testutil.RequireRoot(t)
 	testutil.EnsureUser(t, "udsv-a")
 	dir := testutil.RunDir(t)
 	cfg := filepath.Join(dir, "services.toml")

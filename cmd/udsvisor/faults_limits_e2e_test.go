@@ -49,7 +49,6 @@ func webPid(sock string) (int, error) {
 // control API answers again. The child gets the soft NOFILE limit
 // udsvisor was started with.
 func TestFaultEMFILE(t *testing.T) {
-	testutil.RequireRoot(t)
 	testutil.EnsureUser(t, "udsv-a")
 	prlimit := testutil.RequireCommand(t, "prlimit")
 	dir := testutil.RunDir(t)
@@ -127,7 +126,6 @@ func checkNofile(t *testing.T, pid int, want string) {
 // given, as it would have without udsvisor in between. (A Go service
 // raises its own again, so the service here is /bin/sleep.)
 func TestFaultEMFILEChildKeepsSoftNofile(t *testing.T) {
-	testutil.RequireRoot(t)
 	testutil.EnsureUser(t, "udsv-a")
 	prlimit := testutil.RequireCommand(t, "prlimit")
 	dir := testutil.RunDir(t)
@@ -147,7 +145,6 @@ user = "udsv-a"
 // the back-off (none after the first failure, then 100 ms doubling)
 // allows at most 8 spawns in 5 s, and udsvisor stays nearly idle.
 func TestFaultCrashLoopCPU(t *testing.T) {
-	testutil.RequireRoot(t)
 	testutil.EnsureUser(t, "udsv-a")
 	dir := testutil.RunDir(t)
 	writeFaultConfig(t, dir, `

@@ -131,7 +131,6 @@ user = "nobody"
 // down by the full pipe (backpressure; nothing is dropped). The control
 // API keeps answering and the other service keeps serving.
 func TestFaultLogFlood(t *testing.T) {
-	testutil.RequireRoot(t)
 	testutil.EnsureUser(t, "udsv-a")
 	testutil.EnsureUser(t, "udsv-b")
 	dir := testutil.RunDir(t)

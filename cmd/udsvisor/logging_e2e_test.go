@@ -17,7 +17,6 @@ import (
 // carries its syslog priority and no timestamp, so that journalctl -p
 // finds warnings; -log-level drops what is below it (issue 10, item 12).
 func TestJournalLinesAndLogLevel(t *testing.T) {
-	testutil.RequireRoot(t)
 	testutil.EnsureUser(t, "udsv-a")
 	dir := testutil.RunDir(t)
 	cfg := filepath.Join(dir, "services.toml")

@@ -64,6 +64,7 @@ type User struct {
 
 // EnsureUser creates the system user name (no home, no login shell) with
 // the given supplementary groups unless it exists, and returns its ids.
+// It needs root, as RequireRoot does.
 // Test packages run in parallel, so an existing user and a locked
 // /etc/passwd are expected (see shadowTool); the users are kept afterwards
 // for the same reason (udsv-* is the reserved prefix).
@@ -93,7 +94,7 @@ func EnsureUser(t testing.TB, name string, groups ...string) User {
 }
 
 // EnsureGroup creates the system group name unless it exists and returns
-// its gid.
+// its gid. It needs root, as RequireRoot does.
 func EnsureGroup(t testing.TB, name string) uint32 {
 	t.Helper()
 	RequireRoot(t)
@@ -213,6 +214,32 @@ func Build(dir, pkg string) (string, error) {
 	return out, nil
 }
 
+// RunBuilt is a TestMain that builds the Go packages pkgs, as Build does,
+// into a fresh temporary directory, passes the directory and the
+// binaries' paths (in the order of pkgs) to prepare, runs the tests and
+// removes the directory. It returns the exit code for os.Exit: 1, with
+// the error on stderr, when a build or prepare fails.
+func RunBuilt(m *testing.M, pkgs []string, prepare func(dir string, bins []string) error) int {
+	dir, err := os.MkdirTemp("", "udsvisor-"+filepath.Base(os.Args[0])+"-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	bins := make([]string, len(pkgs))
+	for i, pkg := range pkgs {
+		if bins[i], err = Build(dir, pkg); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	if err := prepare(dir, bins); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
 // ProcStatus returns the fields of /proc/PID/status, e.g. "Uid", "Groups",
 // "NoNewPrivs", "CapEff", "SigIgn", with their values trimmed.
 func ProcStatus(pid int) (map[string]string, error) {
@@ -326,5 +353,43 @@ func CopyFile(t testing.TB, from, to string, mode os.FileMode) {
 	// The umask of the test may have narrowed mode.
 	if err := os.Chmod(to, mode); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// CopyTestBinary copies the running test binary into a fresh RunDir and
+// returns the copy's path: a test user cannot exec the original, which
+// go test keeps under a 0700 directory.
+func CopyTestBinary(t testing.TB) string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(RunDir(t), filepath.Base(self))
+	CopyFile(t, self, bin, 0o755)
+	return bin
+}
+
+// FillBacklog connects to the listening Unix stream socket at path,
+// which must accept nothing meanwhile, until its backlog is full: the
+// next connect would fail with EAGAIN. The queued connections are closed
+// when the test ends.
+func FillBacklog(t testing.TB, path string) {
+	t.Helper()
+	for i := 0; ; i++ {
+		c, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = unix.Connect(c, &unix.SockaddrUnix{Name: path})
+		if err == unix.EAGAIN {
+			unix.Close(c)
+			return
+		}
+		if err != nil || i > 1000 {
+			unix.Close(c)
+			t.Fatalf("filling the backlog of %s: connect #%d: %v", path, i, err)
+		}
+		t.Cleanup(func() { unix.Close(c) })
 	}
 }
