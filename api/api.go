@@ -69,6 +69,9 @@ type LogLine struct {
 	Time   time.Time `json:"time"`
 	Pid    int       `json:"pid"`
 	Stream string    `json:"stream"` // "stdout" or "stderr"
+	// Instance is the index of the process among the service's
+	// instances (UDSVISOR_INSTANCE).
+	Instance int `json:"instance"`
 	Line   string    `json:"line"`
 }
 

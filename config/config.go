@@ -82,6 +82,23 @@ const (
 	ReadyNotify Ready = "notify"
 )
 
+// RestartMode is how a restart replaces a service's processes.
+type RestartMode string
+
+// Restart modes.
+const (
+	// RestartStopStart: the old processes stop first; connections wait
+	// in the backlog until the new ones accept.
+	RestartStopStart RestartMode = "stop-start"
+	// RestartOverlap: the new processes start beside the old ones, which
+	// are told to stop once every new one has started; a new one that
+	// fails to start leaves the old ones serving.
+	RestartOverlap RestartMode = "overlap"
+)
+
+// MaxInstances bounds instances and ctl scale.
+const MaxInstances = 256
+
 // Start is when a service's first process starts.
 type Start string
 
@@ -121,6 +138,11 @@ type Service struct {
 	// MinUptime: a run shorter than this counts as a failed start for the
 	// crash-loop back-off.
 	MinUptime time.Duration
+	// Instances is how many processes share the service's sockets, each
+	// supervised on its own (UDSVISOR_INSTANCE=0..Instances-1).
+	Instances int
+	// RestartMode is how ctl restart and a reload replace them.
+	RestartMode RestartMode
 	// Start is when a process is started; IdleStop, with StartOnDemand,
 	// stops a process that had no connection for that long (0: never).
 	Start    Start

@@ -154,6 +154,8 @@ public = true
 		MinUptime:   500 * time.Millisecond,
 		Ready:       ReadyStarted,
 		Start:       StartImmediate,
+		Instances:   1,
+		RestartMode: RestartStopStart,
 		StartLimit:  0,
 		Umask:       0o027,
 		Sockets: []*Socket{{
@@ -188,6 +190,8 @@ public = true
 		MinUptime:   defaultMinUptime,
 		Ready:       ReadyStarted,
 		Start:       StartImmediate,
+		Instances:   1,
+		RestartMode: RestartStopStart,
 		StartLimit:  defaultStartLimit,
 		Umask:       defaultUmask,
 		Sockets: []*Socket{{

@@ -17,7 +17,7 @@ import (
 var serviceKeys = []string{
 	"command", "user", "allow_root", "group", "supplementary_groups", "working_dir",
 	"environment", "restart", "stop_signal", "stop_timeout", "min_uptime", "start_limit",
-	"ready", "start_timeout", "watchdog", "start", "idle_stop",
+	"ready", "start_timeout", "watchdog", "start", "idle_stop", "instances", "restart_mode",
 	"umask", "limits", "ambient_capabilities", "sockets", "proxy",
 }
 
@@ -43,7 +43,7 @@ const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 // reservedEnv are set by udsvisor for socket activation and readiness; a
 // configured value would misdirect the service (SECURITY-NOTES T14).
-var reservedEnv = []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC"}
+var reservedEnv = []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC", "UDSVISOR_INSTANCE"}
 
 // service converts one [services.NAME] table.
 func (c *checker) service(name string, v any) *Service {
@@ -68,6 +68,8 @@ func (c *checker) service(name string, v any) *Service {
 		MinUptime:   defaultMinUptime,
 		Ready:       ReadyStarted,
 		Start:       StartImmediate,
+		Instances:   1,
+		RestartMode: RestartStopStart,
 		StartLimit:  defaultStartLimit,
 		Umask:       defaultUmask,
 		allowRoot:   c.boolean(t, "allow_root"),
@@ -88,6 +90,16 @@ func (c *checker) service(name string, v any) *Service {
 	c.command(t, s, path)
 	if v, ok := enum(c, t, "restart", RestartAlways, RestartOnFailure, RestartNever); ok {
 		s.Restart = v
+	}
+	if v, ok := enum(c, t, "restart_mode", RestartStopStart, RestartOverlap); ok {
+		s.RestartMode = v
+	}
+	if n, ok := c.integer(t, "instances"); ok {
+		if n < 1 || n > MaxInstances {
+			c.errorf(t.sub("instances"), "%d must be 1 to %d", n, MaxInstances)
+		} else {
+			s.Instances = int(n)
+		}
 	}
 	if sig, ok := c.signal(t, "stop_signal"); ok {
 		s.StopSignal = sig

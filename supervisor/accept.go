@@ -27,9 +27,6 @@ import (
 // waiting goes unnoticed; the process then counts as started once it has
 // lived min_uptime, as it would without the watch.
 type acceptWatch struct {
-	// C receives one value once a connection was taken. Buffered 1:
-	// the watch goroutine must never wait for the service goroutine.
-	C    <-chan struct{}
 	ep   *polledEpoll  // over the listeners
 	quit chan struct{} // closed by stop
 	once sync.Once
@@ -43,11 +40,12 @@ const (
 	drainPollMax   = 20 * time.Millisecond
 )
 
-// watchAccept starts watching the listeners until a connection is taken,
-// maxWait passes or stop is called. It returns nil when there is nothing
-// to watch or the epoll instance cannot be made (the process then counts
-// as started by min_uptime alone).
-func watchAccept(listeners []*os.File, maxWait time.Duration) *acceptWatch {
+// watchAccept starts watching the listeners until a connection is taken
+// (then it calls taken, once, from its own goroutine), maxWait passes or
+// stop is called. It returns nil when there is nothing to watch or the
+// epoll instance cannot be made (the process then counts as started by
+// min_uptime alone).
+func watchAccept(listeners []*os.File, maxWait time.Duration, taken func()) *acceptWatch {
 	if len(listeners) == 0 {
 		return nil
 	}
@@ -64,15 +62,14 @@ func watchAccept(listeners []*os.File, maxWait time.Duration) *acceptWatch {
 			return nil
 		}
 	}
-	c := make(chan struct{}, 1)
-	w := &acceptWatch{C: c, ep: ep, quit: make(chan struct{})}
+	w := &acceptWatch{ep: ep, quit: make(chan struct{})}
 	deadline := time.Now().Add(maxWait)
-	go w.run(c, fds, deadline)
+	go w.run(taken, fds, deadline)
 	return w
 }
 
 // stop ends the watch; it may be called any number of times, also after
-// C fired.
+// taken was called.
 func (w *acceptWatch) stop() {
 	if w == nil {
 		return
@@ -83,7 +80,7 @@ func (w *acceptWatch) stop() {
 	})
 }
 
-func (w *acceptWatch) run(c chan<- struct{}, fds []unix.PollFd, deadline time.Time) {
+func (w *acceptWatch) run(taken func(), fds []unix.PollFd, deadline time.Time) {
 	defer w.stop()
 	first, ok := w.waitPending(deadline)
 	if !ok {
@@ -104,7 +101,7 @@ func (w *acceptWatch) run(c chan<- struct{}, fds []unix.PollFd, deadline time.Ti
 		for i := range fds {
 			ready := fds[i].Revents&unix.POLLIN != 0
 			if pending[i] && !ready {
-				c <- struct{}{}
+				taken()
 				return
 			}
 			pending[i] = pending[i] || ready

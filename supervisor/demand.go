@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,18 +19,17 @@ import (
 // copies of the listeners.
 
 // listenerWatch tells when a connection comes to one of a service's
-// listeners. Level-triggered (a demand watch), it fires once, as soon as
-// a connection waits, and ends. Edge-triggered (an activity watch), it
-// fires at each new connection, even one the process accepts at once,
-// until stopped; a pending value means "some since you last looked".
+// listeners. Level-triggered (a demand watch), it calls come once, as
+// soon as a connection waits, and ends. Edge-triggered (an activity
+// watch), it notes each new connection, even one the process accepts at
+// once, until stopped; seen tells whether any came since the last look.
 type listenerWatch struct {
-	// C has room for one value: the watch never waits for the service.
-	C    <-chan struct{}
 	ep   *polledEpoll
 	once sync.Once
+	seen atomic.Bool
 }
 
-func watchListeners(listeners []*os.File, edge bool) (*listenerWatch, error) {
+func watchListeners(listeners []*os.File, edge bool, come func()) (*listenerWatch, error) {
 	ep, err := newPolledEpoll("listener-watch")
 	if err != nil {
 		return nil, err
@@ -45,28 +45,28 @@ func watchListeners(listeners []*os.File, edge bool) (*listenerWatch, error) {
 			return nil, os.NewSyscallError("epoll_ctl", err)
 		}
 	}
-	c := make(chan struct{}, 1)
-	w := &listenerWatch{C: c, ep: ep}
-	go w.run(c, edge)
+	w := &listenerWatch{ep: ep}
+	go w.run(edge, come)
 	return w, nil
 }
 
-func (w *listenerWatch) run(c chan<- struct{}, edge bool) {
+func (w *listenerWatch) run(edge bool, come func()) {
 	defer w.stop()
 	var events [4]unix.EpollEvent
 	for {
 		if n, err := w.ep.wait(events[:]); err != nil || n == 0 {
 			return
 		}
-		select {
-		case c <- struct{}{}:
-		default: // one pending value says it already
-		}
 		if !edge {
+			come()
 			return
 		}
+		w.seen.Store(true)
 	}
 }
+
+// sawSome reports whether a connection came since the last call.
+func (w *listenerWatch) sawSome() bool { return w.seen.Swap(false) }
 
 // stop ends the watch; it may be called any number of times.
 func (w *listenerWatch) stop() {

@@ -15,6 +15,8 @@ var (
 	// ErrNotPaused: resume of a service that is not paused (nor being
 	// paused) and has no process.
 	ErrNotPaused = errors.New("service is not paused")
+	// ErrBadScale: a number of instances out of range.
+	ErrBadScale = errors.New("bad number of instances")
 	// ErrShuttingDown: udsvisor is stopping and takes no more requests.
 	ErrShuttingDown = errors.New("udsvisor is shutting down")
 	// ErrReplaced: a reload is stopping this definition of the service

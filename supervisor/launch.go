@@ -14,6 +14,7 @@ import (
 // (forked, with the pid or why there is none), then, if a process was
 // made, whether the helper exec'd the command (err nil) or not.
 type launchStep struct {
+	inst   *instance
 	forked bool
 	pid    int
 	err    error
@@ -22,44 +23,45 @@ type launchStep struct {
 	notify *notifySocket
 }
 
-// launch starts the launch helper, which becomes the command, and
-// reports each step on s.launched. It runs on a goroutine of its own, so
-// that the service goroutine keeps answering while the helper works, and
-// so that the calls deep into the encoder and the launcher grow a stack
-// that is given back when it ends, not kept by each of 1,000 idle
-// services. It reads only what never changes after newService (and cfg
-// and files, which the caller hands over).
-func (s *service) launch(c *config.Service, files []*os.File) {
-	l, pid, ns, err := s.fork(c, files)
-	s.launched <- launchStep{forked: true, pid: pid, err: err, notify: ns}
+// launch starts the launch helper of inst, which becomes the command,
+// and posts each step to the service's inbox. It runs on a goroutine of
+// its own, so that the service goroutine keeps answering while the
+// helper works, and so that the calls deep into the encoder and the
+// launcher grow a stack that is given back when it ends, not kept by
+// each of 1,000 idle services. It reads only what never changes after
+// newService, inst.index and inst.log, and cfg and files, which the
+// caller hands over.
+func (s *service) launch(inst *instance, c *config.Service, files []*os.File) {
+	l, pid, ns, err := s.fork(inst, c, files)
+	s.inbox.post(launchStep{inst: inst, forked: true, pid: pid, err: err, notify: ns})
 	if err != nil {
 		return
 	}
 	// Blocks until the helper has exec'd the command or reported why not;
-	// the service's helper timer kills a helper that does neither.
+	// the instance's helper timer kills a helper that does neither.
 	if err := l.AfterStart(); err != nil {
-		s.launched <- launchStep{err: fmt.Errorf("start %s: %w", c.Name, err)}
+		s.inbox.post(launchStep{inst: inst, err: fmt.Errorf("start %s: %w", c.Name, err)})
 		return
 	}
-	s.launched <- launchStep{}
+	s.inbox.post(launchStep{inst: inst})
 }
 
 // fork prepares the helper's spec, output pipes and notify socket and
 // forks it.
-func (s *service) fork(c *config.Service, files []*os.File) (*privdrop.Launch, int, *notifySocket, error) {
-	env := s.env
+func (s *service) fork(inst *instance, c *config.Service, files []*os.File) (*privdrop.Launch, int, *notifySocket, error) {
+	env := append(s.env[:len(s.env):len(s.env)], "UDSVISOR_INSTANCE="+strconv.Itoa(inst.index))
 	var ns *notifySocket
 	if c.Ready == config.ReadyNotify {
 		var err error
 		if ns, err = newNotifySocket(); err != nil {
 			return nil, 0, nil, fmt.Errorf("start %s: %w", c.Name, err)
 		}
-		env = append(env[:len(env):len(env)], "NOTIFY_SOCKET="+ns.addr)
+		env = append(env, "NOTIFY_SOCKET="+ns.addr)
 		if c.Watchdog > 0 {
 			env = append(env, "WATCHDOG_USEC="+strconv.FormatInt(c.Watchdog.Microseconds(), 10))
 		}
 	}
-	l, pid, err := s.forkWith(c, files, env)
+	l, pid, err := s.forkWith(inst, c, files, env)
 	if err != nil {
 		if ns != nil {
 			ns.close()
@@ -68,17 +70,17 @@ func (s *service) fork(c *config.Service, files []*os.File) (*privdrop.Launch, i
 	}
 	if ns != nil {
 		ns.pid.Store(int64(pid))
-		go ns.read(s.notified, s.done)
+		go ns.read(func(m notifyMsg) { s.inbox.post(m) })
 	}
 	return l, pid, ns, nil
 }
 
-func (s *service) forkWith(c *config.Service, files []*os.File, env []string) (*privdrop.Launch, int, error) {
-	stdout, err := s.outs.pipe(s.log, s.logs, "stdout")
+func (s *service) forkWith(inst *instance, c *config.Service, files []*os.File, env []string) (*privdrop.Launch, int, error) {
+	stdout, err := s.outs.pipe(inst.log, s.logs, "stdout", inst.index)
 	if err != nil {
 		return nil, 0, fmt.Errorf("start %s: %w", c.Name, err)
 	}
-	stderr, err := s.outs.pipe(s.log, s.logs, "stderr")
+	stderr, err := s.outs.pipe(inst.log, s.logs, "stderr", inst.index)
 	if err != nil {
 		stdout.abort()
 		return nil, 0, fmt.Errorf("start %s: %w", c.Name, err)
@@ -94,7 +96,8 @@ func (s *service) forkWith(c *config.Service, files []*os.File, env []string) (*
 	l, err := privdrop.Prepare(s.exe, spec, files, stdout.w, stderr.w)
 	if err == nil {
 		var pid int
-		pid, err = s.reaper.start(func() (int, error) { return s.launcher.Start(l) }, s.exited)
+		deliver := func(ex Exit) { s.inbox.post(exitEvent(ex)) }
+		pid, err = s.reaper.start(func() (int, error) { return s.launcher.Start(l) }, deliver)
 		if err == nil {
 			stdout.start(pid)
 			stderr.start(pid)

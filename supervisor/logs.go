@@ -12,7 +12,10 @@ type LogLine struct {
 	Time   time.Time
 	Pid    int
 	Stream string // "stdout" or "stderr"
-	Line   string // as written, without the newline
+	// Instance is the index of the process among the service's
+	// instances (UDSVISOR_INSTANCE).
+	Instance int
+	Line     string // as written, without the newline
 }
 
 // logLines is how many lines of output each service keeps for ctl logs.
@@ -82,29 +85,35 @@ func (r *logRing) subscribe() (<-chan LogLine, func()) {
 	}
 }
 
-// svcLog logs for one service. It adds the service field at each call
-// rather than with zap's With, whose copy of the encoder costs about a
-// kilobyte that each of 1,000 mostly silent services would keep.
+// svcLog logs for one service (and one of its instances). It adds the
+// service field at each call rather than with zap's With, whose copy of
+// the encoder costs about a kilobyte that each of 1,000 mostly silent
+// services would keep.
 type svcLog struct {
 	*zap.Logger
-	service zap.Field
+	fields []zap.Field // service, then instance for a service of several
 }
 
 func newSvcLog(log *zap.Logger, name string) svcLog {
-	return svcLog{log, zap.String("service", name)}
+	return svcLog{log, []zap.Field{zap.String("service", name)}}
+}
+
+// instance adds the instance index to every line.
+func (l svcLog) instance(i int) svcLog {
+	return svcLog{l.Logger, []zap.Field{l.fields[0], zap.Int("instance", i)}}
 }
 
 // Info logs msg with the service field first.
 func (l svcLog) Info(msg string, fields ...zap.Field) {
-	l.Logger.Info(msg, append([]zap.Field{l.service}, fields...)...)
+	l.Logger.Info(msg, append(l.fields[:len(l.fields):len(l.fields)], fields...)...)
 }
 
 // Warn logs msg with the service field first.
 func (l svcLog) Warn(msg string, fields ...zap.Field) {
-	l.Logger.Warn(msg, append([]zap.Field{l.service}, fields...)...)
+	l.Logger.Warn(msg, append(l.fields[:len(l.fields):len(l.fields)], fields...)...)
 }
 
 // Error logs msg with the service field first.
 func (l svcLog) Error(msg string, fields ...zap.Field) {
-	l.Logger.Error(msg, append([]zap.Field{l.service}, fields...)...)
+	l.Logger.Error(msg, append(l.fields[:len(l.fields):len(l.fields)], fields...)...)
 }

@@ -79,12 +79,11 @@ func newNotifySocket() (*notifySocket, error) {
 	return &notifySocket{conn: c.(*net.UnixConn), addr: ua.Name}, nil
 }
 
-// read parses what the process sends and hands it to out until the
-// socket is closed. It survives empty, over-long and garbled messages
-// (systemd's CVE-2016-7796: a zero-length datagram stopped its reader),
-// closes any fds a sender attached, and never waits for the service
-// longer than until done.
-func (n *notifySocket) read(out chan<- notifyMsg, done <-chan struct{}) {
+// read parses what the process sends and posts it until the socket is
+// closed. It survives empty, over-long and garbled messages (systemd's
+// CVE-2016-7796: a zero-length datagram stopped its reader) and closes
+// any fds a sender attached.
+func (n *notifySocket) read(post func(notifyMsg)) {
 	buf := make([]byte, notifyMax+1)
 	// Room for the credentials and a few fds, which are closed: a
 	// sender cannot make udsvisor keep its files.
@@ -106,11 +105,7 @@ func (n *notifySocket) read(out chan<- notifyMsg, done <-chan struct{}) {
 			continue
 		}
 		m.from, m.pid = n, pid
-		select {
-		case out <- m:
-		case <-done:
-			return
-		}
+		post(m)
 	}
 }
 

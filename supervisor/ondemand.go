@@ -8,8 +8,21 @@ import (
 	"github.com/udsvisor/udsvisor/config"
 )
 
-// The on-demand side of the state machine (start = "on-demand",
-// idle_stop): waiting for a connection, and stopping an idle process.
+// The on-demand side of a service (start = "on-demand", idle_stop):
+// waiting for a connection, and stopping idle processes.
+
+// demanded is the demand watch number gen that saw a connection wait.
+type demanded struct{ gen int }
+
+// idleTick is the end of an idle_stop period of watchIdle number gen.
+type idleTick struct{ gen int }
+
+// idleCheck is the answer of checkIdle's goroutine for the processes
+// watched since watchIdle number gen.
+type idleCheck struct {
+	gen    int
+	active bool
+}
 
 // activate is what up and a reload do: start the service, or, with
 // start = "on-demand", wait for its first connection.
@@ -18,10 +31,11 @@ func (s *service) activate(reply chan error) {
 		s.start(reply)
 		return
 	}
-	switch s.st {
-	case Stopped, Paused, Exited, Failed, Backoff:
-		s.disarm()
-		s.failures = 0
+	if !s.active && !s.stopping && !s.busy() {
+		for _, inst := range s.insts {
+			inst.disarm(timerMain)
+			inst.failures = 0
+		}
 		s.wait()
 	}
 	s.answer(reply, nil)
@@ -32,40 +46,47 @@ func (s *service) activate(reply chan error) {
 // a service that cannot wait for demand must still serve.
 func (s *service) wait() {
 	s.stopDemand()
-	w, err := watchListeners(s.files(), false)
+	s.stopIdleWatch()
+	s.active = false
+	ev := demanded{gen: s.demandGen}
+	w, err := watchListeners(s.files(), false, func() { s.inbox.post(ev) })
 	if err != nil {
 		s.log.Error("watch the sockets for a connection; starting now", zap.Error(err))
-		s.spawn()
+		s.start(make(chan error, 1))
 		return
 	}
-	s.demand, s.demandC = w, w.C
-	s.transition(Waiting)
+	s.demand = w
+	s.setRest(Waiting)
 }
 
 // onDemand starts the waiting service: a connection waits in the backlog
-// and the new process takes it.
-func (s *service) onDemand() {
+// and the new processes take it.
+func (s *service) onDemand(ev demanded) {
+	if ev.gen != s.demandGen || s.demand == nil {
+		return // an earlier watch
+	}
 	s.stopDemand()
-	if s.st == Waiting {
+	if !s.active && s.rest == Waiting && !s.stopping {
 		s.log.Info("a connection is waiting; starting")
-		s.spawn()
+		s.start(make(chan error, 1)) // nobody waits for the answer
 	}
 }
 
 func (s *service) stopDemand() {
 	s.demand.stop()
-	s.demand, s.demandC = nil, nil
+	s.demand = nil
+	s.demandGen++
 }
 
-// watchIdle begins watching a started on-demand process for idleness.
+// watchIdle begins watching a started on-demand service for idleness,
+// unless it already is.
 func (s *service) watchIdle() {
-	if s.cfg.Start != config.StartOnDemand || s.cfg.IdleStop == 0 {
+	if s.cfg.Start != config.StartOnDemand || s.cfg.IdleStop == 0 || s.activity != nil {
 		return
 	}
-	s.stopIdleWatch()
-	w, err := watchListeners(s.files(), true)
+	w, err := watchListeners(s.files(), true, nil)
 	if err != nil {
-		s.log.Error("watch the sockets for idleness; the process is not stopped when idle", zap.Error(err))
+		s.log.Error("watch the sockets for idleness; the service is not stopped when idle", zap.Error(err))
 		return
 	}
 	s.activity = w
@@ -74,8 +95,8 @@ func (s *service) watchIdle() {
 }
 
 func (s *service) armIdle() {
-	s.idle = time.NewTimer(s.cfg.IdleStop)
-	s.idleC = s.idle.C
+	ev := idleTick{gen: s.idleGen}
+	s.idle = time.AfterFunc(s.cfg.IdleStop, func() { s.inbox.post(ev) })
 }
 
 func (s *service) stopIdleWatch() {
@@ -83,52 +104,43 @@ func (s *service) stopIdleWatch() {
 	s.activity = nil
 	if s.idle != nil {
 		s.idle.Stop()
+		s.idle = nil
 	}
-	s.idle, s.idleC = nil, nil
+	s.idleGen++
 }
 
 // checkIdle runs at the end of each idle_stop period. A new connection
-// during the period makes it active; otherwise the connections still open
-// are counted, on a goroutine of its own since it reads /proc/net.
-func (s *service) checkIdle() {
-	if s.activity == nil || (s.st != Running && s.st != Reloading) {
-		return
+// during the period makes the service active; otherwise the connections
+// still open are counted, on a goroutine of its own since it reads
+// /proc/net.
+func (s *service) checkIdle(gen int) {
+	if gen != s.idleGen || s.activity == nil {
+		return // about processes that have ended
 	}
-	select {
-	case <-s.activity.C:
+	if s.activity.sawSome() {
 		s.armIdle()
 		return
-	default:
 	}
-	files, log, gen := s.files(), s.log, s.idleGen
+	files, log := s.files(), s.log
 	go func() {
 		n, err := openConnections(files)
 		if err != nil {
 			log.Warn("count the open connections; taking the service as busy", zap.Error(err))
 		}
-		s.idleChecked <- idleCheck{gen: gen, active: err != nil || n > 0}
+		s.inbox.post(idleCheck{gen: gen, active: err != nil || n > 0})
 	}()
 }
 
-// idleCheck is the answer of checkIdle's goroutine for the process
-// watched since watchIdle number gen.
-type idleCheck struct {
-	gen    int
-	active bool
-}
-
-// onIdleChecked stops an idle process (the next connection starts
-// another) or looks again after another period.
+// onIdleChecked stops an idle service (the next connection starts it
+// again) or looks again after another period.
 func (s *service) onIdleChecked(c idleCheck) {
-	if c.gen != s.idleGen || s.activity == nil || (s.st != Running && s.st != Reloading) {
-		return // about a process that has ended
+	if c.gen != s.idleGen || s.activity == nil {
+		return
 	}
 	if c.active {
 		s.armIdle()
 		return
 	}
-	s.log.Info("no connection for idle_stop; stopping until the next one",
-		zap.Int("pid", s.pid), zap.Duration("idle_stop", s.cfg.IdleStop))
-	s.stop(nil)
-	s.stopTo = Waiting
+	s.log.Info("no connection for idle_stop; stopping until the next one", zap.Duration("idle_stop", s.cfg.IdleStop))
+	s.stop(nil, Waiting)
 }

@@ -47,6 +47,7 @@ type output struct {
 	r, w   *os.File
 	fd     int32
 	pid    int
+	index  int // the instance
 	// partial is a line whose end has not been read yet; owned by the
 	// reading goroutine.
 	partial []byte
@@ -61,12 +62,12 @@ func newOutputs() (*outputs, error) {
 }
 
 // pipe makes a pipe whose write end w is for a child's stream.
-func (o *outputs) pipe(log svcLog, ring *logRing, stream string) (*output, error) {
+func (o *outputs) pipe(log svcLog, ring *logRing, stream string, index int) (*output, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("pipe for %s: %w", stream, err)
 	}
-	return &output{o: o, log: log, ring: ring, stream: stream, r: r, w: w}, nil
+	return &output{o: o, log: log, ring: ring, stream: stream, r: r, w: w, index: index}, nil
 }
 
 // start closes udsvisor's copy of the write end (the child has its own)
@@ -195,7 +196,7 @@ func (out *output) emit() {
 	// it when it prints, the JSON API when it encodes).
 	// Kept before it is logged, so that whoever reads the log line and
 	// then asks for the service's lines finds it.
-	out.ring.add(LogLine{Time: time.Now(), Pid: out.pid, Stream: out.stream, Line: text})
+	out.ring.add(LogLine{Time: time.Now(), Pid: out.pid, Stream: out.stream, Instance: out.index, Line: text})
 	out.log.Info(api.Printable(text), zap.Int("pid", out.pid), zap.String("stream", out.stream))
 }
 

@@ -37,7 +37,7 @@ func (e Exit) String() string {
 
 // reaper is the one place that waits for child processes. Every service
 // child is registered before start returns, and its exit is delivered to
-// the channel given at start. No other code calls wait: a second waiter
+// the function given at start. No other code calls wait: a second waiter
 // steals statuses (ECHILD), a known bug of reapers next to os/exec.
 //
 // Before a registered child is reaped, what is left of its process group
@@ -52,7 +52,7 @@ type reaper struct {
 	reapOrphans bool
 
 	mu    sync.Mutex
-	procs map[int]chan<- Exit // guarded by mu; registered, unreaped pids
+	procs map[int]func(Exit) // guarded by mu; registered, unreaped pids
 	// starting counts starts whose child may exist but is not yet in
 	// procs; while it is not zero an unregistered exit may be one of
 	// theirs and is left unreaped. Guarded by mu.
@@ -67,7 +67,7 @@ type reaper struct {
 
 // newReaper returns a reaper; call run to make it reap.
 func newReaper(log *zap.Logger, reapOrphans bool) *reaper {
-	return &reaper{log: log, reapOrphans: reapOrphans, procs: make(map[int]chan<- Exit),
+	return &reaper{log: log, reapOrphans: reapOrphans, procs: make(map[int]func(Exit)),
 		kick: make(chan struct{}, 1), orphanReaped: make(chan struct{}, 1)}
 }
 
@@ -92,14 +92,14 @@ func (r *reaper) run(ctx context.Context) {
 }
 
 // start calls start, which forks a child and returns its pid, and
-// registers the pid; exited receives its Exit and must have room for it
-// (capacity 1: a service has one child at a time).
+// registers the pid; deliver receives its Exit, under the reaper's lock,
+// and must not block.
 //
 // starts run in parallel, without a lock around the fork: while a start
 // is in flight, the reaper leaves unregistered exits alone (a child that
 // died before its registration stays a zombie, its pid and pgid pinned)
 // and looks again once the start has registered it.
-func (r *reaper) start(start func() (int, error), exited chan<- Exit) (int, error) {
+func (r *reaper) start(start func() (int, error), deliver func(Exit)) (int, error) {
 	r.mu.Lock()
 	r.starting++
 	r.mu.Unlock()
@@ -109,7 +109,7 @@ func (r *reaper) start(start func() (int, error), exited chan<- Exit) (int, erro
 	r.mu.Lock()
 	r.starting--
 	if err == nil {
-		r.procs[pid] = exited
+		r.procs[pid] = deliver
 	}
 	r.mu.Unlock()
 	select {
@@ -197,9 +197,9 @@ func (r *reaper) collect(pid int) {
 	if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
 		r.log.Error("wait4", zap.Int("pid", pid), zap.Error(err))
 	}
-	ch := r.procs[pid]
+	deliver := r.procs[pid]
 	delete(r.procs, pid)
-	ch <- Exit{Pid: pid, Status: ws, Time: time.Now()}
+	deliver(Exit{Pid: pid, Status: ws, Time: time.Now()})
 }
 
 // peekExited returns the pid of an exited child without reaping it, or 0.

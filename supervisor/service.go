@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
 	"github.com/udsvisor/udsvisor/config"
@@ -19,6 +20,7 @@ type request struct {
 	op    op
 	sig   unix.Signal     // for opSignal
 	cfg   *config.Service // for opReconfigure
+	n     int             // for opScale
 	reply chan error
 }
 
@@ -36,10 +38,15 @@ const (
 	// opActivate is what up (and a reload) does: start, or wait for a
 	// connection with start = "on-demand".
 	opActivate
+	opScale
+	// opAwaitStarted is answered once every instance has started, or
+	// with the error of the first failed start (a reload's overlap).
+	opAwaitStarted
 )
 
 func (o op) String() string {
-	return [...]string{"start", "stop", "restart", "signal", "reconfigure", "retire", "pause", "resume", "activate"}[o]
+	return [...]string{"start", "stop", "restart", "signal", "reconfigure", "retire", "pause", "resume",
+		"activate", "scale", "await started"}[o]
 }
 
 // shared is what every service of a Supervisor shares, set before the
@@ -56,10 +63,11 @@ type shared struct {
 	changed *broadcast
 }
 
-// service runs one configured service. The fields below cmds are owned by
-// the run goroutine: nothing else reads or writes them, and the run
-// goroutine never blocks on anything but its select. Readers get the
-// published snapshot instead.
+// service runs one configured service: its instances, each a process
+// supervised on its own. The fields below inbox are owned by the run
+// goroutine: nothing else reads or writes them, and the run goroutine
+// never blocks on anything but its select. Readers get the published
+// snapshot instead.
 type service struct {
 	*shared
 	// files returns the listening sockets, fd 3.. in the child, in config
@@ -77,82 +85,61 @@ type service struct {
 	// done is closed when run returns; requests then fail with
 	// errServiceGone instead of waiting forever.
 	done chan struct{}
-	// exited has room for one Exit because a service has at most one
-	// process, and the reaper must never block on a slow service.
-	exited chan Exit
-	// launched receives the steps of the launch in flight (launch.go).
-	// Capacity 2: a launch reports at most twice (forked, then exec'd)
-	// and must never wait for the service goroutine.
-	launched chan launchStep
-	// notified receives what the process says on its NOTIFY_SOCKET.
-	// Capacity 4: the reader waits for room, and the service goroutine
-	// never blocks, so a few suffice to keep the reader reading.
-	notified chan notifyMsg
+	// inbox receives the events of the instances and watches.
+	inbox *inbox
 
-	cfg       *config.Service
-	st        State
-	since     time.Time
-	pid       int
-	startedAt time.Time
-	restarts  int
-	failures  int
-	started   bool // a first process was started (for counting restarts)
-	lastExit  *Exit
-	lastErr   string
-	// launching is set from spawn until the launch has reported its
-	// last step; early holds an exit of its process that came first, to
-	// be handled once the launch has told how it went.
-	launching bool
-	early     *Exit
-	// earlyNotes are messages that came while launching, from a sender
-	// that could not be checked yet; looked at once the launch is over.
-	earlyNotes []notifyMsg
-	// notify is the process's NOTIFY_SOCKET (ready = "notify"), nil
-	// otherwise; statusText its last STATUS=, mainPid its MAINPID=.
-	notify     *notifySocket
-	statusText string
-	mainPid    int
+	cfg *config.Service
+	// insts are the instances: the current ones in index order, then
+	// those on their way out (an overlapping restart's old ones, scale
+	// down's highest indexes), dropped once their process is gone.
+	insts []*instance
+	// want is how many instances the service has: instances, or what
+	// ctl scale set.
+	want int
+	// active is set while the restart policy keeps the instances
+	// running: after a start, cleared by a stop, pause or idle stop.
+	active bool
+	// stopping is set while a stop waits for processes to end.
+	stopping bool
+	// rest is the service's state while it is not active and no
+	// instance has a process: stopped, waiting (on demand) or paused.
+	rest State
+	// stopTo is where a stop in progress ends: stopped, paused or waiting.
+	stopTo State
 	// startAfterStop is set by a restart request while stopping.
 	startAfterStop bool
-	// stopTo is where a stop in progress ends: Stopped, or Paused for
-	// ctl pause.
-	stopTo State
 	// retired is set by the final stop, when a reload replaces or
 	// removes the service or udsvisor shuts down: from then on no
 	// request may start a process with this definition (T26).
 	retired bool
-	// waiters are stop requests answered when the process is gone.
+	// waiters are stop and pause requests, answered when no instance has
+	// a process.
 	waiters []chan error
-	// launchWaiters are start and restart requests answered once the
-	// next launch has told whether the command runs (or a stop
-	// cancelled the restart).
+	// launchWaiters are start and restart requests answered once every
+	// current instance's launch has told whether the command runs (or a
+	// stop cancelled the restart).
 	launchWaiters []launchWaiter
-	// timer drives min_uptime, the back-off delay and stop_timeout;
-	// helperTimer the launch helper's deadline. A nil channel (no timer
-	// armed) never fires in the select.
-	timer        *time.Timer
-	timerC       <-chan time.Time
-	timerAt      time.Time // when timer fires
-	watchdog     *time.Timer
-	watchdogC    <-chan time.Time
-	helperTimer  *time.Timer
-	helperTimerC <-chan time.Time
+	// launchErr is the first failure of the launches launchWaiters wait
+	// for.
+	launchErr error
+	// scaleWaiters are scale requests waiting for removed instances to
+	// be gone.
+	scaleWaiters []chan error
+	// overlap is the overlapping restart in progress, nil if none.
+	overlap *overlapRestart
+	// startedWaiters are opAwaitStarted requests.
+	startedWaiters []chan error
 	// demand watches the listeners of a waiting on-demand service;
-	// activity, with idle_stop, those of its running process, whose
-	// idle timer asks checkIdle, which answers on idleChecked. Capacity
-	// 1: one check is in flight at a time, and it never waits.
-	demand      *listenerWatch
-	demandC     <-chan struct{}
-	activity    *listenerWatch
-	idle        *time.Timer
-	idleC       <-chan time.Time
-	idleChecked chan idleCheck
-	idleGen     int
-	// watch looks for the starting process's first accept; acceptC is
-	// its channel once the process runs the command, nil otherwise.
-	watch   *acceptWatch
-	acceptC <-chan struct{}
+	// activity, with idle_stop, those of its running processes, checked
+	// at each idle period.
+	demand    *listenerWatch
+	demandGen int
+	activity  *listenerWatch
+	idle      *time.Timer
+	idleGen   int
 
+	// since is when the published state was entered.
+	since time.Time
 	// snap is the latest state, published by the run goroutine before
 	// it answers any request, so that readers never wait for it.
 	snap atomic.Pointer[Status]
@@ -167,21 +154,21 @@ type launchWaiter struct {
 
 func newService(cfg *config.Service, files func() []*os.File, mend func(), env *shared, logs *logRing, log svcLog) *service {
 	s := &service{
-		shared:      env,
-		cfg:         cfg,
-		files:       files,
-		mend:        mend,
-		env:         childEnv(cfg),
-		log:         log,
-		logs:        logs,
-		cmds:        make(chan request),
-		exited:      make(chan Exit, 1),
-		launched:    make(chan launchStep, 2),
-		notified:    make(chan notifyMsg, 4),
-		idleChecked: make(chan idleCheck, 1),
-		done:        make(chan struct{}),
-		st:          Stopped,
-		since:       time.Now(),
+		shared: env,
+		cfg:    cfg,
+		files:  files,
+		mend:   mend,
+		env:    childEnv(cfg),
+		log:    log,
+		logs:   logs,
+		cmds:   make(chan request),
+		done:   make(chan struct{}),
+		inbox:  newInbox(),
+		rest:   Stopped,
+		want:   cfg.Instances,
+	}
+	for i := range cfg.Instances {
+		s.insts = append(s.insts, s.newInstance(i))
 	}
 	s.publish()
 	return s
@@ -218,41 +205,85 @@ func (s *service) run(ctx context.Context) {
 			return
 		case r := <-s.cmds:
 			s.handle(r)
-		case ex := <-s.exited:
-			s.onExit(ex)
-		case step := <-s.launched:
-			s.onLaunchStep(step)
-		case m := <-s.notified:
-			s.onNotify(m)
-		case <-s.watchdogC:
-			s.watchdog, s.watchdogC = nil, nil
-			s.onWatchdog("no WATCHDOG=1 within watchdog")
-		case <-s.timerC:
-			s.timer, s.timerC = nil, nil
-			s.onTimer()
-		case <-s.helperTimerC:
-			s.helperTimer, s.helperTimerC = nil, nil
-			s.onHelperTimeout()
-		case <-s.demandC:
-			s.onDemand()
-		case <-s.idleC:
-			s.idle, s.idleC = nil, nil
-			s.checkIdle()
-		case c := <-s.idleChecked:
-			s.onIdleChecked(c)
-		case <-s.acceptC:
-			s.stopWatch()
-			if s.st == Starting {
-				s.onStarted("accepted a connection")
+		case <-s.inbox.ready:
+			for _, ev := range s.inbox.take() {
+				s.onEvent(ev)
 			}
 		}
 		s.publish()
 	}
 }
 
+// onEvent dispatches an event of the inbox.
+func (s *service) onEvent(ev any) {
+	switch ev := ev.(type) {
+	case exitEvent:
+		if inst := s.byPid(ev.Pid); inst != nil {
+			inst.onExit(s, Exit(ev))
+		} else {
+			s.log.Error("internal error: exit of unknown pid", zap.Int("pid", ev.Pid))
+		}
+	case launchStep:
+		ev.inst.onLaunchStep(s, ev)
+	case notifyMsg:
+		if inst := s.byNotify(ev.from); inst != nil {
+			inst.onNotify(s, ev)
+		}
+	case timerFired:
+		ev.inst.onTimerFired(s, ev)
+	case accepted:
+		ev.inst.onAccepted(s, ev)
+	case demanded:
+		s.onDemand(ev)
+	case idleTick:
+		s.checkIdle(ev.gen)
+	case idleCheck:
+		s.onIdleChecked(ev)
+	default:
+		s.log.Error("internal error: unknown event")
+	}
+}
+
+// exitEvent is an Exit the reaper delivered.
+type exitEvent Exit
+
+func (s *service) byPid(pid int) *instance {
+	for _, inst := range s.insts {
+		if inst.pid == pid && pid != 0 {
+			return inst
+		}
+	}
+	return nil
+}
+
+func (s *service) byNotify(n *notifySocket) *instance {
+	for _, inst := range s.insts {
+		if inst.notify == n && n != nil {
+			return inst
+		}
+	}
+	return nil // from a process that has ended
+}
+
+// current returns the instances the service has, without those on their
+// way out.
+func (s *service) current() []*instance {
+	cur := make([]*instance, 0, len(s.insts))
+	for _, inst := range s.insts {
+		if !inst.leaving() {
+			cur = append(cur, inst)
+		}
+	}
+	return cur
+}
+
 // publish makes the current state what Status readers see.
 func (s *service) publish() {
 	st := s.status()
+	if prev := s.snap.Load(); prev == nil || prev.State != st.State {
+		s.since = time.Now()
+	}
+	st.Since = s.since
 	s.snap.Store(&st)
 	s.changed.notify()
 }
@@ -264,24 +295,6 @@ func (s *service) answer(reply chan error, err error) {
 	reply <- err
 }
 
-func (s *service) status() Status {
-	st := Status{
-		Name: s.cfg.Name, State: s.st, Since: s.since,
-		Restarts: s.restarts, Failures: s.failures,
-		LastError: s.lastErr, Sockets: s.cfg.Sockets, StatusText: s.statusText,
-	}
-	// A process is shown once it runs the command: until then it is the
-	// launch helper, which no caller may signal.
-	if !s.launching {
-		st.Pid, st.StartedAt, st.MainPid = s.pid, s.startedAt, s.mainPid
-	}
-	if s.lastExit != nil {
-		ex := *s.lastExit
-		st.LastExit = &ex
-	}
-	return st
-}
-
 func (s *service) handle(r request) {
 	switch r.op {
 	case opReconfigure:
@@ -289,50 +302,55 @@ func (s *service) handle(r request) {
 		// ownership, applied by the caller on the live socket).
 		s.cfg = r.cfg
 		s.answer(r.reply, nil)
-	case opStart, opRestart, opResume, opActivate:
+	case opStart, opRestart, opResume, opActivate, opScale:
 		if s.retired {
 			// The final stop has begun: this definition never runs again.
 			s.answer(r.reply, ErrReplaced)
-		} else if r.op == opStart {
+			return
+		}
+		switch r.op {
+		case opStart:
 			s.start(r.reply)
-		} else if r.op == opRestart {
+		case opRestart:
 			s.restart(r.reply)
-		} else if r.op == opResume {
+		case opResume:
 			s.resume(r.reply)
-		} else {
+		case opActivate:
 			s.activate(r.reply)
+		default:
+			s.scale(r.n, r.reply)
 		}
 	case opStop:
-		s.stop(r.reply)
+		s.stop(r.reply, Stopped)
 	case opPause:
 		s.pause(r.reply)
 	case opRetire:
 		s.retired = true
-		s.stop(r.reply)
+		s.stop(r.reply, Stopped)
 	case opSignal:
+		s.signal(r.sig, r.reply)
+	case opAwaitStarted:
+		s.awaitStarted(r.reply)
+	default:
+		s.answer(r.reply, errInternal(r.op, s.state()))
+	}
+}
+
+// signal sends sig to the process group of every instance that runs the
+// command; ErrNotRunning if none does.
+func (s *service) signal(sig unix.Signal, reply chan error) {
+	var err error = ErrNotRunning
+	for _, inst := range s.insts {
 		// The helper is not the command yet: a signal for the command
 		// (a reload, say) would kill it.
-		if s.pid == 0 || s.launching {
-			s.answer(r.reply, ErrNotRunning)
-			return
+		if inst.pid == 0 || inst.launching {
+			continue
 		}
-		s.answer(r.reply, s.reaper.signal(s.pid, r.sig))
-	default:
-		s.answer(r.reply, errInternal(r.op, s.st))
+		if e := s.reaper.signal(inst.pid, sig); e != nil {
+			err = e
+			break
+		}
+		err = nil
 	}
-}
-
-func (s *service) arm(d time.Duration) {
-	s.disarm()
-	s.timer = time.NewTimer(d)
-	s.timerC = s.timer.C
-	s.timerAt = time.Now().Add(d)
-}
-
-func (s *service) disarm() {
-	if s.timer != nil {
-		s.timer.Stop()
-	}
-	// Dropped, not kept for reuse: an idle service holds no timer.
-	s.timer, s.timerC = nil, nil
+	s.answer(reply, err)
 }

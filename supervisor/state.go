@@ -41,7 +41,10 @@ const (
 	Failed State = "failed"
 )
 
-// Status is a copy of a service's state, safe to keep and print.
+// Status is a copy of a service's state, safe to keep and print. For a
+// service of several instances, the fields that speak of one process
+// (Pid, StartedAt, MainPid, StatusText) are those of the lowest index
+// that runs, and Instances has each in full.
 type Status struct {
 	Name  string
 	State State
@@ -52,12 +55,13 @@ type Status struct {
 	Pid int
 	// StartedAt is when Pid was started.
 	StartedAt time.Time
-	// Restarts counts processes started after the first one.
+	// Restarts counts processes started after the first one of each
+	// instance.
 	Restarts int
 	// Failures counts consecutive failed starts (reset once a process
-	// has started).
+	// has started); the most of any instance.
 	Failures int
-	// LastExit is how the previous process ended; nil before the first.
+	// LastExit is how the last process to end ended; nil before any.
 	LastExit *Exit
 	// LastError is why the last start failed before the command ran.
 	LastError string
@@ -70,6 +74,27 @@ type Status struct {
 	// Sockets are the service's sockets in fd order (fd 3 first), as
 	// configured; shared, never to be modified.
 	Sockets []*config.Socket
+	// Instances are the service's processes, by index, then those on
+	// their way out (an overlapping restart's old ones, scale down's).
+	Instances []InstanceStatus
+}
+
+// InstanceStatus is one instance of a service.
+type InstanceStatus struct {
+	Index     int
+	State     State
+	Since     time.Time
+	Pid       int
+	StartedAt time.Time
+	MainPid   int
+	Restarts  int
+	Failures  int
+	LastExit  *Exit
+	LastError string
+	// StatusText is the instance's last STATUS=.
+	StatusText string
+	// Leaving is set for an instance being replaced or scaled away.
+	Leaving bool
 }
 
 // States lists every state, in the order of the life cycle.

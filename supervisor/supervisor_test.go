@@ -113,7 +113,8 @@ func TestChildIdentityAndSockets(t *testing.T) {
 	}
 	wantEnv := []string{
 		"APP_ENV=test", "HOME=" + pw.HomeDir, "LISTEN_FDNAMES=http:metrics", "LISTEN_FDS=2",
-		"LISTEN_PID=" + strconv.Itoa(st.Pid), "LOGNAME=udsv-a", "PATH=/usr/local/bin:/usr/bin:/bin", "USER=udsv-a",
+		"LISTEN_PID=" + strconv.Itoa(st.Pid), "LOGNAME=udsv-a", "PATH=/usr/local/bin:/usr/bin:/bin",
+		"UDSVISOR_INSTANCE=0", "USER=udsv-a",
 	}
 	if !slices.Equal(env, wantEnv) {
 		t.Errorf("environment\n got %q\nwant %q", env, wantEnv)

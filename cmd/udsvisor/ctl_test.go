@@ -221,12 +221,12 @@ func TestCtlLogsFormat(t *testing.T) {
 func TestCtlLogsJSON(t *testing.T) {
 	sock, f := startCtl(t)
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	f.Log("web", supervisor.LogLine{Time: at, Pid: 7, Stream: "stderr", Line: "x\x1by"})
+	f.Log("web", supervisor.LogLine{Time: at, Pid: 7, Stream: "stderr", Instance: 2, Line: "x\x1by"})
 	out, err := ctlRun(t, sock, "logs", "web", "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"time":"2026-11-25T12:00:00Z","pid":7,"stream":"stderr","line":"x\u001by"}` + "\n"
+	want := `{"time":"2026-11-25T12:00:00Z","pid":7,"stream":"stderr","instance":2,"line":"x\u001by"}` + "\n"
 	if out != want {
 		t.Errorf("got %q, want %q", out, want)
 	}
