@@ -15,13 +15,18 @@ type Service struct {
 	State string `json:"state"`
 	// Since is when State was entered.
 	Since time.Time `json:"since"`
-	// Pid is the main process, 0 when none runs.
+	// Pid is the main process (of the lowest instance that runs), 0 when
+	// none runs.
 	Pid int `json:"pid"`
-	// Pids are the service's live processes that udsvisor knows (the main
-	// process today); empty when none runs.
+	// Pids are the service's live processes, one per instance that runs
+	// (and those an overlapping restart is replacing); empty when none
+	// runs.
 	Pids []int `json:"pids"`
-	// Instances is how many processes of the service run (0 or 1).
+	// Instances is how many processes of the service run.
 	Instances int `json:"instances"`
+	// Processes are the service's instances, by index, then those on
+	// their way out.
+	Processes []Process `json:"processes"`
 	// StartedAt is when Pid started; nil when none runs.
 	StartedAt *time.Time `json:"started_at,omitempty"`
 	// UptimeSeconds is the age of Pid; 0 when none runs.
@@ -38,6 +43,24 @@ type Service struct {
 	// its process group; 0 if none.
 	MainPid int      `json:"main_pid,omitempty"`
 	Sockets []Socket `json:"sockets"`
+}
+
+// Process is one instance of a service: a process supervised on its own.
+type Process struct {
+	// Instance is its index, UDSVISOR_INSTANCE in its environment.
+	Instance int    `json:"instance"`
+	State    string `json:"state"`
+	// Pid is 0 when none runs.
+	Pid       int        `json:"pid"`
+	StartedAt *time.Time `json:"started_at,omitempty"`
+	Restarts  int        `json:"restarts"`
+	Failures  int        `json:"failures"`
+	LastExit  *Exit      `json:"last_exit,omitempty"`
+	// StatusText is its last STATUS= (ready = "notify").
+	StatusText string `json:"status_text,omitempty"`
+	// Leaving is set for a process that an overlapping restart replaces
+	// or that scaling down stops.
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 // Exit is how a process ended.
@@ -79,6 +102,12 @@ type LogLine struct {
 type SignalRequest struct {
 	// Signal is a name with or without the SIG prefix ("HUP", "SIGUSR1").
 	Signal string `json:"signal"`
+}
+
+// ScaleRequest is the body of POST /v1/services/{name}/scale.
+type ScaleRequest struct {
+	// Instances is the number of processes wanted, 1 to 256.
+	Instances int `json:"instances"`
 }
 
 // ReloadResult is the answer of POST /v1/reload.

@@ -19,7 +19,8 @@ const TableType = "text/plain; charset=utf-8"
 // WriteTable writes svcs as the aligned status table: name, state, pid,
 // uptime, restarts and sockets, one service per line, and the STATUS= text
 // of services that send one (ready = "notify") as a last column when any
-// does. Each column but the last is as wide as its widest cell plus two
+// does. A service of several processes is followed by a line per process,
+// named NAME#INSTANCE (a process on its way out shows "leaving"). Each column but the last is as wide as its widest cell plus two
 // spaces (what text/tabwriter does, in one pass over the rows rather than
 // a cell buffer per cell: this runs for every ctl status, over every
 // service).
@@ -39,6 +40,24 @@ func WriteTable(w io.Writer, svcs []Service) error {
 		}
 		row := []string{s.Name, s.State, pid, uptime, strconv.Itoa(s.Restarts), socketList(s.Sockets), s.StatusText}
 		rows = append(rows, row[:cols])
+		if len(s.Processes) < 2 {
+			continue
+		}
+		for _, p := range s.Processes {
+			pid, uptime, state := "-", "-", p.State
+			if p.Pid != 0 {
+				pid = strconv.Itoa(p.Pid)
+				if p.StartedAt != nil {
+					uptime = humanDuration(time.Since(*p.StartedAt))
+				}
+			}
+			if p.Leaving {
+				state += " (leaving)"
+			}
+			name := s.Name + "#" + strconv.Itoa(p.Instance)
+			row := []string{name, state, pid, uptime, strconv.Itoa(p.Restarts), "", p.StatusText}
+			rows = append(rows, row[:cols])
+		}
 	}
 	width := make([]int, cols-1)
 	size := 0

@@ -53,3 +53,28 @@ db    stopped   -    -       0         -
 		t.Errorf("WriteTable = %v\n%q\nwant\n%q", err, b.String(), want)
 	}
 }
+
+// A service of several processes is followed by a line for each.
+func TestWriteTableInstances(t *testing.T) {
+	var b strings.Builder
+	started := time.Now().Add(-90 * time.Second)
+	err := WriteTable(&b, []Service{{
+		Name: "api", State: "running", Pid: 10, UptimeSeconds: 90, Restarts: 1,
+		Sockets: []Socket{{Name: "http", Path: "/run/api.sock"}},
+		Processes: []Process{
+			{Instance: 0, State: "running", Pid: 10, StartedAt: &started, Restarts: 1},
+			{Instance: 1, State: "backoff"},
+			{Instance: 0, State: "stopping", Pid: 9, StartedAt: &started, Leaving: true},
+		},
+	}})
+	want := `
+NAME   STATE               PID  UPTIME  RESTARTS  SOCKETS
+api    running             10   1m30s   1         http=/run/api.sock
+api#0  running             10   1m30s   1
+api#1  backoff             -    -       0
+api#0  stopping (leaving)  9    1m30s   0
+`[1:]
+	if err != nil || b.String() != want {
+		t.Errorf("WriteTable = %v\n%s\nwant\n%s", err, b.String(), want)
+	}
+}

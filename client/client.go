@@ -130,6 +130,12 @@ func (c *Client) Resume(ctx context.Context, name string) (api.Service, error) {
 	return c.service(ctx, http.MethodPost, name, "/resume", nil)
 }
 
+// Scale sets the number of name's instances and returns its state after
+// the action.
+func (c *Client) Scale(ctx context.Context, name string, n int) (api.Service, error) {
+	return c.service(ctx, http.MethodPost, name, "/scale", api.ScaleRequest{Instances: n})
+}
+
 // Signal sends sig ("HUP", "SIGUSR1") to the process group of name. The
 // server parses and checks the signal.
 func (c *Client) Signal(ctx context.Context, name, sig string) (api.Service, error) {

@@ -209,6 +209,20 @@ web   running  1000  3h12m   2         http=/run/app/api.sock tcp=127.0.0.1:8080
 			call:  on((*client.Client).Resume, "db"),
 			err:   &client.APIError{Status: 409, Message: "service is not paused"},
 			calls: []string{"Resume db"}},
+		{name: "POST /v1/services/{name}/scale",
+			call: func(c *client.Client, _ *fakesup.Supervisor) (any, error) { return c.Scale(ctx, "web", 2) },
+			want: with(web, func(s *api.Service) {
+				s.Pids, s.Instances = []int{1000, 1001}, 2
+				s.Processes = []api.Process{
+					{Instance: 0, State: "running", Pid: 1000, Restarts: 2, LastExit: web.LastExit},
+					{Instance: 1, State: "running", Pid: 1001},
+				}
+			}),
+			calls: []string{"Scale web 2", "Status web"}},
+		{name: "POST /v1/services/{name}/scale out of range",
+			call:  func(c *client.Client, _ *fakesup.Supervisor) (any, error) { return c.Scale(ctx, "web", 0) },
+			err:   &client.APIError{Status: 400, Message: "bad number of instances: 0 is not 1 to 256"},
+			calls: []string{"Scale web 0"}},
 		{name: "POST /v1/services/{name}/signal",
 			call:  func(c *client.Client, _ *fakesup.Supervisor) (any, error) { return c.Signal(ctx, "web", "usr1") },
 			want:  web,
@@ -345,6 +359,24 @@ func normalise(t *testing.T, f *fakesup.Supervisor, got any, before, after time.
 			if lo, hi := before.Sub(st.StartedAt), after.Sub(st.StartedAt); up < lo-time.Millisecond || up > hi+time.Millisecond {
 				t.Errorf("%s: uptime %v, want between %v and %v", s.Name, up, lo, hi)
 			}
+		}
+		// Every process started when the service's did (the fake's
+		// instances run side by side).
+		for i, p := range s.Processes {
+			if p.StartedAt != nil && !p.StartedAt.Equal(st.StartedAt) {
+				t.Errorf("%s#%d: started at %v, want %v", s.Name, p.Instance, p.StartedAt, st.StartedAt)
+			}
+			s.Processes[i].StartedAt = nil
+		}
+		// A service of one instance has the one process the service's
+		// own fields speak of; only several are compared in full.
+		if len(s.Processes) == 1 {
+			one := api.Process{Instance: 0, State: s.State, Pid: s.Pid, Restarts: s.Restarts, Failures: s.Failures,
+				LastExit: s.LastExit, StatusText: s.StatusText}
+			if !reflect.DeepEqual(s.Processes[0], one) {
+				t.Errorf("%s: process %+v, want %+v", s.Name, s.Processes[0], one)
+			}
+			s.Processes = nil
 		}
 		s.Since, s.StartedAt, s.UptimeSeconds = time.Time{}, nil, 0
 		return s

@@ -28,6 +28,8 @@ type Backend interface {
 	// Resume starts a paused service (supervisor.ErrNotPaused → 409).
 	Pause(ctx context.Context, name string) error
 	Resume(ctx context.Context, name string) error
+	// Scale sets the number of instances (supervisor.ErrBadScale → 400).
+	Scale(ctx context.Context, name string, n int) error
 	// Signal sends sig to the process group of the running service.
 	Signal(ctx context.Context, name string, sig unix.Signal) error
 	// Logs returns the last n lines the service wrote (n <= 0: all kept).

@@ -17,26 +17,43 @@ func apiService(st supervisor.Status, now time.Time) api.Service {
 		Name: st.Name, State: string(st.State), Since: st.Since, Pid: st.Pid, Pids: []int{},
 		Restarts: st.Restarts, Failures: st.Failures, LastError: st.LastError,
 		StatusText: st.StatusText, MainPid: st.MainPid,
-		Sockets: apiSockets(st.Sockets),
+		Sockets: apiSockets(st.Sockets), LastExit: apiExit(st.LastExit),
+		Processes: make([]api.Process, 0, len(st.Instances)),
 	}
 	if st.Pid != 0 {
 		started := st.StartedAt
-		a.Pids = []int{st.Pid}
-		a.Instances = 1
 		a.StartedAt = &started
 		a.UptimeSeconds = now.Sub(started).Seconds()
 	}
-	if ex := st.LastExit; ex != nil {
-		e := &api.Exit{Pid: ex.Pid, Time: ex.Time, Description: ex.String()}
-		if ex.Status.Exited() {
-			code := ex.Status.ExitStatus()
-			e.Code = &code
-		} else if ex.Status.Signaled() {
-			e.Signal = unix.SignalName(ex.Status.Signal())
+	for _, in := range st.Instances {
+		p := api.Process{
+			Instance: in.Index, State: string(in.State), Pid: in.Pid, Restarts: in.Restarts,
+			Failures: in.Failures, LastExit: apiExit(in.LastExit), StatusText: in.StatusText, Leaving: in.Leaving,
 		}
-		a.LastExit = e
+		if in.Pid != 0 {
+			started := in.StartedAt
+			p.StartedAt = &started
+			a.Pids = append(a.Pids, in.Pid)
+		}
+		a.Processes = append(a.Processes, p)
 	}
+	a.Instances = len(a.Pids)
 	return a
+}
+
+// apiExit is how the API shows an Exit; nil for none.
+func apiExit(ex *supervisor.Exit) *api.Exit {
+	if ex == nil {
+		return nil
+	}
+	e := &api.Exit{Pid: ex.Pid, Time: ex.Time, Description: ex.String()}
+	if ex.Status.Exited() {
+		code := ex.Status.ExitStatus()
+		e.Code = &code
+	} else if ex.Status.Signaled() {
+		e.Signal = unix.SignalName(ex.Status.Signal())
+	}
+	return e
 }
 
 func apiServices(sts []supervisor.Status) []api.Service {

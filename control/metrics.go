@@ -57,6 +57,36 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) error {
 				escapeLabel(svc.Name), escapeLabel(string(st)), v)
 		}
 	}
+	// The processes of services of several instances, by index (not
+	// "instance": Prometheus gives that label to the scrape target).
+	family(&b, "udsvisor_process_up", "gauge", "Whether the instance of a service of several has a live process (1) or not (0).")
+	for _, svc := range svcs {
+		if len(svc.Instances) < 2 {
+			continue
+		}
+		for _, in := range svc.Instances {
+			if in.Leaving {
+				continue // its index is also a current instance's
+			}
+			up := 0
+			if in.Pid != 0 {
+				up = 1
+			}
+			fmt.Fprintf(&b, "udsvisor_process_up{service=\"%s\",index=\"%d\"} %d\n", escapeLabel(svc.Name), in.Index, up)
+		}
+	}
+	family(&b, "udsvisor_process_restarts_total", "counter", "Processes started after the first one of the instance of a service of several.")
+	for _, svc := range svcs {
+		if len(svc.Instances) < 2 {
+			continue
+		}
+		for _, in := range svc.Instances {
+			if in.Leaving {
+				continue
+			}
+			fmt.Fprintf(&b, "udsvisor_process_restarts_total{service=\"%s\",index=\"%d\"} %d\n", escapeLabel(svc.Name), in.Index, in.Restarts)
+		}
+	}
 	family(&b, "udsvisor_build_info", "gauge", "Always 1; the labels say which udsvisor runs.")
 	fmt.Fprintf(&b, "udsvisor_build_info{version=\"%s\",goversion=\"%s\"} 1\n", escapeLabel(s.opts.Version), escapeLabel(runtime.Version()))
 	processFDs(&b)

@@ -38,6 +38,8 @@ func errorResponse(err error) (int, api.Error) {
 	switch {
 	case errors.As(err, &re):
 		return re.status, body
+	case errors.Is(err, supervisor.ErrBadScale):
+		return http.StatusBadRequest, body
 	case errors.Is(err, supervisor.ErrUnknownService):
 		return http.StatusNotFound, body
 	case errors.Is(err, supervisor.ErrNotRunning), errors.Is(err, supervisor.ErrNotPaused):

@@ -34,6 +34,7 @@ var routes = []route{
 	{"POST", "/v1/services/{name}/pause", accessWrite, action(Backend.Pause)},
 	{"POST", "/v1/services/{name}/resume", accessWrite, action(Backend.Resume)},
 	{"POST", "/v1/services/{name}/signal", accessWrite, (*Server).signal},
+	{"POST", "/v1/services/{name}/scale", accessWrite, (*Server).scale},
 	{"GET", "/v1/services/{name}/logs", accessRead, (*Server).logs},
 	{"POST", "/v1/reload", accessWrite, (*Server).reload},
 	{"GET", "/metrics", accessRead, (*Server).metrics},
@@ -186,6 +187,21 @@ func (s *Server) signal(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("%v", err)
 	}
 	if err := s.b.Signal(r.Context(), name, sig); err != nil {
+		return err
+	}
+	return s.answerService(r.Context(), w, name)
+}
+
+func (s *Server) scale(w http.ResponseWriter, r *http.Request) error {
+	name, err := serviceName(r)
+	if err != nil {
+		return err
+	}
+	var req api.ScaleRequest
+	if err := decodeBody(w, r, &req, false); err != nil {
+		return err
+	}
+	if err := s.b.Scale(r.Context(), name, req.Instances); err != nil {
 		return err
 	}
 	return s.answerService(r.Context(), w, name)

@@ -24,6 +24,7 @@
 //	POST /v1/services/{name}/pause         api.Service after the action
 //	POST /v1/services/{name}/resume        api.Service after the action
 //	POST /v1/services/{name}/signal        {"signal":"HUP"} → api.Service
+//	POST /v1/services/{name}/scale         {"instances":3} → api.Service
 //	GET  /v1/services/{name}/logs?lines=N&follow=1   api.LogLine per line (NDJSON)
 //	POST /v1/reload                        api.ReloadResult
 //	GET  /metrics                          Prometheus text format

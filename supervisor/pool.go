@@ -122,7 +122,8 @@ func mendSocket(l *sockets.Listener, log svcLog) {
 // runtime's, the log's, the launcher threads' socket pairs, the output
 // and reaper machinery), each socket's (the socket, an O_PATH fd of its
 // node and of its directories) and each service's (the read ends of its
-// output pipes, plus the pipes of a launch in progress).
+// output pipes, plus the pipes of a launch in progress), for each of its
+// instances.
 const (
 	fdsOwn        = 28
 	fdsPerSocket  = 4
@@ -133,9 +134,9 @@ const (
 // caller can tell what is left of RLIMIT_NOFILE for itself (control
 // connections) without taking the fds a restart needs.
 func FDsNeeded(cfg *config.Config) uint64 {
-	need := uint64(fdsOwn + fdsPerService*len(cfg.Services))
+	need := uint64(fdsOwn)
 	for _, svc := range cfg.Services {
-		need += uint64(fdsPerSocket * len(svc.Sockets))
+		need += uint64(fdsPerService*svc.Instances + fdsPerSocket*len(svc.Sockets))
 	}
 	return need
 }

@@ -123,6 +123,23 @@ func (s *Supervisor) Resume(ctx context.Context, name string) error {
 	return s.do(ctx, name, opResume, 0)
 }
 
+// Scale sets the number of the service's instances until the next
+// reload that changes it: new ones start at once (if the service is
+// running), and the highest indexes beyond n are stopped gracefully and
+// dropped; it returns once the new ones run or the removed ones are gone.
+// ErrBadScale unless 1 <= n <= config.MaxInstances.
+func (s *Supervisor) Scale(ctx context.Context, name string, n int) error {
+	svc, err := s.service(ctx, name)
+	if err != nil {
+		return err
+	}
+	err = svc.call(ctx, request{op: opScale, n: n})
+	if errors.Is(err, errServiceGone) {
+		return unknownService(name)
+	}
+	return err
+}
+
 // Signal sends sig to the process group of the service's running
 // process; ErrNotRunning when there is none.
 func (s *Supervisor) Signal(ctx context.Context, name string, sig unix.Signal) error {

@@ -20,6 +20,7 @@ commands:
   restart NAME...            restart the services
   pause NAME...              stop the services' processes, keeping their sockets: connections wait
   resume NAME...             start paused services; the waiting connections are served
+  scale NAME N               run N instances of the service (1 to 256) until a reload changes it
   signal NAME SIG            send SIG (HUP, USR1, ...) to the service's process group
   logs NAME [-n N] [-f] [--json]  print the last N lines (default 10, 0: all kept); -f follows
   reload [--json]            re-read the config udsvisor was started with
@@ -119,6 +120,8 @@ func (c *ctl) run(ctx context.Context, args []string) error {
 		return c.action(ctx, cmd, rest)
 	case "signal":
 		return c.signal(ctx, rest)
+	case "scale":
+		return c.scale(ctx, rest)
 	case "logs":
 		return c.logs(ctx, rest)
 	case "reload":

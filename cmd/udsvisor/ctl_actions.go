@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -68,6 +69,30 @@ func (c *ctl) signal(ctx context.Context, args []string) error {
 	}
 	if _, err := cl.Signal(ctx, pos[0], pos[1]); err != nil {
 		return fmt.Errorf("signal %s: %w", pos[0], err)
+	}
+	return nil
+}
+
+// scale is `ctl scale NAME N`; the server checks N's range.
+func (c *ctl) scale(ctx context.Context, args []string) error {
+	fs := c.flags("scale", "NAME N")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usageError{errors.New("scale needs a service name and a number of instances, like: scale web 4")}
+	}
+	n, err := strconv.Atoi(pos[1])
+	if err != nil {
+		return usageError{fmt.Errorf("scale %s: %q is not a number of instances", pos[0], pos[1])}
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	if _, err := cl.Scale(ctx, pos[0], n); err != nil {
+		return fmt.Errorf("scale %s: %w", pos[0], err)
 	}
 	return nil
 }

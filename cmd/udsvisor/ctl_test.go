@@ -97,8 +97,14 @@ func TestCtlStatusJSON(t *testing.T) {
 	if got[0].StartedAt == nil || !got[0].StartedAt.Equal(started) {
 		t.Errorf("started at %v, want %v", got[0].StartedAt, started)
 	}
+	if p := got[0].Processes; len(p) != 1 || p[0].StartedAt == nil || !p[0].StartedAt.Equal(started) {
+		t.Errorf("processes %+v, want one started at %v", p, started)
+	} else {
+		p[0].StartedAt = nil
+	}
 	got[0].UptimeSeconds, got[0].StartedAt = 0, nil
 	want := api.Service{Name: "web", State: "running", Since: since, Pid: 4242, Pids: []int{4242}, Instances: 1,
+		Processes: []api.Process{{Instance: 0, State: "running", Pid: 4242, Restarts: 2}},
 		Restarts: 2, Sockets: []api.Socket{
 			{Name: "http", FD: 3, Path: "/run/app/api.sock", Owner: "app", Group: "www-data", Mode: "0660"},
 			{Name: "tcp", FD: 4, Address: "127.0.0.1:8080"},

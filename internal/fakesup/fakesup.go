@@ -15,12 +15,14 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/udsvisor/udsvisor/config"
 	"github.com/udsvisor/udsvisor/supervisor"
 )
 
@@ -39,6 +41,8 @@ type Supervisor struct {
 	reloadErr error
 	actionErr error
 	nextPid   int
+	// scales are the numbers of instances ctl scale set (1 if unset).
+	scales map[string]int
 }
 
 // New returns a fake supervising services, as they are given. A service
@@ -52,6 +56,7 @@ func New(services ...supervisor.Status) *Supervisor {
 		subs:    map[string][]chan supervisor.LogLine{},
 		changed: make(chan struct{}),
 		nextPid: 2000,
+		scales:  map[string]int{},
 	}
 	for _, st := range services {
 		f.svcs[st.Name] = &st
@@ -135,6 +140,44 @@ func (f *Supervisor) WaitFollowers(ctx context.Context, name string, n int) erro
 	}
 }
 
+// withInstances is a copy of svc with its instances, as the supervisor
+// shows them: instance 0 is the service's own process, and each further
+// one (after Scale) runs beside it with the next pid; f.mu is held.
+func (f *Supervisor) withInstances(svc *supervisor.Status) supervisor.Status {
+	st := *svc
+	if st.Instances != nil {
+		return st
+	}
+	n := max(f.scales[st.Name], 1)
+	for i := range n {
+		in := supervisor.InstanceStatus{Index: i, State: st.State, Since: st.Since}
+		if st.Pid != 0 {
+			in.Pid, in.StartedAt = st.Pid+i, st.StartedAt
+		}
+		if i == 0 {
+			in.Restarts, in.Failures, in.LastExit, in.LastError = st.Restarts, st.Failures, st.LastExit, st.LastError
+		}
+		st.Instances = append(st.Instances, in)
+	}
+	return st
+}
+
+// Scale sets name's number of instances; supervisor.ErrBadScale out of
+// range, as the supervisor answers.
+func (f *Supervisor) Scale(_ context.Context, name string, n int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("Scale", name, strconv.Itoa(n))
+	if _, err := f.lookup(name); err != nil {
+		return err
+	}
+	if n < 1 || n > config.MaxInstances {
+		return fmt.Errorf("%w: %d is not 1 to %d", supervisor.ErrBadScale, n, config.MaxInstances)
+	}
+	f.scales[name] = n
+	return nil
+}
+
 // record notes a call; f.mu is held.
 func (f *Supervisor) record(call ...string) {
 	f.calls = append(f.calls, strings.Join(call, " "))
@@ -156,7 +199,7 @@ func (f *Supervisor) List(context.Context) ([]supervisor.Status, error) {
 	f.record("List")
 	out := make([]supervisor.Status, 0, len(f.svcs))
 	for _, svc := range f.svcs {
-		out = append(out, *svc)
+		out = append(out, f.withInstances(svc))
 	}
 	slices.SortFunc(out, func(a, b supervisor.Status) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
@@ -171,7 +214,7 @@ func (f *Supervisor) Status(_ context.Context, name string) (supervisor.Status, 
 	if err != nil {
 		return supervisor.Status{}, err
 	}
-	return *svc, nil
+	return f.withInstances(svc), nil
 }
 
 // Start gives name a process unless it has one.
