@@ -94,8 +94,8 @@ type LogLine struct {
 	Stream string    `json:"stream"` // "stdout" or "stderr"
 	// Instance is the index of the process among the service's
 	// instances (UDSVISOR_INSTANCE).
-	Instance int `json:"instance"`
-	Line   string    `json:"line"`
+	Instance int    `json:"instance"`
+	Line     string `json:"line"`
 }
 
 // SignalRequest is the body of POST /v1/services/{name}/signal.
