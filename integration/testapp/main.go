@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"sort"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -34,6 +35,7 @@ func main() {
 	exitCode := flag.Int("exit", -1, "exit at once with this code")
 	delay := flag.Duration("delay", 0, "wait this long before serving")
 	hello := flag.String("hello", "", "print this line to stdout at start-up and to stderr with the pid")
+	failIf := flag.String("fail-if", "", "exit with status 1 at once if this file exists (a deploy that does not start)")
 	bind := flag.String("bind", "", "bind this Unix socket path itself (unlink, bind, chmod 0666) instead of using socket activation, the way apps do without udsvisor")
 	flag.Parse()
 	notifyOnce()
@@ -49,6 +51,10 @@ func main() {
 	if *exitCode >= 0 {
 		os.Exit(*exitCode)
 	}
+	if _, err := os.Stat(*failIf); *failIf != "" && err == nil {
+		fmt.Fprintln(os.Stderr, "failing on purpose:", *failIf, "exists")
+		os.Exit(1)
+	}
 	rep := testapp.Report{
 		Pid: os.Getpid(), UID: os.Getuid(), GID: os.Getgid(),
 		ListenPID: os.Getenv("LISTEN_PID"), ListenFDs: os.Getenv("LISTEN_FDS"),
@@ -58,6 +64,8 @@ func main() {
 	rep.Cwd, _ = os.Getwd()
 	if *ignoreTerm {
 		signal.Ignore(syscall.SIGTERM)
+	} else if *graceful {
+		shutdownOnTerm()
 	}
 	if *grandchild || *escape {
 		cmd := exec.Command("/proc/self/exe", "-sleeper")
@@ -90,7 +98,7 @@ func main() {
 		}
 	}
 	startNotify()
-	select {}
+	select {} // serve's goroutines serve; a graceful exit is shutdownOnTerm's
 }
 
 func serve(l net.Listener, name string, rep testapp.Report) {
@@ -114,7 +122,89 @@ func serve(l net.Listener, name string, rep testapp.Report) {
 		os.Exit(code)
 	})
 	proxyHandlers(mux, name)
-	log.Fatal(http.Serve(l, mux))
+	srv := &http.Server{Handler: mux}
+	if !*graceful {
+		log.Fatal(srv.Serve(l))
+	}
+	srv.ConnState = conns.track
+	serving.Add(1)
+	listeners <- l
+	err := srv.Serve(l)
+	serving.Done()
+	select {
+	case <-stopping:
+		select {} // shutdownOnTerm exits once the requests in flight are done
+	default:
+		log.Fatal(err)
+	}
+}
+
+// graceful makes SIGTERM stop the servers the way an app should: stop
+// accepting, finish the requests in flight, exit 0. http.Server.Shutdown
+// will not do: a request it has not read yet when it is called is
+// dropped unanswered, even on a connection accepted before.
+var graceful = flag.Bool("graceful", false, "on SIGTERM, stop accepting, finish the requests in flight and exit 0")
+
+var (
+	// listeners receives each listener served, to close on SIGTERM.
+	listeners = make(chan net.Listener, 16)
+	// stopping is closed once SIGTERM has come.
+	stopping = make(chan struct{})
+	// serving counts the Serve loops running: one that has returned has
+	// counted every connection it accepted.
+	serving sync.WaitGroup
+	conns   = &connCount{zero: make(chan struct{}, 1)}
+)
+
+// connCount counts the connections that are open; zero has a value
+// whenever the count drops to 0.
+type connCount struct {
+	mu   sync.Mutex
+	n    int
+	zero chan struct{}
+}
+
+func (c *connCount) track(_ net.Conn, st http.ConnState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch st {
+	case http.StateNew:
+		c.n++
+	case http.StateClosed, http.StateHijacked:
+		c.n--
+		if c.n == 0 {
+			select {
+			case c.zero <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func (c *connCount) open() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+func shutdownOnTerm() {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGTERM)
+	go func() {
+		<-c
+		close(stopping)
+		for len(listeners) > 0 {
+			(<-listeners).Close()
+		}
+		serving.Wait()
+		// Every connection accepted so far is answered; the connections
+		// close after their answer (the clients ask so), and then the
+		// process is done.
+		for conns.open() > 0 {
+			<-conns.zero
+		}
+		os.Exit(0)
+	}()
 }
 
 // selfBind listens on path the way apps without socket activation do:

@@ -1,0 +1,240 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/udsvisor/udsvisor/internal/testutil"
+)
+
+// pidsOf returns the pid of each current instance, by index.
+func pidsOf(st Status) []int {
+	var pids []int
+	for _, in := range st.Instances {
+		if !in.Leaving {
+			pids = append(pids, in.Pid)
+		}
+	}
+	return pids
+}
+
+// socketInode is the socket that fd 3 of pid is.
+func socketInode(t *testing.T, pid int) string {
+	t.Helper()
+	fds, err := testutil.ProcFDs(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range fds {
+		if strings.HasPrefix(target, "socket:") {
+			return target
+		}
+	}
+	t.Fatalf("pid %d holds no socket: %v", pid, fds)
+	return ""
+}
+
+// instances = N runs N processes on the same listening socket, each with
+// its index in UDSVISOR_INSTANCE and supervised on its own: a killed one
+// is restarted alone.
+func TestInstancesShareTheSocket(t *testing.T) {
+	users(t)
+	h := start(t, reloadService("pool", "instances = 3", ""))
+	st := h.waitFor("pool", "three processes", func(st Status) bool {
+		pids := pidsOf(st)
+		return len(pids) == 3 && !slices.Contains(pids, 0)
+	})
+	pids := pidsOf(st)
+	var sock string
+	for i, pid := range pids {
+		env, err := testutil.ProcEnviron(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "UDSVISOR_INSTANCE=" + strconv.Itoa(i); !slices.Contains(env, want) {
+			t.Errorf("instance %d (pid %d) lacks %s", i, pid, want)
+		}
+		if s := socketInode(t, pid); sock == "" {
+			sock = s
+		} else if s != sock {
+			t.Errorf("instance %d holds %s, instance 0 %s; want the same listening socket", i, s, sock)
+		}
+	}
+	if err := unix.Kill(pids[1], unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	st = h.waitFor("pool", "instance 1 restarted", func(st Status) bool {
+		now := pidsOf(st)
+		return len(now) == 3 && now[1] != 0 && now[1] != pids[1]
+	})
+	if now := pidsOf(st); now[0] != pids[0] || now[2] != pids[2] {
+		t.Errorf("after killing instance 1: pids %v, were %v; want only instance 1 replaced", now, pids)
+	}
+	if st.Instances[1].Restarts != 1 || st.Instances[0].Restarts != 0 || st.Restarts != 1 {
+		t.Errorf("restarts: instance 0 %d, 1 %d, service %d; want 0, 1, 1", st.Instances[0].Restarts, st.Instances[1].Restarts, st.Restarts)
+	}
+}
+
+// ctl scale adds instances at once and stops the highest indexes
+// gracefully; the others keep their processes.
+func TestScaleUpAndDown(t *testing.T) {
+	users(t)
+	h := start(t, reloadService("pool", "", ""))
+	ctx := context.Background()
+	first := h.waitState("pool", Starting).Pid
+	if err := h.sup.Scale(ctx, "pool", 3); err != nil {
+		t.Fatal(err)
+	}
+	pids := pidsOf(h.status("pool"))
+	if len(pids) != 3 || pids[0] != first || slices.Contains(pids, 0) {
+		t.Fatalf("after scale 3: pids %v; want 3 processes, the first still %d", pids, first)
+	}
+	if _, err := getReport(filepath.Join(h.dir, "pool.sock")); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.sup.Scale(ctx, "pool", 1); err != nil {
+		t.Fatal(err)
+	}
+	st := h.status("pool")
+	if now := pidsOf(st); len(st.Instances) != 1 || !slices.Equal(now, []int{first}) {
+		t.Errorf("after scale 1: instances %+v; want the first process alone", st.Instances)
+	}
+	for _, pid := range pids[1:] {
+		if alive(pid) {
+			t.Errorf("pid %d of a removed instance is alive", pid)
+		}
+	}
+	if err := h.sup.Scale(ctx, "pool", 0); !errors.Is(err, ErrBadScale) {
+		t.Errorf("scale 0: %v; want %v", err, ErrBadScale)
+	}
+}
+
+// overlapConfig is a notify service that needs delay to become ready,
+// restarted with overlap.
+func overlapConfig(delay, extra string) string {
+	return `
+[services.web]
+command = ["$APP", "-graceful", "-delay", "` + delay + `", "-notify", "READY=1", "-fail-if", "$DIR/broken"]
+user = "udsv-a"
+ready = "notify"
+restart_mode = "overlap"
+` + extra + `
+[[services.web.sockets]]
+path = "$DIR/web.sock"
+`
+}
+
+// load sends requests to sock until stop is closed and counts the
+// failed ones and the pids that answered.
+func load(sock string, stop <-chan struct{}) (failed *atomic.Int64, firstErr *atomic.Value, pids func() []int, done func()) {
+	failed = new(atomic.Int64)
+	firstErr = new(atomic.Value)
+	var mu sync.Mutex
+	seen := map[int]bool{}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				rep, err := getReport(sock)
+				if err != nil {
+					if failed.Add(1) == 1 {
+						firstErr.Store(err.Error())
+					}
+					continue
+				}
+				mu.Lock()
+				seen[rep.Pid] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	return failed, firstErr, func() []int {
+			mu.Lock()
+			defer mu.Unlock()
+			var out []int
+			for pid := range seen {
+				out = append(out, pid)
+			}
+			return out
+		}, func() {
+			wg.Wait()
+		}
+}
+
+// An overlapping restart starts the new process beside the old one and
+// stops the old one only once the new one is ready: under load, no
+// request fails and the old process served while the new one warmed up.
+func TestOverlapRestartUnderLoad(t *testing.T) {
+	users(t)
+	h := start(t, overlapConfig("500ms", ""))
+	old := h.waitState("web", Running).Pid
+	stop := make(chan struct{})
+	failed, firstErr, seen, done := load(filepath.Join(h.dir, "web.sock"), stop)
+	if err := h.sup.Restart(context.Background(), "web"); err != nil {
+		t.Fatal(err)
+	}
+	st := h.status("web")
+	close(stop)
+	done()
+	if st.Pid == 0 || st.Pid == old {
+		t.Fatalf("after the restart: pid %d (old %d); want a new process", st.Pid, old)
+	}
+	if n := failed.Load(); n != 0 {
+		t.Errorf("%d requests failed during the overlapping restart, the first with %v", n, firstErr.Load())
+	}
+	if !slices.Contains(seen(), old) {
+		t.Errorf("the old process %d served nothing during the restart (served by %v)", old, seen())
+	}
+	// The old process finishes what it has and exits; then it is
+	// dropped.
+	st = h.waitFor("web", "the old process gone", func(st Status) bool { return len(st.Instances) == 1 })
+	log := h.logs.String()
+	if i, j := strings.Index(log, "the new processes have started; stopping the old ones"), strings.Index(log, fmt.Sprintf(`"pid": %d, "status": "exited with status 0"`, old)); i < 0 || j < 0 || j < i {
+		t.Errorf("the old process was not stopped after the new one started (%d, %d):\n%s", i, j, log)
+	}
+	if st.Restarts != 1 || st.Instances[0].Pid != st.Pid {
+		t.Errorf("after the overlap: %+v", st)
+	}
+}
+
+// A new process that fails to become ready ends the overlapping restart:
+// the old one keeps serving, the restart reports the failure, and nothing
+// of the new generation is left.
+func TestOverlapFailedStartKeepsTheOld(t *testing.T) {
+	users(t)
+	h := start(t, overlapConfig("0s", ""))
+	old := h.waitState("web", Running).Pid
+	if err := os.WriteFile(filepath.Join(h.dir, "broken"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := h.sup.Restart(context.Background(), "web")
+	if err == nil || !strings.Contains(err.Error(), "the old processes keep serving") {
+		t.Fatalf("restart with a broken new process: %v; want a failure that keeps the old", err)
+	}
+	st := h.status("web")
+	if st.State != Running || st.Pid != old || len(st.Instances) != 1 {
+		t.Errorf("after the failed restart: %s pid %d, instances %+v; want the old %d alone, running", st.State, st.Pid, st.Instances, old)
+	}
+	rep, err := getReport(filepath.Join(h.dir, "web.sock"))
+	if err != nil || rep.Pid != old {
+		t.Errorf("served by %+v, %v; want the old process %d", rep, err, old)
+	}
+}
