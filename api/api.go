@@ -116,6 +116,9 @@ type ReloadResult struct {
 	Removed   []string `json:"removed"`
 	Changed   []string `json:"changed"`
 	Unchanged []string `json:"unchanged"`
+	// Failed are changed services of restart_mode = "overlap" whose new
+	// definition did not start: the old one keeps running.
+	Failed []string `json:"failed"`
 }
 
 // Error is the body of every error response.

@@ -272,7 +272,14 @@ web   running  1000  3h12m   2         http=/run/app/api.sock tcp=127.0.0.1:8080
 				f.SetReload(supervisor.ReloadResult{Added: []string{"cache"}, Removed: []string{}, Changed: []string{"web"}, Unchanged: []string{"db"}}, nil)
 			},
 			call:  func(c *client.Client, _ *fakesup.Supervisor) (any, error) { return c.Reload(ctx) },
-			want:  api.ReloadResult{Added: []string{"cache"}, Removed: []string{}, Changed: []string{"web"}, Unchanged: []string{"db"}},
+			want:  api.ReloadResult{Added: []string{"cache"}, Removed: []string{}, Changed: []string{"web"}, Unchanged: []string{"db"}, Failed: []string{}},
+			calls: []string{"Reload"}},
+		{name: "POST /v1/reload with a failed overlap",
+			setup: func(f *fakesup.Supervisor) {
+				f.SetReload(supervisor.ReloadResult{Changed: []string{"web"}, Failed: []string{"web"}}, nil)
+			},
+			call:  func(c *client.Client, _ *fakesup.Supervisor) (any, error) { return c.Reload(ctx) },
+			want:  api.ReloadResult{Added: []string{}, Removed: []string{}, Changed: []string{"web"}, Unchanged: []string{}, Failed: []string{"web"}},
 			calls: []string{"Reload"}},
 		{name: "POST /v1/reload broken config",
 			setup: func(f *fakesup.Supervisor) {

@@ -215,6 +215,12 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, api.ReloadResult(res))
+	out := api.ReloadResult(res)
+	for _, l := range []*[]string{&out.Added, &out.Removed, &out.Changed, &out.Unchanged, &out.Failed} {
+		if *l == nil {
+			*l = []string{} // [] rather than null on the wire
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }

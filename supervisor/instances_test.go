@@ -238,3 +238,50 @@ func TestOverlapFailedStartKeepsTheOld(t *testing.T) {
 		t.Errorf("served by %+v, %v; want the old process %d", rep, err, old)
 	}
 }
+
+// A reload that changes an overlap service starts the new definition
+// beside the old one, which serves until the new one is ready: no request
+// fails. A new definition that does not start leaves the old one running,
+// and the reload says so.
+func TestReloadOverlap(t *testing.T) {
+	users(t)
+	def := func(v, extra string) string {
+		return overlapConfig("300ms", `environment = { V = "`+v+`" }`+"\n") + extra
+	}
+	h, file := startFromFile(t, def("1", ""))
+	old := h.waitState("web", Running).Pid
+	sock := filepath.Join(h.dir, "web.sock")
+	stop := make(chan struct{})
+	failed, firstErr, _, done := load(sock, stop)
+	writeConfig(t, file, h.dir, def("2", ""))
+	res, err := h.sup.Reload(context.Background())
+	close(stop)
+	done()
+	if err != nil || !slices.Equal(res.Changed, []string{"web"}) || len(res.Failed) != 0 {
+		t.Fatalf("reload: %+v, %v", res, err)
+	}
+	if n := failed.Load(); n != 0 {
+		t.Errorf("%d requests failed during the overlapping reload, the first with %v", n, firstErr.Load())
+	}
+	rep, err := getReport(sock)
+	if err != nil || rep.Pid == old || !slices.Contains(rep.Env, "V=2") {
+		t.Errorf("after the reload served by %d (old %d) with %v, %v; want the new definition", rep.Pid, old, rep.Env, err)
+	}
+	if alive(old) {
+		t.Errorf("the old process %d outlived the reload", old)
+	}
+
+	// A new definition that exits at once.
+	cur := rep.Pid
+	writeConfig(t, file, h.dir, strings.Replace(def("3", ""), `"-graceful",`, `"-graceful", "-exit", "1",`, 1))
+	res, err = h.sup.Reload(context.Background())
+	if err != nil || !slices.Equal(res.Failed, []string{"web"}) {
+		t.Fatalf("reload of a broken definition: %+v, %v; want web failed", res, err)
+	}
+	if st := h.status("web"); st.State != Running || st.Pid != cur {
+		t.Errorf("after the failed reload: %s pid %d; want the running %d", st.State, st.Pid, cur)
+	}
+	if rep, err := getReport(sock); err != nil || !slices.Contains(rep.Env, "V=2") {
+		t.Errorf("after the failed reload served with %v, %v; want the old definition", rep.Env, err)
+	}
+}

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"reflect"
+	"slices"
 	"sort"
 
 	"go.uber.org/zap"
@@ -11,9 +12,11 @@ import (
 )
 
 // ReloadResult names the services a reload added, removed, changed and
-// left alone, each sorted.
+// left alone, each sorted. Failed are the changed services of
+// restart_mode = "overlap" whose new definition did not start: the old
+// one keeps running, and the next reload tries again.
 type ReloadResult struct {
-	Added, Removed, Changed, Unchanged []string
+	Added, Removed, Changed, Unchanged, Failed []string
 }
 
 // reloadRequest asks the run goroutine to reload; reply has room for the
@@ -66,7 +69,7 @@ func (s *Supervisor) Reload(ctx context.Context) (ReloadResult, error) {
 
 // reload is Reload on the run goroutine.
 func (s *Supervisor) reload(ctx context.Context, r *runner) (ReloadResult, error) {
-	res := ReloadResult{Added: []string{}, Removed: []string{}, Changed: []string{}, Unchanged: []string{}}
+	res := ReloadResult{Added: []string{}, Removed: []string{}, Changed: []string{}, Unchanged: []string{}, Failed: []string{}}
 	oldCfg, oldServices, oldPool := r.cfg, r.services, r.pool
 
 	cfg, err := config.Load(oldCfg.File)
@@ -95,6 +98,7 @@ func (s *Supervisor) reload(ctx context.Context, r *runner) (ReloadResult, error
 		keep plan = iota
 		reown
 		restart
+		overlap // restart with the new beside the old
 		add
 	)
 	plans := make(map[string]plan, len(cfg.Services))
@@ -110,6 +114,9 @@ func (s *Supervisor) reload(ctx context.Context, r *runner) (ReloadResult, error
 			res.Unchanged = append(res.Unchanged, c.Name)
 		case sameService(old.svc.cfg, c, true):
 			plans[c.Name] = reown
+			res.Changed = append(res.Changed, c.Name)
+		case c.RestartMode == config.RestartOverlap && sameSockets(old.svc.cfg, c) && old.svc.snap.Load().State == Running:
+			plans[c.Name] = overlap
 			res.Changed = append(res.Changed, c.Name)
 		default:
 			plans[c.Name] = restart
@@ -157,7 +164,7 @@ func (s *Supervisor) reload(ctx context.Context, r *runner) (ReloadResult, error
 		switch plans[c.Name] {
 		case keep, reown:
 			services[c.Name] = oldServices[c.Name]
-		case restart:
+		case restart, overlap:
 			services[c.Name] = r.launchService(c, oldServices[c.Name].svc.logs)
 		case add:
 			services[c.Name] = r.launchService(c, newLogRing())
@@ -173,6 +180,21 @@ func (s *Supervisor) reload(ctx context.Context, r *runner) (ReloadResult, error
 			if err := services[c.Name].svc.call(ctx, request{op: opReconfigure, cfg: c}); err != nil {
 				s.log.Error("reload: reconfigure", zap.String("service", c.Name), zap.Error(err))
 			}
+		case overlap:
+			// The old definition serves until the new one has started.
+			err := services[c.Name].svc.call(ctx, request{op: opActivate})
+			if err == nil {
+				err = services[c.Name].svc.call(ctx, request{op: opAwaitStarted})
+			}
+			replaced := oldServices[c.Name]
+			if err != nil {
+				s.log.Error("reload: the new definition did not start; the old one keeps serving",
+					zap.String("service", c.Name), zap.Error(err))
+				res.Failed = append(res.Failed, c.Name)
+				replaced, services[c.Name] = services[c.Name], oldServices[c.Name]
+				s.view.Store(&view{services: services})
+			}
+			stopServices([]*running{replaced})
 		case restart, add:
 			o := opActivate
 			if paused[c.Name] {
@@ -184,8 +206,16 @@ func (s *Supervisor) reload(ctx context.Context, r *runner) (ReloadResult, error
 		}
 	}
 	s.log.Info("reloaded", zap.Strings("added", res.Added), zap.Strings("removed", res.Removed),
-		zap.Strings("changed", res.Changed), zap.Int("unchanged", len(res.Unchanged)))
+		zap.Strings("changed", res.Changed), zap.Int("unchanged", len(res.Unchanged)), zap.Strings("failed", res.Failed))
 	return res, nil
+}
+
+// sameSockets reports whether a and b have the same sockets, in the same
+// order: an overlap of two definitions shares every listener.
+func sameSockets(a, b *config.Service) bool {
+	return slices.EqualFunc(a.Sockets, b.Sockets, func(x, y *config.Socket) bool {
+		return socketKey(x) == socketKey(y) && x.Name == y.Name
+	})
 }
 
 // sameService reports whether a and b define the same service, ignoring

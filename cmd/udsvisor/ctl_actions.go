@@ -158,10 +158,14 @@ func (c *ctl) reload(ctx context.Context, args []string) error {
 		return err
 	}
 	if *asJSON {
-		return writeJSONLine(c.stdout, res)
+		err = writeJSONLine(c.stdout, res)
+	} else {
+		printReload(c.stdout, res)
 	}
-	printReload(c.stdout, res)
-	return nil
+	if err == nil && len(res.Failed) > 0 {
+		err = fmt.Errorf("reload: the new definition of %s did not start; the old one keeps running", strings.Join(res.Failed, ", "))
+	}
+	return err
 }
 
 // writeJSONLine writes v as one line of JSON.
@@ -175,9 +179,12 @@ func printReload(w io.Writer, res api.ReloadResult) {
 		names []string
 	}{
 		{"added", res.Added}, {"removed", res.Removed},
-		{"changed", res.Changed}, {"unchanged", res.Unchanged},
+		{"changed", res.Changed}, {"unchanged", res.Unchanged}, {"failed", res.Failed},
 	} {
 		list := "none"
+		if row.label == "failed" && len(row.names) == 0 {
+			continue // only a reload with overlapping restarts can fail one
+		}
 		if len(row.names) > 0 {
 			list = strings.Join(row.names, " ")
 		}

@@ -263,7 +263,7 @@ func TestCtlReloadJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"added":["new"],"removed":[],"changed":["web"],"unchanged":[]}` + "\n"
+	want := `{"added":["new"],"removed":[],"changed":["web"],"unchanged":[],"failed":[]}` + "\n"
 	if out != want {
 		t.Errorf("got %q, want %q", out, want)
 	}
