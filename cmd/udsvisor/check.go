@@ -64,6 +64,12 @@ func printPlan(w io.Writer, cfg *config.Config) {
 		}
 		fmt.Fprintf(w, "  restart   %s; stop with %s, SIGKILL after %s\n",
 			s.Restart, unix.SignalName(s.StopSignal), s.StopTimeout)
+		if s.Instances > 1 {
+			fmt.Fprintf(w, "  instances %d processes on the same sockets (UDSVISOR_INSTANCE=0..%d)\n", s.Instances, s.Instances-1)
+		}
+		if s.RestartMode == config.RestartOverlap {
+			fmt.Fprintf(w, "  restarts  overlap: the new processes start beside the old ones, which stop once the new have started\n")
+		}
 		if s.Start == config.StartOnDemand {
 			idle := "kept running once started"
 			if s.IdleStop > 0 {

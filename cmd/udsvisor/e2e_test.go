@@ -186,6 +186,8 @@ ready = "notify"
 watchdog = "30s"
 start = "on-demand"
 idle_stop = "10m"
+instances = 3
+restart_mode = "overlap"
 [[services.api.sockets]]
 path = "`+dir+`/ondemand/api.sock"
 `), 0o644)
@@ -193,6 +195,8 @@ path = "`+dir+`/ondemand/api.sock"
 	for _, want := range []string{
 		"  start     on demand: by the first connection; stopped after 10m0s without a connection\n",
 		"  ready     notify: READY=1 within 1m30s; WATCHDOG=1 every 30s\n",
+		"  instances 3 processes on the same sockets (UDSVISOR_INSTANCE=0..2)\n",
+		"  restarts  overlap: the new processes start beside the old ones, which stop once the new have started\n",
 	} {
 		if err != nil || !strings.Contains(string(out), want) {
 			t.Errorf("check on a notify, on-demand service: %v; want %q in\n%s", err, want, out)
