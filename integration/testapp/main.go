@@ -153,30 +153,50 @@ var (
 	// serving counts the Serve loops running: one that has returned has
 	// counted every connection it accepted.
 	serving sync.WaitGroup
-	conns   = &connCount{zero: make(chan struct{}, 1)}
+	conns   = &connCount{conns: map[net.Conn]http.ConnState{}, zero: make(chan struct{}, 1)}
 )
 
-// connCount counts the connections that are open; zero has a value
-// whenever the count drops to 0.
+// connCount tracks the open connections; zero has a value whenever
+// their count drops to 0. Once stopping, a connection that is idle
+// between requests (a proxy's keep-alive connection) is closed: it would
+// otherwise keep the process alive until stop_timeout.
 type connCount struct {
-	mu   sync.Mutex
-	n    int
-	zero chan struct{}
+	mu       sync.Mutex
+	conns    map[net.Conn]http.ConnState
+	stopping bool
+	zero     chan struct{}
 }
 
-func (c *connCount) track(_ net.Conn, st http.ConnState) {
+func (c *connCount) track(conn net.Conn, st http.ConnState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch st {
-	case http.StateNew:
-		c.n++
 	case http.StateClosed, http.StateHijacked:
-		c.n--
-		if c.n == 0 {
+		delete(c.conns, conn)
+		if len(c.conns) == 0 {
 			select {
 			case c.zero <- struct{}{}:
 			default:
 			}
+		}
+	case http.StateIdle:
+		c.conns[conn] = st
+		if c.stopping {
+			conn.Close()
+		}
+	default:
+		c.conns[conn] = st
+	}
+}
+
+// stop closes the idle connections and those that become idle.
+func (c *connCount) stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopping = true
+	for conn, st := range c.conns {
+		if st == http.StateIdle {
+			conn.Close()
 		}
 	}
 }
@@ -184,7 +204,7 @@ func (c *connCount) track(_ net.Conn, st http.ConnState) {
 func (c *connCount) open() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.n
+	return len(c.conns)
 }
 
 func shutdownOnTerm() {
@@ -197,6 +217,7 @@ func shutdownOnTerm() {
 			(<-listeners).Close()
 		}
 		serving.Wait()
+		conns.stop()
 		// Every connection accepted so far is answered; the connections
 		// close after their answer (the clients ask so), and then the
 		// process is done.
