@@ -27,6 +27,7 @@ import (
 
 	"github.com/udsvisor/udsvisor/bench/internal/proxypath"
 	"github.com/udsvisor/udsvisor/bench/internal/report"
+	"github.com/udsvisor/udsvisor/bench/internal/restartmode"
 	"github.com/udsvisor/udsvisor/bench/internal/scale"
 	"github.com/udsvisor/udsvisor/bench/internal/storm"
 )
@@ -54,7 +55,7 @@ func run() int {
 	quick := flag.Bool("quick", false, "a smoke run: tiny sizes and short loops")
 	sizes := flag.String("sizes", "10,100,1000", "service counts for the scale figures")
 	only := flag.String("peers", "", "comma-separated subset of supervisord,s6,runit (default: every one found)")
-	parts := flag.String("parts", "storm,scale,proxypath", "which parts to run, in order")
+	parts := flag.String("parts", "storm,scale,proxypath,restartmode", "which parts to run, in order")
 	flag.Parse()
 
 	if os.Getuid() != 0 {
@@ -128,6 +129,8 @@ func run() int {
 			fs, err = storm.Run(ctx, env)
 		case "proxypath":
 			fs, err = proxypath.Run(ctx, env)
+		case "restartmode":
+			fs, err = restartmode.Run(ctx, env)
 		default:
 			fmt.Fprintf(os.Stderr, "bench: -parts: unknown part %q\n", part)
 			return 2
@@ -163,7 +166,9 @@ func build(env *report.Env) error {
 	}
 	env.Udsvisor = filepath.Join(env.Dir, "udsvisor")
 	env.Backend = filepath.Join(env.Dir, "backend")
-	for out, pkg := range map[string]string{env.Udsvisor: "./cmd/udsvisor", env.Backend: "./bench/backend"} {
+	env.TestApp = filepath.Join(env.Dir, "testapp")
+	for out, pkg := range map[string]string{env.Udsvisor: "./cmd/udsvisor", env.Backend: "./bench/backend",
+		env.TestApp: "./integration/testapp"} {
 		cmd := exec.Command("go", "build", "-o", out, pkg)
 		cmd.Dir = root
 		cmd.Stderr = os.Stderr
@@ -171,7 +176,7 @@ func build(env *report.Env) error {
 			return fmt.Errorf("go build %s: %w", pkg, err)
 		}
 	}
-	env.Logf("built %s and %s", env.Udsvisor, env.Backend)
+	env.Logf("built %s, %s and %s", env.Udsvisor, env.Backend, env.TestApp)
 	return nil
 }
 

@@ -26,8 +26,9 @@ type Env struct {
 	// Udsvisor is the udsvisor binary built from this tree.
 	Udsvisor string
 	// Backend is the benchmark's HTTP backend (bench/backend), built
-	// into a directory every user can read.
-	Backend string
+	// into a directory every user can read; TestApp the integration
+	// tests' app, which can warm up, say READY=1 and stop gracefully.
+	Backend, TestApp string
 	// Peers are the supervisors found on this machine, Udsvisor first.
 	Peers []string
 	// Dir is a scratch directory (0755, root-owned) removed at the end;
