@@ -93,6 +93,12 @@ func (inst *instance) onTimer(s *service) {
 		}
 		inst.onStarted(s, "lived min_uptime")
 	case Backoff:
+		if inst.leaving() || !s.active {
+			// Replaced or scaled away, or the service stopped meanwhile.
+			inst.transition(s, Stopped)
+			s.onInstanceGone(inst)
+			return
+		}
 		inst.spawn(s)
 	case Stopping:
 		inst.log.Warn("stop timeout passed; killing the process group",
@@ -209,6 +215,10 @@ func (inst *instance) onNoProcess(s *service) {
 }
 
 func (inst *instance) onExit(s *service, ex Exit) {
+	if !inst.launching && ex.Pid != inst.pid {
+		inst.log.Error("internal error: exit of another pid", zap.Int("pid", ex.Pid), zap.Int("current", inst.pid))
+		return
+	}
 	if inst.launching {
 		// The process ended before its launch reported: handle the end
 		// once the report has told why (onLaunchStep).
@@ -227,7 +237,6 @@ func (inst *instance) onExit(s *service, ex Exit) {
 	s.mend()
 	fields := []zap.Field{zap.Int("pid", ex.Pid), zap.String("status", ex.String()),
 		zap.Duration("uptime", ex.Time.Sub(inst.startedAt).Round(time.Millisecond))}
-	clean := ex.Status.Exited() && ex.Status.ExitStatus() == 0
 	switch inst.st {
 	case Stopping:
 		inst.log.Info("stopped", fields...)
@@ -243,7 +252,7 @@ func (inst *instance) onExit(s *service, ex Exit) {
 			s.onInstanceGone(inst)
 			return
 		}
-		inst.afterExit(s, clean)
+		inst.afterExit(s, ex.Status.Exited() && ex.Status.ExitStatus() == 0)
 	case Starting:
 		inst.log.Warn("process ended before it started", fields...)
 		inst.failures++
@@ -253,7 +262,7 @@ func (inst *instance) onExit(s *service, ex Exit) {
 			s.onInstanceGone(inst)
 			return
 		}
-		inst.afterExit(s, clean)
+		inst.afterExit(s, ex.Status.Exited() && ex.Status.ExitStatus() == 0)
 	default:
 		inst.log.Error(errInternal("exit", inst.st).Error(), fields...)
 	}
@@ -271,12 +280,20 @@ func (inst *instance) onStarted(s *service, reason string) {
 	s.onInstanceStarted(inst)
 }
 
-// afterExit applies the restart policy once the process is gone;
-// inst.failures counts the consecutive processes that ended before they
-// started, this one included.
+// afterExit applies the restart policy once the process is gone, cleanly
+// (exit status 0) or not; inst.failures counts the consecutive processes
+// that ended before they started, this one included.
 func (inst *instance) afterExit(s *service, clean bool) {
 	switch {
 	case !restarts(s.cfg.Restart, clean):
+		// A new process of an overlapping restart that ends for good
+		// has not started: the old ones keep serving.
+		s.onFailedStart(inst, "the process ended for good (restart = "+string(s.cfg.Restart)+")")
+		if inst.leaving() {
+			inst.transition(s, Stopped)
+			s.onInstanceGone(inst)
+			return
+		}
 		inst.transition(s, Exited)
 	case s.cfg.StartLimit > 0 && inst.failures >= s.cfg.StartLimit:
 		inst.log.Error("start limit reached; giving up until started again",
@@ -285,8 +302,11 @@ func (inst *instance) afterExit(s *service, clean bool) {
 	default:
 		d := backoffDelay(inst.failures)
 		switch {
-		case d == 0 && s.cfg.Start == config.StartOnDemand && !s.busy():
-			// The next connection starts the next process.
+		case d == 0 && s.cfg.Start == config.StartOnDemand && inst.failures == 0 && !s.busy():
+			// It had started: the next connection starts the next
+			// process. (A failed start is retried, with back-off, or
+			// a command that exits at once would spin on a waiting
+			// connection.)
 			inst.transition(s, Stopped)
 			s.active = false
 			s.wait()

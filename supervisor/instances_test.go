@@ -285,3 +285,66 @@ func TestReloadOverlap(t *testing.T) {
 		t.Errorf("after the failed reload served with %v, %v; want the old definition", rep.Env, err)
 	}
 }
+
+// Requests that come during an overlapping restart join it: a second
+// restart is answered with the first, and scaling up adds processes to
+// the new generation; the restart still ends with every process started.
+func TestOverlapJoinsRestartAndScale(t *testing.T) {
+	users(t)
+	h := start(t, overlapConfig("300ms", ""))
+	old := h.waitState("web", Running).Pid
+	ctx := context.Background()
+	errs := make(chan error, 2) // each restart answers once
+	go func() { errs <- h.sup.Restart(ctx, "web") }()
+	h.waitFor("web", "an overlap in progress", func(st Status) bool { return len(st.Instances) == 2 })
+	go func() { errs <- h.sup.Restart(ctx, "web") }()
+	if err := h.sup.Scale(ctx, "web", 2); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("restart: %v", err)
+		}
+	}
+	st := h.waitFor("web", "two new processes, the old gone", func(st Status) bool {
+		pids := pidsOf(st)
+		return len(st.Instances) == 2 && len(pids) == 2 && !slices.Contains(pids, 0)
+	})
+	if slices.Contains(pidsOf(st), old) {
+		t.Errorf("the old process %d is still current: %+v", old, st.Instances)
+	}
+}
+
+// A failed overlapping restart restores only the processes it replaced:
+// the generation an earlier overlap replaced, still finishing its work,
+// is dropped once it ends, never made current again.
+func TestOverlapFailureRestoresOnlyWhatItReplaced(t *testing.T) {
+	users(t)
+	// The old processes ignore SIGTERM: they linger until stop_timeout.
+	h := start(t, strings.Replace(overlapConfig("0s", `stop_timeout = "2s"`), `"-graceful",`, `"-ignore-term",`, 1))
+	h.waitState("web", Running)
+	ctx := context.Background()
+	if err := h.sup.Restart(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(h.dir, "broken"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.sup.Restart(ctx, "web"); err == nil {
+		t.Fatal("restart with a broken new process succeeded")
+	}
+	st := h.waitFor("web", "one instance left", func(st Status) bool { return len(st.Instances) == 1 })
+	if st.State != Running || st.Instances[0].Leaving || st.Instances[0].Pid == 0 {
+		t.Errorf("after the lingering generation ended: %+v", st.Instances)
+	}
+}
+
+// resume is for a paused service: one that failed is refused.
+func TestResumeOfAFailedServiceRefused(t *testing.T) {
+	users(t)
+	h := start(t, fmt.Sprintf(crashConfig, 1, "always"))
+	h.waitState("crash", Failed)
+	if err := h.sup.Resume(context.Background(), "crash"); !errors.Is(err, ErrNotPaused) {
+		t.Errorf("resume of a failed service: %v; want %v", err, ErrNotPaused)
+	}
+}

@@ -70,7 +70,7 @@ func (s *service) fork(inst *instance, c *config.Service, files []*os.File) (*pr
 	}
 	if ns != nil {
 		ns.pid.Store(int64(pid))
-		go ns.read(func(m notifyMsg) { s.inbox.post(m) })
+		go ns.read(func(m notifyMsg) { s.inbox.post(noted{inst: inst, msg: m}) })
 	}
 	return l, pid, ns, nil
 }
@@ -96,7 +96,7 @@ func (s *service) forkWith(inst *instance, c *config.Service, files []*os.File, 
 	l, err := privdrop.Prepare(s.exe, spec, files, stdout.w, stderr.w)
 	if err == nil {
 		var pid int
-		deliver := func(ex Exit) { s.inbox.post(exitEvent(ex)) }
+		deliver := func(ex Exit) { s.inbox.post(exitEvent{inst: inst, ex: ex}) }
 		pid, err = s.reaper.start(func() (int, error) { return s.launcher.Start(l) }, deliver)
 		if err == nil {
 			stdout.start(pid)

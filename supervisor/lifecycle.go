@@ -43,6 +43,20 @@ func (s *service) start(reply chan error) {
 		s.answer(reply, nil)
 		return
 	}
+	if !s.startInstances(true) {
+		s.answer(reply, nil)
+		return
+	}
+	s.launchWaiters = append(s.launchWaiters, launchWaiter{reply: reply})
+}
+
+// startInstances makes the service active and gives every current
+// instance without a process one, forgetting its failed starts if
+// forget (an operator's start does; a connection that starts an
+// on-demand service does not, or a command that exits at once would be
+// started again for every connection, never reaching start_limit). It
+// reports whether it spawned any.
+func (s *service) startInstances(forget bool) bool {
 	s.stopDemand()
 	s.active = true
 	spawned := false
@@ -50,16 +64,14 @@ func (s *service) start(reply chan error) {
 		switch inst.st {
 		case Stopped, Exited, Failed, Backoff:
 			inst.disarm(timerMain)
-			inst.failures = 0
+			if forget {
+				inst.failures = 0
+			}
 			inst.spawn(s)
 			spawned = true
 		}
 	}
-	if !spawned {
-		s.answer(reply, nil)
-		return
-	}
-	s.launchWaiters = append(s.launchWaiters, launchWaiter{reply: reply})
+	return spawned
 }
 
 // restart replaces the processes: stop, then start (connections wait in
@@ -68,6 +80,8 @@ func (s *service) start(reply chan error) {
 // command (overlap: once they have started), as systemctl restart does.
 func (s *service) restart(reply chan error) {
 	switch {
+	case s.overlap != nil:
+		s.overlap.waiters = append(s.overlap.waiters, reply) // one is on its way
 	case s.cfg.RestartMode == config.RestartOverlap && !s.stopping && s.serving():
 		s.restartOverlap(reply)
 	case s.stopping:
@@ -93,12 +107,16 @@ func (s *service) serving() bool {
 // stop_timeout); reply (if not nil) is answered once none is left. The
 // service then rests in to: stopped, paused or waiting.
 func (s *service) stop(reply chan error, to State) {
-	s.active, s.startAfterStop, s.stopTo = false, false, to
+	s.active, s.startAfterStop, s.activateAfterStop, s.stopTo = false, false, false, to
 	s.stopIdleWatch()
 	s.stopDemand()
 	if s.overlap != nil {
 		s.endOverlap(errors.New("restart cancelled: the service was stopped"))
 	}
+	for _, w := range s.startedWaiters {
+		s.answer(w, errors.New("the service was stopped before it started"))
+	}
+	s.startedWaiters = nil
 	busy := false
 	for _, inst := range slices.Clone(s.insts) {
 		if inst.stop(s) {
@@ -131,12 +149,12 @@ func (s *service) pause(reply chan error) {
 func (s *service) resume(reply chan error) {
 	switch {
 	case s.stopping && s.stopTo == Paused:
-		s.startAfterStop = true
+		s.activateAfterStop = true
 		s.answer(reply, nil)
 	case !s.stopping && !s.active && s.rest == Paused:
 		s.activate(reply)
-	case s.active || s.rest == Waiting:
-		s.answer(reply, nil)
+	case s.busy() || (!s.active && s.rest == Waiting):
+		s.answer(reply, nil) // running, or waiting for a connection
 	default:
 		s.answer(reply, ErrNotPaused)
 	}
@@ -146,27 +164,30 @@ func (s *service) resume(reply chan error) {
 // requests and starts the processes again if a restart asked for it.
 func (s *service) onAllStopped() {
 	s.stopping = false
-	for _, w := range s.waiters {
-		s.answer(w, nil)
-	}
-	s.waiters = nil
+	// The state is settled before the stop requests are answered, so
+	// that their callers see where the service rests.
+	restarting := s.startAfterStop || s.activateAfterStop
 	switch {
-	case s.startAfterStop:
-		s.startAfterStop = false
+	case s.activateAfterStop && s.cfg.Start == config.StartOnDemand:
+		s.wait() // a resume of an on-demand service waits again
+		restarting = false
+	case restarting:
 		s.setRest(Stopped) // a restart or resume: stopped for a moment
-		s.stopDemand()
-		s.active = true
-		for _, inst := range s.current() {
-			inst.failures = 0
-			inst.spawn(s)
-		}
-		// The restarts are answered once the launches have told
-		// whether the command runs (launchDone).
-		return
+		s.startInstances(true)
 	case s.stopTo == Waiting:
 		s.wait() // stopped for being idle
 	default:
 		s.setRest(s.stopTo)
+	}
+	s.startAfterStop, s.activateAfterStop = false, false
+	for _, w := range s.waiters {
+		s.answer(w, nil)
+	}
+	s.waiters = nil
+	if restarting {
+		// The restarts are answered once the launches have told
+		// whether the command runs (launchDone).
+		return
 	}
 	s.answerLaunch(errors.New("restart cancelled: the service was stopped"))
 }
@@ -189,6 +210,7 @@ func (s *service) launchDone(err error) {
 // answerLaunch answers the requests waiting for a launch: with err for
 // a restart, with nil for a start.
 func (s *service) answerLaunch(err error) {
+	s.launchErr = nil
 	for _, w := range s.launchWaiters {
 		if w.failed {
 			s.answer(w.reply, err)
@@ -260,23 +282,28 @@ func (s *service) onFailedStart(inst *instance, why string) {
 	err := fmt.Errorf("%s: a new process failed to start (%s)", s.cfg.Name, why)
 	if s.overlap != nil {
 		s.log.Error("overlapping restart failed; the old processes keep serving", zap.String("why", why))
-		var old, failed []*instance
-		for _, i := range s.insts {
-			if i.old {
+		var failed []*instance
+		for _, i := range s.current() {
+			i.removing = true
+			failed = append(failed, i)
+		}
+		// The replaced instances are current again (those still
+		// there: one that ended meanwhile was dropped), in index order.
+		var back []*instance
+		for _, i := range s.overlap.replaced {
+			if slices.Contains(s.insts, i) {
 				i.old = false
-				old = append(old, i)
-			} else {
-				i.removing = true
-				failed = append(failed, i)
+				back = append(back, i)
 			}
 		}
-		s.insts = append(old, failed...)
+		s.insts = append(back, slices.DeleteFunc(s.insts, func(i *instance) bool { return slices.Contains(back, i) })...)
 		for _, i := range failed {
 			if i != inst && !i.stop(s) {
 				s.drop(i)
 			}
 		}
 		s.endOverlap(fmt.Errorf("restart %w; the old processes keep serving", err))
+		s.fillIndexes()
 	}
 	for _, w := range s.startedWaiters {
 		s.answer(w, err)
@@ -284,10 +311,12 @@ func (s *service) onFailedStart(inst *instance, why string) {
 	s.startedWaiters = nil
 }
 
-// overlapRestart is an overlapping restart in progress: the requests to
-// answer once the new processes have started (or failed to).
+// overlapRestart is an overlapping restart in progress: the instances it
+// replaces, and the requests to answer once the new processes have
+// started (or failed to).
 type overlapRestart struct {
-	waiters []chan error
+	replaced []*instance
+	waiters  []chan error
 }
 
 // restartOverlap starts a new generation of processes beside the old
@@ -300,21 +329,49 @@ func (s *service) restartOverlap(reply chan error) {
 		return
 	}
 	s.log.Info("overlapping restart: starting new processes beside the old ones")
-	var fresh []*instance
+	var fresh, replaced []*instance
 	for _, inst := range s.insts {
 		if !inst.leaving() {
 			inst.old = true
-			fresh = append(fresh, s.newInstance(inst.index))
+			replaced = append(replaced, inst)
+			next := s.newInstance(inst.index)
+			// The new generation keeps counting its index's restarts.
+			next.restarts, next.started = inst.restarts, true
+			fresh = append(fresh, next)
 		}
 	}
-	for i, inst := range fresh {
-		// The new generation keeps counting its index's restarts.
-		inst.restarts, inst.started = s.insts[i].restarts, true
-	}
 	s.insts = append(fresh, s.insts...)
-	s.overlap = &overlapRestart{waiters: []chan error{reply}}
+	s.overlap = &overlapRestart{replaced: replaced, waiters: []chan error{reply}}
 	for _, inst := range fresh {
 		inst.spawn(s)
+	}
+}
+
+// fillIndexes gives every index below want an instance again, starting it
+// if the service is active: one that ended during an overlap was dropped
+// with the generation it belonged to.
+func (s *service) fillIndexes() {
+	cur := s.current()
+	have := make(map[int]bool, len(cur))
+	for _, i := range cur {
+		have[i.index] = true
+	}
+	var added []*instance
+	for i := range s.want {
+		if !have[i] {
+			added = append(added, s.newInstance(i))
+		}
+	}
+	if len(added) == 0 {
+		return
+	}
+	cur = append(cur, added...)
+	slices.SortFunc(cur, func(a, b *instance) int { return a.index - b.index })
+	s.insts = append(cur, s.leavingOnes()...)
+	if s.active && !s.stopping {
+		for _, i := range added {
+			i.spawn(s)
+		}
 	}
 }
 
@@ -328,6 +385,14 @@ func (s *service) endOverlap(err error) {
 // awaitStarted answers reply once every current instance has started,
 // or with the first failed start.
 func (s *service) awaitStarted(reply chan error) {
+	if !s.active && !s.busy() && s.rest == Waiting {
+		s.answer(reply, nil) // on demand: the next connection starts it
+		return
+	}
+	if !s.active && !s.busy() {
+		s.answer(reply, errors.New("the service is not running"))
+		return
+	}
 	if s.serving() && !slices.ContainsFunc(s.current(), func(i *instance) bool { return i.st != Running && i.st != Reloading }) {
 		s.answer(reply, nil)
 		return
@@ -353,7 +418,7 @@ func (s *service) scale(n int, reply chan error) {
 			added = append(added, s.newInstance(i))
 		}
 		s.insts = append(append(cur, added...), s.leavingOnes()...)
-		if !s.active || s.stopping || s.overlap != nil {
+		if !s.active || s.stopping {
 			s.answer(reply, nil)
 			return
 		}

@@ -48,6 +48,12 @@ func (s *service) wait() {
 	s.stopDemand()
 	s.stopIdleWatch()
 	s.active = false
+	for _, inst := range s.insts {
+		if inst.st == Backoff { // a retry would start what now waits
+			inst.disarm(timerMain)
+			inst.transition(s, Stopped)
+		}
+	}
 	ev := demanded{gen: s.demandGen}
 	w, err := watchListeners(s.files(), false, func() { s.inbox.post(ev) })
 	if err != nil {
@@ -68,7 +74,7 @@ func (s *service) onDemand(ev demanded) {
 	s.stopDemand()
 	if !s.active && s.rest == Waiting && !s.stopping {
 		s.log.Info("a connection is waiting; starting")
-		s.start(make(chan error, 1)) // nobody waits for the answer
+		s.startInstances(false)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -128,5 +129,22 @@ func TestParseProcNetAddr(t *testing.T) {
 		if _, ok := parseProcNetAddr(bad); ok {
 			t.Errorf("parseProcNetAddr(%q) accepted", bad)
 		}
+	}
+}
+
+// An on-demand service whose command exits at once, with a connection
+// waiting, backs off and ends failed after start_limit, as any service:
+// the waiting connection must not start it again and again.
+func TestOnDemandCrashLoopEndsFailed(t *testing.T) {
+	users(t)
+	h := start(t, strings.Replace(onDemandConfig("broken", "start_limit = 3\n"), `command = ["$APP"]`, `command = ["$APP", "-exit", "1"]`, 1))
+	conn, err := net.Dial("unix", filepath.Join(h.dir, "broken.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	st := h.waitState("broken", Failed)
+	if st.Failures != 3 || st.Restarts != 2 {
+		t.Errorf("failures %d, restarts %d; want 3 and 2", st.Failures, st.Restarts)
 	}
 }

@@ -98,3 +98,20 @@ func TestPauseSurvivesReload(t *testing.T) {
 		t.Errorf("stop of a paused service: %s; want stopped", st.State)
 	}
 }
+
+// A reload that changes a service an operator stopped leaves it stopped.
+func TestStoppedServiceStaysStoppedOnReload(t *testing.T) {
+	users(t)
+	h, file := startFromFile(t, reloadService("web", `environment = { V = "1" }`, ""))
+	ctx := context.Background()
+	if err := h.sup.Stop(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, file, h.dir, reloadService("web", `environment = { V = "2" }`, ""))
+	if res, err := h.sup.Reload(ctx); err != nil || !slices.Equal(res.Changed, []string{"web"}) {
+		t.Fatalf("reload: %+v, %v", res, err)
+	}
+	if st := h.status("web"); st.State != Stopped || st.Pid != 0 {
+		t.Errorf("after the reload: %s pid %d; want still stopped", st.State, st.Pid)
+	}
+}

@@ -21,6 +21,9 @@ func (inst *instance) onNotify(s *service, m notifyMsg) {
 		}
 		return
 	}
+	if m.from != inst.notify {
+		return // from a process that has ended
+	}
 	if m.status != nil {
 		inst.statusText = *m.status
 	}

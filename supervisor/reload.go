@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"maps"
 	"reflect"
 	"slices"
 	"sort"
@@ -152,10 +153,11 @@ func (s *Supervisor) reload(ctx context.Context, r *runner) (ReloadResult, error
 		}
 	}
 
-	// A paused service stays paused under its new definition.
-	paused := make(map[string]bool)
+	// A paused service stays paused under its new definition, and one
+	// an operator stopped stays stopped.
+	rests := make(map[string]State)
 	for _, old := range stop {
-		paused[old.svc.cfg.Name] = old.svc.snap.Load().State == Paused
+		rests[old.svc.cfg.Name] = old.svc.snap.Load().State
 	}
 	stopServices(stop)
 	services := make(map[string]*running, len(cfg.Services))
@@ -191,14 +193,21 @@ func (s *Supervisor) reload(ctx context.Context, r *runner) (ReloadResult, error
 				s.log.Error("reload: the new definition did not start; the old one keeps serving",
 					zap.String("service", c.Name), zap.Error(err))
 				res.Failed = append(res.Failed, c.Name)
+				// The published map is never changed in place:
+				// readers may be walking it.
+				services = maps.Clone(services)
 				replaced, services[c.Name] = services[c.Name], oldServices[c.Name]
+				r.services = services
 				s.view.Store(&view{services: services})
 			}
 			stopServices([]*running{replaced})
 		case restart, add:
 			o := opActivate
-			if paused[c.Name] {
+			switch rests[c.Name] {
+			case Paused:
 				o = opPause
+			case Stopped:
+				continue
 			}
 			if err := services[c.Name].svc.call(ctx, request{op: o}); err != nil {
 				s.log.Error("reload: "+o.String(), zap.String("service", c.Name), zap.Error(err))

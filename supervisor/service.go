@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
 	"github.com/udsvisor/udsvisor/config"
@@ -88,6 +87,8 @@ type service struct {
 	// inbox receives the events of the instances and watches.
 	inbox *inbox
 
+	// cfg is replaced only by opReconfigure, which the run goroutine
+	// sends itself, so that it may read cfg between its requests.
 	cfg *config.Service
 	// insts are the instances: the current ones in index order, then
 	// those on their way out (an overlapping restart's old ones, scale
@@ -96,8 +97,10 @@ type service struct {
 	// want is how many instances the service has: instances, or what
 	// ctl scale set.
 	want int
-	// active is set while the restart policy keeps the instances
-	// running: after a start, cleared by a stop, pause or idle stop.
+	// active is set from a start until a stop, pause or idle stop: the
+	// restart policy applies to the instances. It stays set when every
+	// instance has ended for good (failed, exited): nothing runs then,
+	// though the service was not stopped.
 	active bool
 	// stopping is set while a stop waits for processes to end.
 	stopping bool
@@ -106,8 +109,9 @@ type service struct {
 	rest State
 	// stopTo is where a stop in progress ends: stopped, paused or waiting.
 	stopTo State
-	// startAfterStop is set by a restart request while stopping.
-	startAfterStop bool
+	// startAfterStop is set by a restart request while stopping,
+	// activateAfterStop by a resume (an on-demand service then waits).
+	startAfterStop, activateAfterStop bool
 	// retired is set by the final stop, when a reload replaces or
 	// removes the service or udsvisor shuts down: from then on no
 	// request may start a process with this definition (T26).
@@ -218,17 +222,11 @@ func (s *service) run(ctx context.Context) {
 func (s *service) onEvent(ev any) {
 	switch ev := ev.(type) {
 	case exitEvent:
-		if inst := s.byPid(ev.Pid); inst != nil {
-			inst.onExit(s, Exit(ev))
-		} else {
-			s.log.Error("internal error: exit of unknown pid", zap.Int("pid", ev.Pid))
-		}
+		ev.inst.onExit(s, ev.ex)
 	case launchStep:
 		ev.inst.onLaunchStep(s, ev)
-	case notifyMsg:
-		if inst := s.byNotify(ev.from); inst != nil {
-			inst.onNotify(s, ev)
-		}
+	case noted:
+		ev.inst.onNotify(s, ev.msg)
 	case timerFired:
 		ev.inst.onTimerFired(s, ev)
 	case accepted:
@@ -244,25 +242,19 @@ func (s *service) onEvent(ev any) {
 	}
 }
 
-// exitEvent is an Exit the reaper delivered.
-type exitEvent Exit
-
-func (s *service) byPid(pid int) *instance {
-	for _, inst := range s.insts {
-		if inst.pid == pid && pid != 0 {
-			return inst
-		}
-	}
-	return nil
+// exitEvent is an Exit the reaper delivered for a process of inst. It
+// names the instance, not just the pid, because it may come before the
+// launch has told the instance its pid.
+type exitEvent struct {
+	inst *instance
+	ex   Exit
 }
 
-func (s *service) byNotify(n *notifySocket) *instance {
-	for _, inst := range s.insts {
-		if inst.notify == n && n != nil {
-			return inst
-		}
-	}
-	return nil // from a process that has ended
+// noted is a message a process of inst sent on its NOTIFY_SOCKET; it too
+// may come before the launch has told the instance of the socket.
+type noted struct {
+	inst *instance
+	msg  notifyMsg
 }
 
 // current returns the instances the service has, without those on their
