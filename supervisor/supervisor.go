@@ -4,7 +4,11 @@
 // shutdown.
 //
 // Each service is owned by one goroutine (service.run) that alone changes
-// its state; everything else sends it requests. The states:
+// its state; everything else sends it requests or posts it events. A
+// service has Instances processes (instance.go), each with these states
+// of its own; the service shows the best of them (running while any
+// instance serves), or where it rests with no process: stopped, waiting
+// (on demand) or paused.
 //
 //	stopped  --start-->            starting
 //	starting --first accept, or MinUptime passes--> running
@@ -26,6 +30,12 @@
 // waiting again instead of starting the next at once:
 //
 //	waiting  --a connection waits on a socket--> starting
+//
+// An overlapping restart (restart_mode = "overlap") gives every index a
+// new instance beside the old one; once every new one is running, the old
+// ones go stopping and are dropped when they end. A new one that fails to
+// start drops the new generation instead, and the old ones stay current.
+// Scaling down sends the highest indexes stopping and drops them.
 //
 // The listening sockets are bound before the first start and stay open
 // in udsvisor until it exits or a reload removes them: a restart never

@@ -8,6 +8,7 @@
 package restartmode
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -105,7 +107,10 @@ path = %q
 		return outcome{}, err
 	}
 	up := exec.CommandContext(ctx, env.Udsvisor, "up", "-c", cfg)
-	up.Stderr = io.Discard
+	logs, err := up.StderrPipe()
+	if err != nil {
+		return outcome{}, err
+	}
 	if err := up.Start(); err != nil {
 		return outcome{}, err
 	}
@@ -113,8 +118,14 @@ path = %q
 		up.Process.Signal(os.Interrupt)
 		up.Wait()
 	}()
+	// Bound once "udsvisor is up" is logged; a request made then waits
+	// in the backlog for the start-up.
+	if err := waitLine(logs, "udsvisor is up"); err != nil {
+		return outcome{}, err
+	}
+	go io.Copy(io.Discard, logs)
 	client := unixhttp.Fresh(sock, 30*time.Second)
-	first, err := servedBy(ctx, client, time.Now().Add(30*time.Second))
+	first, err := get(ctx, client)
 	if err != nil {
 		return outcome{}, fmt.Errorf("the service never answered: %w", err)
 	}
@@ -149,7 +160,11 @@ path = %q
 			}
 		}()
 	}
-	time.Sleep(500 * time.Millisecond) // the load settles before the restart
+	if err := pause(ctx, 500*time.Millisecond); err != nil { // the load settles before the restart
+		close(stop)
+		wg.Wait()
+		return outcome{}, err
+	}
 	restart := exec.CommandContext(ctx, env.Udsvisor, "ctl", "-s", ctl, "restart", "app")
 	if out, err := restart.CombinedOutput(); err != nil {
 		close(stop)
@@ -163,7 +178,7 @@ path = %q
 		wg.Wait()
 		return outcome{}, errors.New("no new process answered within 30 s of the restart")
 	}
-	time.Sleep(500 * time.Millisecond) // the new process serves for a while
+	err = pause(ctx, 500*time.Millisecond) // the new process serves for a while
 	close(stop)
 	wg.Wait()
 	var all outcome
@@ -173,7 +188,7 @@ path = %q
 		all.failed += o.failed
 		all.total += o.total
 	}
-	return all, nil
+	return all, err
 }
 
 // get asks the test app for its report and returns the pid that answered.
@@ -196,16 +211,23 @@ func get(ctx context.Context, client *http.Client) (int, error) {
 	return rep.Pid, json.NewDecoder(resp.Body).Decode(&rep)
 }
 
-// servedBy returns the pid that answers the first request. udsvisor binds
-// the socket a moment after it starts: until the name exists, connecting
-// fails at once, and there is no event to wait for but the name (a
-// request made once it exists waits in the backlog for the start-up).
-func servedBy(ctx context.Context, client *http.Client, deadline time.Time) (int, error) {
-	for {
-		pid, err := get(ctx, client)
-		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
-			return pid, err
-		}
-		time.Sleep(20 * time.Millisecond)
+// pause lets d pass, or less if ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
+}
+
+// waitLine reads r until a line contains want.
+func waitLine(r io.Reader, want string) error {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), want) {
+			return nil
+		}
+	}
+	return fmt.Errorf("udsvisor ended before it logged %q", want)
 }
