@@ -13,6 +13,13 @@ import (
 
 // apiService is st as the API shows it at now.
 func apiService(st supervisor.Status, now time.Time) api.Service {
+	return convert(st, now, true)
+}
+
+// convert is st as the API shows it at now; without every, the processes
+// of a service of one instance are left out, which the status table
+// does not show.
+func convert(st supervisor.Status, now time.Time, every bool) api.Service {
 	a := api.Service{
 		Name: st.Name, State: string(st.State), Since: st.Since, Pid: st.Pid, Pids: []int{},
 		Restarts: st.Restarts, Failures: st.Failures, LastError: st.LastError,
@@ -26,6 +33,12 @@ func apiService(st supervisor.Status, now time.Time) api.Service {
 		a.UptimeSeconds = now.Sub(started).Seconds()
 	}
 	for _, in := range st.Instances {
+		if in.Pid != 0 {
+			a.Pids = append(a.Pids, in.Pid)
+		}
+		if !every && len(st.Instances) < 2 {
+			continue
+		}
 		p := api.Process{
 			Instance: in.Index, State: string(in.State), Pid: in.Pid, Restarts: in.Restarts,
 			Failures: in.Failures, LastExit: apiExit(in.LastExit), StatusText: in.StatusText, Leaving: in.Leaving,
@@ -33,7 +46,6 @@ func apiService(st supervisor.Status, now time.Time) api.Service {
 		if in.Pid != 0 {
 			started := in.StartedAt
 			p.StartedAt = &started
-			a.Pids = append(a.Pids, in.Pid)
 		}
 		a.Processes = append(a.Processes, p)
 	}
@@ -56,11 +68,13 @@ func apiExit(ex *supervisor.Exit) *api.Exit {
 	return e
 }
 
-func apiServices(sts []supervisor.Status) []api.Service {
+// apiServices converts sts for the JSON answer (every true) or the
+// status table.
+func apiServices(sts []supervisor.Status, every bool) []api.Service {
 	now := time.Now()
 	out := make([]api.Service, len(sts))
 	for i, st := range sts {
-		out[i] = apiService(st, now)
+		out[i] = convert(st, now, every)
 	}
 	return out
 }

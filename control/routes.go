@@ -128,12 +128,11 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := apiServices(svcs) // [] rather than null on the wire
 	if strings.HasPrefix(r.Header.Get("Accept"), "text/plain") {
 		w.Header().Set("Content-Type", api.TableType)
-		return api.WriteTable(w, out)
+		return api.WriteTable(w, apiServices(svcs, false))
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, apiServices(svcs, true)) // [] rather than null on the wire
 	return nil
 }
 
