@@ -53,46 +53,51 @@ func (c *ctl) action(ctx context.Context, verb string, args []string) error {
 	return errors.Join(errs...)
 }
 
-// signal is `ctl signal NAME SIG`; the server parses SIG.
-func (c *ctl) signal(ctx context.Context, args []string) error {
-	fs := c.flags("signal", "NAME SIG")
-	pos, err := parseArgs(fs, args)
+// pair parses `ctl VERB NAME ARG`; anything but two arguments is a usage
+// error that shows an example.
+func (c *ctl) pair(verb, synopsis, example string, args []string) (name, arg string, err error) {
+	pos, err := parseArgs(c.flags(verb, synopsis), args)
 	if err != nil {
-		return err
+		return "", "", err
 	}
 	if len(pos) != 2 {
-		return usageError{errors.New("signal needs a service name and a signal, like: signal web HUP")}
+		return "", "", usageError{fmt.Errorf("%s needs %s, like: %s", verb, synopsis, example)}
+	}
+	return pos[0], pos[1], nil
+}
+
+// signal is `ctl signal NAME SIG`; the server parses SIG.
+func (c *ctl) signal(ctx context.Context, args []string) error {
+	name, sig, err := c.pair("signal", "NAME SIG", "signal web HUP", args)
+	if err != nil {
+		return err
 	}
 	cl, err := c.client()
 	if err != nil {
 		return err
 	}
-	if _, err := cl.Signal(ctx, pos[0], pos[1]); err != nil {
-		return fmt.Errorf("signal %s: %w", pos[0], err)
+	if _, err := cl.Signal(ctx, name, sig); err != nil {
+		return fmt.Errorf("signal %s: %w", name, err)
 	}
 	return nil
 }
 
 // scale is `ctl scale NAME N`; the server checks N's range.
 func (c *ctl) scale(ctx context.Context, args []string) error {
-	fs := c.flags("scale", "NAME N")
-	pos, err := parseArgs(fs, args)
+	name, count, err := c.pair("scale", "NAME N", "scale web 4", args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 2 {
-		return usageError{errors.New("scale needs a service name and a number of instances, like: scale web 4")}
-	}
-	n, err := strconv.Atoi(pos[1])
+	n, err := strconv.Atoi(count)
 	if err != nil {
-		return usageError{fmt.Errorf("scale %s: %q is not a number of instances", pos[0], pos[1])}
+		return usageError{fmt.Errorf("scale %s: %q is not a number of instances", name, count)}
 	}
 	cl, err := c.client()
 	if err != nil {
 		return err
 	}
-	if _, err := cl.Scale(ctx, pos[0], n); err != nil {
-		return fmt.Errorf("scale %s: %w", pos[0], err)
+	if _, err := cl.Scale(ctx, name, n); err != nil {
+		return fmt.Errorf("scale %s: %w", name, err)
 	}
 	return nil
 }

@@ -300,6 +300,11 @@ func TestCtlUsageErrors(t *testing.T) {
 		{"logs", "web", "-n", "-1"},
 		{"logs", "web", "-n", "ten"},
 		{"reload", "now"},
+		{"pause"},
+		{"resume"},
+		{"scale", "web"},
+		{"scale", "web", "abc"},
+		{"scale", "web", "3", "4"},
 	} {
 		_, err := ctlRun(t, sock, args...)
 		var ue usageError
