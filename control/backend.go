@@ -10,8 +10,8 @@ import (
 
 // Backend is what the control API drives: the supervisor (a fake in
 // tests). Errors are mapped to status codes with errors.Is / errors.As:
-// supervisor.ErrUnknownService → 404, supervisor.ErrNotRunning and
-// supervisor.ErrNotPaused → 409,
+// supervisor.ErrUnknownService → 404, supervisor.ErrNotRunning,
+// supervisor.ErrNotPaused and supervisor.ErrStartFailed → 409,
 // supervisor.ErrShuttingDown and supervisor.ErrReplaced → 503,
 // config.Errors → 422 (each error in api.Error.Details), anything else →
 // 500. Turning its answers into the API's JSON types is this package's

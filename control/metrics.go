@@ -61,7 +61,7 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) error {
 	// "instance": Prometheus gives that label to the scrape target).
 	family(&b, "udsvisor_process_up", "gauge", "Whether the instance of a service of several has a live process (1) or not (0).")
 	for _, svc := range svcs {
-		if len(svc.Instances) < 2 {
+		if current(svc.Instances) < 2 {
 			continue
 		}
 		for _, in := range svc.Instances {
@@ -77,7 +77,7 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) error {
 	}
 	family(&b, "udsvisor_process_restarts_total", "counter", "Processes started after the first one of the instance of a service of several.")
 	for _, svc := range svcs {
-		if len(svc.Instances) < 2 {
+		if current(svc.Instances) < 2 {
 			continue
 		}
 		for _, in := range svc.Instances {
@@ -120,3 +120,16 @@ func family(b *bytes.Buffer, name, typ, help string) {
 var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 
 func escapeLabel(v string) string { return labelEscaper.Replace(v) }
+
+// current counts the instances not on their way out: a service of one
+// instance has no process metrics, even while an overlapping restart
+// runs its replacement beside it.
+func current(ins []supervisor.InstanceStatus) int {
+	n := 0
+	for _, in := range ins {
+		if !in.Leaving {
+			n++
+		}
+	}
+	return n
+}

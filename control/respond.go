@@ -42,7 +42,8 @@ func errorResponse(err error) (int, api.Error) {
 		return http.StatusBadRequest, body
 	case errors.Is(err, supervisor.ErrUnknownService):
 		return http.StatusNotFound, body
-	case errors.Is(err, supervisor.ErrNotRunning), errors.Is(err, supervisor.ErrNotPaused):
+	case errors.Is(err, supervisor.ErrNotRunning), errors.Is(err, supervisor.ErrNotPaused),
+		errors.Is(err, supervisor.ErrStartFailed):
 		return http.StatusConflict, body
 	case errors.Is(err, supervisor.ErrShuttingDown), errors.Is(err, supervisor.ErrReplaced):
 		return http.StatusServiceUnavailable, body

@@ -15,6 +15,9 @@ var (
 	// ErrNotPaused: resume of a service that is not paused (nor being
 	// paused) and has no process.
 	ErrNotPaused = errors.New("service is not paused")
+	// ErrStartFailed: a new process ended (or was killed) before it
+	// started, so an overlapping restart kept the old ones.
+	ErrStartFailed = errors.New("a new process failed to start")
 	// ErrBadScale: a number of instances out of range.
 	ErrBadScale = errors.New("bad number of instances")
 	// ErrShuttingDown: udsvisor is stopping and takes no more requests.
@@ -30,3 +33,7 @@ var (
 func errInternal(event any, st State) error {
 	return fmt.Errorf("internal error: %v in state %s", event, st)
 }
+
+// errStoppedBeforeStart answers a wait for a start that a stop or pause
+// ended: what the operator asked, no failure.
+var errStoppedBeforeStart = errors.New("the service was stopped before it started")

@@ -34,6 +34,9 @@ type instance struct {
 	// otherwise; statusText its last STATUS=.
 	notify     *notifySocket
 	statusText string
+	// killedFor says why udsvisor killed the starting process (its
+	// start_timeout), for the error of a failed start.
+	killedFor string
 	// old marks an instance that an overlapping restart replaces, and
 	// removing one that scale down stops: stopped and never restarted,
 	// dropped once the process is gone.

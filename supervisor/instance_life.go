@@ -88,6 +88,7 @@ func (inst *instance) onTimer(s *service) {
 		if s.cfg.Ready == config.ReadyNotify {
 			inst.log.Error("no READY=1 within start_timeout; killing the process group",
 				zap.Int("pid", inst.pid), zap.Duration("start_timeout", s.cfg.StartTimeout))
+			inst.killedFor = "no READY=1 within start_timeout " + s.cfg.StartTimeout.String()
 			inst.kill(s)
 			return
 		}
@@ -226,7 +227,8 @@ func (inst *instance) onExit(s *service, ex Exit) {
 		return
 	}
 	inst.lastExit = &ex
-	inst.pid, inst.mainPid = 0, 0
+	inst.pid, inst.mainPid, inst.statusText = 0, 0, ""
+	defer func() { inst.killedFor = "" }()
 	inst.disarm(timerMain)
 	inst.disarm(timerWatchdog)
 	inst.stopWatch()
@@ -256,7 +258,11 @@ func (inst *instance) onExit(s *service, ex Exit) {
 	case Starting:
 		inst.log.Warn("process ended before it started", fields...)
 		inst.failures++
-		s.onFailedStart(inst, ex.String())
+		why := ex.String()
+		if inst.killedFor != "" {
+			why = inst.killedFor
+		}
+		s.onFailedStart(inst, why)
 		if inst.leaving() {
 			inst.transition(s, Stopped)
 			s.onInstanceGone(inst)

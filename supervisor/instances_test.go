@@ -348,3 +348,37 @@ func TestResumeOfAFailedServiceRefused(t *testing.T) {
 		t.Errorf("resume of a failed service: %v; want %v", err, ErrNotPaused)
 	}
 }
+
+// A stop that comes while a reload overlaps the service stops it for
+// good: the old definition is not brought back.
+func TestStopDuringReloadOverlap(t *testing.T) {
+	users(t)
+	def := func(v string) string { return overlapConfig("2s", `environment = { V = "`+v+`" }`+"\n") }
+	h, file := startFromFile(t, def("1"))
+	old := h.waitState("web", Running).Pid
+	writeConfig(t, file, h.dir, def("2"))
+	type reloaded struct {
+		res ReloadResult
+		err error
+	}
+	done := make(chan reloaded, 1) // the reload answers once
+	go func() {
+		res, err := h.sup.Reload(context.Background())
+		done <- reloaded{res, err}
+	}()
+	// The new definition is published, starting, while the old serves.
+	h.waitFor("web", "the new definition starting", func(st Status) bool { return st.State == Starting })
+	if err := h.sup.Stop(context.Background(), "web"); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || len(r.res.Failed) != 0 {
+		t.Fatalf("reload: %+v, %v; want no failure", r.res, r.err)
+	}
+	if st := h.status("web"); st.State != Stopped || st.Pid != 0 {
+		t.Errorf("after the stop: %s pid %d; want stopped", st.State, st.Pid)
+	}
+	if alive(old) {
+		t.Errorf("the old process %d still runs", old)
+	}
+}

@@ -114,7 +114,7 @@ func (s *service) stop(reply chan error, to State) {
 		s.endOverlap(errors.New("restart cancelled: the service was stopped"))
 	}
 	for _, w := range s.startedWaiters {
-		s.answer(w, errors.New("the service was stopped before it started"))
+		s.answer(w, errStoppedBeforeStart)
 	}
 	s.startedWaiters = nil
 	busy := false
@@ -279,7 +279,7 @@ func (s *service) onFailedStart(inst *instance, why string) {
 	if inst.leaving() {
 		return
 	}
-	err := fmt.Errorf("%s: a new process failed to start (%s)", s.cfg.Name, why)
+	err := fmt.Errorf("%w (%s)", ErrStartFailed, why)
 	if s.overlap != nil {
 		s.log.Error("overlapping restart failed; the old processes keep serving", zap.String("why", why))
 		var failed []*instance
@@ -302,7 +302,7 @@ func (s *service) onFailedStart(inst *instance, why string) {
 				s.drop(i)
 			}
 		}
-		s.endOverlap(fmt.Errorf("restart %w; the old processes keep serving", err))
+		s.endOverlap(fmt.Errorf("%w; the old processes keep serving", err))
 		s.fillIndexes()
 	}
 	for _, w := range s.startedWaiters {
@@ -390,7 +390,7 @@ func (s *service) awaitStarted(reply chan error) {
 		return
 	}
 	if !s.active && !s.busy() {
-		s.answer(reply, errors.New("the service is not running"))
+		s.answer(reply, errStoppedBeforeStart) // stopped or paused meanwhile
 		return
 	}
 	if s.serving() && !slices.ContainsFunc(s.current(), func(i *instance) bool { return i.st != Running && i.st != Reloading }) {

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"reflect"
 	"slices"
@@ -189,7 +190,9 @@ func (s *Supervisor) reload(ctx context.Context, r *runner) (ReloadResult, error
 				err = services[c.Name].svc.call(ctx, request{op: opAwaitStarted})
 			}
 			replaced := oldServices[c.Name]
-			if err != nil {
+			// A stop or pause of the new definition meanwhile is the
+			// operator's word: the old one goes, the new one rests.
+			if err != nil && !errors.Is(err, errStoppedBeforeStart) {
 				s.log.Error("reload: the new definition did not start; the old one keeps serving",
 					zap.String("service", c.Name), zap.Error(err))
 				res.Failed = append(res.Failed, c.Name)

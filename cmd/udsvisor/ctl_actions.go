@@ -129,11 +129,20 @@ func (c *ctl) logs(ctx context.Context, args []string) error {
 		defer stop()
 	}
 	name := pos[0]
+	// Lines of a service of several instances name theirs.
+	several := false
+	if !*asJSON {
+		svc, err := cl.Get(ctx, name)
+		if err != nil {
+			return fmt.Errorf("logs %s: %w", name, err)
+		}
+		several = len(svc.Processes) > 1
+	}
 	err = cl.Logs(ctx, name, *n, *follow, func(l api.LogLine) error {
 		if *asJSON {
 			return writeJSONLine(c.stdout, l)
 		}
-		_, err := io.WriteString(c.stdout, formatLogLine(name, l))
+		_, err := io.WriteString(c.stdout, formatLogLine(name, l, several))
 		return err
 	})
 	if *follow && errors.Is(err, context.Canceled) && ctx.Err() != nil {
@@ -149,8 +158,12 @@ func (c *ctl) logs(ctx context.Context, args []string) error {
 // their second.
 const logTime = "2006-01-02T15:04:05.000Z07:00"
 
-// formatLogLine writes l as "TIME NAME[PID] STREAM: text\n".
-func formatLogLine(name string, l api.LogLine) string {
+// formatLogLine writes l as "TIME NAME[PID] STREAM: text\n", with
+// NAME#INSTANCE for a service of several instances.
+func formatLogLine(name string, l api.LogLine, several bool) string {
+	if several {
+		name += "#" + strconv.Itoa(l.Instance)
+	}
 	return fmt.Sprintf("%s %s[%d] %s: %s\n", l.Time.UTC().Format(logTime), name, l.Pid, l.Stream, api.Printable(l.Line))
 }
 

@@ -217,8 +217,25 @@ func TestCtlLogsFormat(t *testing.T) {
 	if out != want {
 		t.Errorf("got:\n%s\nwant:\n%s", out, want)
 	}
-	if calls := f.Calls(); !slices.Equal(calls, []string{"Logs web 5"}) {
+	if calls := f.Calls(); !slices.Equal(calls, []string{"Status web", "Logs web 5"}) {
 		t.Errorf("the supervisor saw %q", calls)
+	}
+
+	// A service of several instances: each line names its instance.
+	if err := f.Scale(context.Background(), "web", 2); err != nil {
+		t.Fatal(err)
+	}
+	f.Log("web", supervisor.LogLine{Time: at, Pid: 4243, Stream: "stdout", Instance: 1, Line: "second"})
+	out, err = ctlRun(t, sock, "logs", "web", "-n", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = `
+2026-11-25T11:00:00.005Z web#0[4242] stderr: bad \x1b]0;pwned\a title	ok
+2026-11-25T11:00:00.005Z web#1[4243] stdout: second
+`[1:]
+	if out != want {
+		t.Errorf("with two instances got:\n%s\nwant:\n%s", out, want)
 	}
 }
 

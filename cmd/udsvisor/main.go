@@ -23,7 +23,7 @@ commands:
   up     -c FILE   bind the sockets and supervise the services of FILE
   check  -c FILE [-q]  validate FILE and print what up would create and start
                    (-q: nothing on success; warnings go to stderr)
-  ctl    [-s SOCKET] status|start|stop|restart|signal|logs|reload ...
+  ctl    [-s SOCKET] status|start|stop|restart|pause|resume|scale|signal|logs|reload|metrics ...
                    talk to a running udsvisor through its control socket
   proxy  nginx|apache|caddy|haproxy -c FILE [--listen ADDR] [--server-name NAME]
          [--proxy-user USER] [--strict] [--chroot DIR]
