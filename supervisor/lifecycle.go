@@ -298,7 +298,14 @@ func (s *service) onFailedStart(inst *instance, why string) {
 		}
 		s.insts = append(back, slices.DeleteFunc(s.insts, func(i *instance) bool { return slices.Contains(back, i) })...)
 		for _, i := range failed {
-			if i != inst && !i.stop(s) {
+			switch {
+			case i == inst:
+				// Its process is gone already: dropped before the
+				// restart is answered, so that its caller sees the old
+				// processes alone.
+				i.transition(s, Stopped)
+				s.drop(i)
+			case !i.stop(s):
 				s.drop(i)
 			}
 		}
