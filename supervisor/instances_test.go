@@ -366,8 +366,12 @@ func TestStopDuringReloadOverlap(t *testing.T) {
 		res, err := h.sup.Reload(context.Background())
 		done <- reloaded{res, err}
 	}()
-	// The new definition is published, starting, while the old serves.
-	h.waitFor("web", "the new definition starting", func(st Status) bool { return st.State == Starting })
+	// The new definition is published, starting, beside the old one,
+	// which serves meanwhile and shows as leaving.
+	st := h.waitFor("web", "the new definition beside the old", func(st Status) bool { return len(st.Instances) == 2 })
+	if st.State != Running || !st.Instances[1].Leaving || st.Instances[1].Pid != old || st.Instances[0].State != Starting {
+		t.Errorf("during the reload's overlap: %s, %+v; want running, the new instance starting and the old %d leaving", st.State, st.Instances, old)
+	}
 	if err := h.sup.Stop(context.Background(), "web"); err != nil {
 		t.Fatal(err)
 	}

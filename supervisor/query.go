@@ -69,7 +69,32 @@ func (svc *service) snapshot(ctx context.Context) (Status, error) {
 		return Status{}, unknownService(st.Name)
 	default:
 	}
-	return *st, ctx.Err()
+	out := *st
+	if old := svc.replacing.Load(); old != nil {
+		withReplaced(&out, *old.snap.Load())
+	}
+	return out, ctx.Err()
+}
+
+// withReplaced adds to st the processes of old, the definition that a
+// reload's overlap is replacing and that serves meanwhile: they are on
+// their way out, and the service is in the best state of both.
+func withReplaced(st *Status, old Status) {
+	for _, in := range old.Instances {
+		if in.Pid != 0 {
+			in.Leaving = true
+			st.Instances = append(slices.Clip(st.Instances), in)
+		}
+	}
+	for _, want := range statePriority {
+		if st.State == want {
+			return
+		}
+		if old.State == want {
+			st.State = want
+			return
+		}
+	}
 }
 
 // List returns the state of every service, sorted by name.

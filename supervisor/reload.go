@@ -167,8 +167,11 @@ func (s *Supervisor) reload(ctx context.Context, r *runner) (ReloadResult, error
 		switch plans[c.Name] {
 		case keep, reown:
 			services[c.Name] = oldServices[c.Name]
-		case restart, overlap:
+		case restart:
 			services[c.Name] = r.launchService(c, oldServices[c.Name].svc.logs)
+		case overlap:
+			services[c.Name] = r.launchService(c, oldServices[c.Name].svc.logs)
+			services[c.Name].svc.replacing.Store(oldServices[c.Name].svc)
 		case add:
 			services[c.Name] = r.launchService(c, newLogRing())
 		}
@@ -189,7 +192,7 @@ func (s *Supervisor) reload(ctx context.Context, r *runner) (ReloadResult, error
 			if err == nil {
 				err = services[c.Name].svc.call(ctx, request{op: opAwaitStarted})
 			}
-			replaced := oldServices[c.Name]
+			replaced, fresh := oldServices[c.Name], services[c.Name]
 			// A stop or pause of the new definition meanwhile is the
 			// operator's word: the old one goes, the new one rests.
 			if err != nil && !errors.Is(err, errStoppedBeforeStart) {
@@ -204,6 +207,7 @@ func (s *Supervisor) reload(ctx context.Context, r *runner) (ReloadResult, error
 				s.view.Store(&view{services: services})
 			}
 			stopServices([]*running{replaced})
+			fresh.svc.replacing.Store(nil)
 		case restart, add:
 			o := opActivate
 			switch rests[c.Name] {

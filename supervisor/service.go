@@ -142,6 +142,9 @@ type service struct {
 	idle      *time.Timer
 	idleGen   int
 
+	// replacing is the service of the definition a reload's overlap is
+	// replacing, while it serves; readers show its processes too.
+	replacing atomic.Pointer[service]
 	// since is when the published state was entered.
 	since time.Time
 	// snap is the latest state, published by the run goroutine before
