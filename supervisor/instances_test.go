@@ -368,7 +368,9 @@ func TestStopDuringReloadOverlap(t *testing.T) {
 	}()
 	// The new definition is published, starting, beside the old one,
 	// which serves meanwhile and shows as leaving.
-	st := h.waitFor("web", "the new definition beside the old", func(st Status) bool { return len(st.Instances) == 2 })
+	st := h.waitFor("web", "the new definition starting beside the old", func(st Status) bool {
+		return len(st.Instances) == 2 && st.Instances[0].State == Starting
+	})
 	if st.State != Running || !st.Instances[1].Leaving || st.Instances[1].Pid != old || st.Instances[0].State != Starting {
 		t.Errorf("during the reload's overlap: %s, %+v; want running, the new instance starting and the old %d leaving", st.State, st.Instances, old)
 	}
