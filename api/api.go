@@ -24,6 +24,9 @@ type Service struct {
 	Pids []int `json:"pids"`
 	// Instances is how many processes of the service run.
 	Instances int `json:"instances"`
+	// WantedInstances is how many it has when all run: the config's
+	// instances, or what ctl scale set.
+	WantedInstances int `json:"wanted_instances"`
 	// Processes are the service's instances, by index, then those on
 	// their way out.
 	Processes []Process `json:"processes"`

@@ -46,13 +46,13 @@ func services() []supervisor.Status {
 // fake's state.
 var (
 	one, exitedAt = 1, time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
-	web           = api.Service{Name: "web", State: "running", Pid: 1000, Pids: []int{1000}, Instances: 1, Restarts: 2,
+	web           = api.Service{Name: "web", State: "running", Pid: 1000, Pids: []int{1000}, Instances: 1, WantedInstances: 1, Restarts: 2,
 		LastExit: &api.Exit{Pid: 999, Code: &one, Time: exitedAt, Description: "exited with status 1"},
 		Sockets: []api.Socket{
 			{Name: "http", FD: 3, Path: "/run/app/api.sock", Owner: "app", Group: "www-data", Mode: "0660"},
 			{Name: "tcp", FD: 4, Address: "127.0.0.1:8080"},
 		}}
-	db = api.Service{Name: "db", State: "failed", Pids: []int{}, Failures: 3, LastError: "setuid: operation not permitted",
+	db = api.Service{Name: "db", State: "failed", Pids: []int{}, WantedInstances: 1, Failures: 3, LastError: "setuid: operation not permitted",
 		LastExit: &api.Exit{Pid: 998, Signal: "SIGKILL", Time: exitedAt, Description: "killed by SIGKILL"},
 		Sockets:  []api.Socket{}}
 )
@@ -212,7 +212,7 @@ web   running  1000  3h12m   2         http=/run/app/api.sock tcp=127.0.0.1:8080
 		{name: "POST /v1/services/{name}/scale",
 			call: func(c *client.Client, _ *fakesup.Supervisor) (any, error) { return c.Scale(ctx, "web", 2) },
 			want: with(web, func(s *api.Service) {
-				s.Pids, s.Instances = []int{1000, 1001}, 2
+				s.Pids, s.Instances, s.WantedInstances = []int{1000, 1001}, 2, 2
 				s.Processes = []api.Process{
 					{Instance: 0, State: "running", Pid: 1000, Restarts: 2, LastExit: web.LastExit},
 					{Instance: 1, State: "running", Pid: 1001},

@@ -25,7 +25,7 @@ func convert(st supervisor.Status, now time.Time, every bool) api.Service {
 		Restarts: st.Restarts, Failures: st.Failures, LastError: st.LastError,
 		StatusText: st.StatusText, MainPid: st.MainPid,
 		Sockets: apiSockets(st.Sockets), LastExit: apiExit(st.LastExit),
-		Processes: make([]api.Process, 0, len(st.Instances)),
+		Processes: make([]api.Process, 0, len(st.Instances)), WantedInstances: st.Wanted,
 	}
 	if st.Pid != 0 {
 		started := st.StartedAt

@@ -188,7 +188,7 @@ func (s *service) state() State {
 
 func (s *service) status() Status {
 	st := Status{
-		Name: s.cfg.Name, State: s.state(), Sockets: s.cfg.Sockets,
+		Name: s.cfg.Name, State: s.state(), Sockets: s.cfg.Sockets, Wanted: s.want,
 		Instances: make([]InstanceStatus, 0, len(s.insts)),
 	}
 	var last *Exit

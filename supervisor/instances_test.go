@@ -97,8 +97,8 @@ func TestScaleUpAndDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	pids := pidsOf(h.status("pool"))
-	if len(pids) != 3 || pids[0] != first || slices.Contains(pids, 0) {
-		t.Fatalf("after scale 3: pids %v; want 3 processes, the first still %d", pids, first)
+	if len(pids) != 3 || pids[0] != first || slices.Contains(pids, 0) || h.status("pool").Wanted != 3 {
+		t.Fatalf("after scale 3: pids %v, wanted %d; want 3 processes, the first still %d", pids, h.status("pool").Wanted, first)
 	}
 	if _, err := getReport(filepath.Join(h.dir, "pool.sock")); err != nil {
 		t.Fatal(err)

@@ -77,6 +77,9 @@ type Status struct {
 	// Instances are the service's processes, by index, then those on
 	// their way out (an overlapping restart's old ones, scale down's).
 	Instances []InstanceStatus
+	// Wanted is how many instances the service has: instances, or what
+	// ctl scale set.
+	Wanted int
 }
 
 // InstanceStatus is one instance of a service.

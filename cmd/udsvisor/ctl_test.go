@@ -103,7 +103,7 @@ func TestCtlStatusJSON(t *testing.T) {
 		p[0].StartedAt = nil
 	}
 	got[0].UptimeSeconds, got[0].StartedAt = 0, nil
-	want := api.Service{Name: "web", State: "running", Since: since, Pid: 4242, Pids: []int{4242}, Instances: 1,
+	want := api.Service{Name: "web", State: "running", Since: since, Pid: 4242, Pids: []int{4242}, Instances: 1, WantedInstances: 1,
 		Processes: []api.Process{{Instance: 0, State: "running", Pid: 4242, Restarts: 2}},
 		Restarts:  2, Sockets: []api.Socket{
 			{Name: "http", FD: 3, Path: "/run/app/api.sock", Owner: "app", Group: "www-data", Mode: "0660"},

@@ -149,6 +149,7 @@ func (f *Supervisor) withInstances(svc *supervisor.Status) supervisor.Status {
 		return st
 	}
 	n := max(f.scales[st.Name], 1)
+	st.Wanted = n
 	for i := range n {
 		in := supervisor.InstanceStatus{Index: i, State: st.State, Since: st.Since}
 		if st.Pid != 0 {
