@@ -49,18 +49,15 @@ func watchAccept(listeners []*os.File, maxWait time.Duration, taken func()) *acc
 	if len(listeners) == 0 {
 		return nil
 	}
-	ep, err := newPolledEpoll("accept-watch")
+	// Level-triggered: a listener stays ready while its queue holds a
+	// connection.
+	ep, err := watchEpoll("accept-watch", listeners, unix.EPOLLIN)
 	if err != nil {
 		return nil
 	}
 	fds := make([]unix.PollFd, len(listeners))
 	for i, l := range listeners {
 		fds[i] = unix.PollFd{Fd: int32(l.Fd()), Events: unix.POLLIN}
-		// The listener stays ready while its queue holds a connection.
-		if err := ep.add(int(fds[i].Fd), int32(i)); err != nil {
-			ep.Close()
-			return nil
-		}
 	}
 	w := &acceptWatch{ep: ep, quit: make(chan struct{})}
 	deadline := time.Now().Add(maxWait)

@@ -30,20 +30,13 @@ type listenerWatch struct {
 }
 
 func watchListeners(listeners []*os.File, edge bool, come func()) (*listenerWatch, error) {
-	ep, err := newPolledEpoll("listener-watch")
-	if err != nil {
-		return nil, err
-	}
 	events := uint32(unix.EPOLLIN)
 	if edge {
 		events |= unix.EPOLLET
 	}
-	for i, l := range listeners {
-		ev := unix.EpollEvent{Events: events, Fd: int32(i)}
-		if err := unix.EpollCtl(ep.fd, unix.EPOLL_CTL_ADD, int(l.Fd()), &ev); err != nil {
-			ep.Close()
-			return nil, os.NewSyscallError("epoll_ctl", err)
-		}
+	ep, err := watchEpoll("listener-watch", listeners, events)
+	if err != nil {
+		return nil, err
 	}
 	w := &listenerWatch{ep: ep}
 	go w.run(edge, come)

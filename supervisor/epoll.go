@@ -30,12 +30,29 @@ func newPolledEpoll(name string) (*polledEpoll, error) {
 	return &polledEpoll{f: os.NewFile(uintptr(fd), name), fd: fd}, nil
 }
 
-// add watches fd for input, level-triggered: it stays ready while it has
-// something to read (a waiting connection, bytes in a pipe). data comes
-// back in the event's Fd field.
-func (e *polledEpoll) add(fd int, data int32) error {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: data}
+// add watches fd for events: EPOLLIN alone is level-triggered, ready
+// while fd has something to read (a waiting connection, bytes in a pipe);
+// with EPOLLET, ready once per arrival. data comes back in the event's
+// Fd field.
+func (e *polledEpoll) add(fd int, data int32, events uint32) error {
+	ev := unix.EpollEvent{Events: events, Fd: data}
 	return os.NewSyscallError("epoll_ctl", unix.EpollCtl(e.fd, unix.EPOLL_CTL_ADD, fd, &ev))
+}
+
+// watchEpoll is a polledEpoll over a service's listeners, each with its
+// index as data.
+func watchEpoll(name string, listeners []*os.File, events uint32) (*polledEpoll, error) {
+	ep, err := newPolledEpoll(name)
+	if err != nil {
+		return nil, err
+	}
+	for i, l := range listeners {
+		if err := ep.add(int(l.Fd()), int32(i), events); err != nil {
+			ep.Close()
+			return nil, err
+		}
+	}
+	return ep, nil
 }
 
 // wait parks until at least one event is ready and returns them in

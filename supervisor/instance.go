@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -87,6 +88,10 @@ func (s *service) newInstance(i int) *instance {
 	return &instance{index: i, log: log, st: Stopped, since: time.Now()}
 }
 
+// hasStarted reports whether the instance's process has started and
+// serves.
+func (inst *instance) hasStarted() bool { return inst.st == Running || inst.st == Reloading }
+
 // leaving reports whether the instance is on its way out.
 func (inst *instance) leaving() bool { return inst.old || inst.removing }
 
@@ -161,29 +166,36 @@ func (inst *instance) status() InstanceStatus {
 }
 
 // statePriority orders the states an aggregate may show: the service is
-// in the first state that one of its instances is in, so that it shows
+// in the best state that one of its instances is in, so that it shows
 // running while any instance serves.
 var statePriority = []State{Running, Reloading, Starting, Stopping, Backoff, Failed, Exited, Stopped}
+
+// better reports whether a service in state a is shown rather than in b:
+// a comes first in statePriority (a state not in it comes last).
+func better(a, b State) bool {
+	rank := func(st State) int {
+		if i := slices.Index(statePriority, st); i >= 0 {
+			return i
+		}
+		return len(statePriority)
+	}
+	return rank(a) < rank(b)
+}
 
 // state is the service's state: its rest state (stopped, waiting,
 // paused) when it is not active and no instance has a process, else the
 // best of its instances'.
 func (s *service) state() State {
-	busy := false
-	for _, inst := range s.insts {
-		busy = busy || inst.pid != 0 || inst.launching
-	}
-	if !s.active && !busy {
+	if (!s.active && !s.busy()) || len(s.insts) == 0 {
 		return s.rest
 	}
-	for _, want := range statePriority {
-		for _, inst := range s.insts {
-			if inst.st == want {
-				return want
-			}
+	best := s.insts[0].st
+	for _, inst := range s.insts[1:] {
+		if better(inst.st, best) {
+			best = inst.st
 		}
 	}
-	return s.rest
+	return best
 }
 
 func (s *service) status() Status {

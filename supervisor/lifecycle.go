@@ -96,11 +96,14 @@ func (s *service) restart(reply chan error) {
 	}
 }
 
-// serving reports whether a current instance has started and serves.
+// serving reports whether a current instance has started and serves;
+// allStarted whether every one has.
 func (s *service) serving() bool {
-	return slices.ContainsFunc(s.current(), func(inst *instance) bool {
-		return inst.st == Running || inst.st == Reloading
-	})
+	return slices.ContainsFunc(s.current(), (*instance).hasStarted)
+}
+
+func (s *service) allStarted() bool {
+	return !slices.ContainsFunc(s.current(), func(i *instance) bool { return !i.hasStarted() })
 }
 
 // stop asks every process to end (stop_signal, SIGKILL after
@@ -200,7 +203,7 @@ func (s *service) launchDone(err error) {
 	if err != nil && s.launchErr == nil {
 		s.launchErr = err
 	}
-	if s.stopping || slices.ContainsFunc(s.current(), func(inst *instance) bool { return inst.launching }) {
+	if s.stopping || slices.ContainsFunc(s.insts, func(i *instance) bool { return i.launching && !i.leaving() }) {
 		return
 	}
 	err, s.launchErr = s.launchErr, nil
@@ -233,6 +236,14 @@ func (s *service) onInstanceGone(inst *instance) {
 	}
 }
 
+// stopOrDrop stops an instance on its way out, or drops it now if it has
+// no process to wait for.
+func (s *service) stopOrDrop(inst *instance) {
+	if !inst.stop(s) {
+		s.drop(inst)
+	}
+}
+
 // drop removes an instance on its way out and answers the scale
 // requests once no such instance is left.
 func (s *service) drop(inst *instance) {
@@ -252,15 +263,14 @@ func (s *service) onInstanceStarted(inst *instance) {
 		return
 	}
 	s.watchIdle()
-	cur := s.current()
-	if slices.ContainsFunc(cur, func(i *instance) bool { return i.st != Running && i.st != Reloading }) {
+	if !s.allStarted() {
 		return
 	}
 	if s.overlap != nil {
 		s.log.Info("the new processes have started; stopping the old ones")
 		for _, old := range slices.Clone(s.insts) {
-			if old.old && !old.stop(s) {
-				s.drop(old)
+			if old.old {
+				s.stopOrDrop(old)
 			}
 		}
 		s.endOverlap(nil)
@@ -305,8 +315,8 @@ func (s *service) onFailedStart(inst *instance, why string) {
 				// processes alone.
 				i.transition(s, Stopped)
 				s.drop(i)
-			case !i.stop(s):
-				s.drop(i)
+			default:
+				s.stopOrDrop(i)
 			}
 		}
 		s.endOverlap(fmt.Errorf("%w; the old processes keep serving", err))
@@ -400,7 +410,7 @@ func (s *service) awaitStarted(reply chan error) {
 		s.answer(reply, errStoppedBeforeStart) // stopped or paused meanwhile
 		return
 	}
-	if s.serving() && !slices.ContainsFunc(s.current(), func(i *instance) bool { return i.st != Running && i.st != Reloading }) {
+	if s.serving() && s.allStarted() {
 		s.answer(reply, nil)
 		return
 	}
@@ -436,9 +446,7 @@ func (s *service) scale(n int, reply chan error) {
 	case n < len(cur):
 		for _, inst := range cur[n:] {
 			inst.removing = true
-			if !inst.stop(s) {
-				s.drop(inst)
-			}
+			s.stopOrDrop(inst)
 		}
 		if slices.ContainsFunc(s.insts, func(i *instance) bool { return i.removing }) {
 			s.scaleWaiters = append(s.scaleWaiters, reply)

@@ -87,7 +87,7 @@ func (out *output) start(pid int) {
 		o.mu.Unlock()
 		// A pipe left with data after its chunk is reported again in
 		// the next round.
-		if err = o.ep.add(int(out.fd), out.fd); err != nil {
+		if err = o.ep.add(int(out.fd), out.fd, unix.EPOLLIN); err != nil {
 			o.mu.Lock()
 			delete(o.pipes, out.fd)
 			o.mu.Unlock()

@@ -86,14 +86,8 @@ func withReplaced(st *Status, old Status) {
 			st.Instances = append(slices.Clip(st.Instances), in)
 		}
 	}
-	for _, want := range statePriority {
-		if st.State == want {
-			return
-		}
-		if old.State == want {
-			st.State = want
-			return
-		}
+	if better(old.State, st.State) {
+		st.State = old.State
 	}
 }
 
@@ -121,16 +115,18 @@ func (s *Supervisor) List(ctx context.Context) ([]Status, error) {
 // Start starts a stopped, exited or failed service. It returns once the
 // process runs the command, or failed to.
 func (s *Supervisor) Start(ctx context.Context, name string) error {
-	return s.do(ctx, name, opStart, 0)
+	return s.do(ctx, name, request{op: opStart})
 }
 
 // Stop stops the service and returns once its process is gone.
-func (s *Supervisor) Stop(ctx context.Context, name string) error { return s.do(ctx, name, opStop, 0) }
+func (s *Supervisor) Stop(ctx context.Context, name string) error {
+	return s.do(ctx, name, request{op: opStop})
+}
 
 // Restart stops the service's process, if any, and starts a new one. The
 // sockets stay bound throughout.
 func (s *Supervisor) Restart(ctx context.Context, name string) error {
-	return s.do(ctx, name, opRestart, 0)
+	return s.do(ctx, name, request{op: opRestart})
 }
 
 // Pause stops the service's process as Stop does and returns once it is
@@ -138,14 +134,14 @@ func (s *Supervisor) Restart(ctx context.Context, name string) error {
 // wait in their backlog, nothing restarts it (a reload neither), until
 // Resume or Start.
 func (s *Supervisor) Pause(ctx context.Context, name string) error {
-	return s.do(ctx, name, opPause, 0)
+	return s.do(ctx, name, request{op: opPause})
 }
 
 // Resume starts a paused service and returns once its process runs the
 // command; ErrNotPaused for a service that is neither paused nor
 // running.
 func (s *Supervisor) Resume(ctx context.Context, name string) error {
-	return s.do(ctx, name, opResume, 0)
+	return s.do(ctx, name, request{op: opResume})
 }
 
 // Scale sets the number of the service's instances until the next
@@ -154,29 +150,21 @@ func (s *Supervisor) Resume(ctx context.Context, name string) error {
 // dropped; it returns once the new ones run or the removed ones are gone.
 // ErrBadScale unless 1 <= n <= config.MaxInstances.
 func (s *Supervisor) Scale(ctx context.Context, name string, n int) error {
-	svc, err := s.service(ctx, name)
-	if err != nil {
-		return err
-	}
-	err = svc.call(ctx, request{op: opScale, n: n})
-	if errors.Is(err, errServiceGone) {
-		return unknownService(name)
-	}
-	return err
+	return s.do(ctx, name, request{op: opScale, n: n})
 }
 
 // Signal sends sig to the process group of the service's running
 // process; ErrNotRunning when there is none.
 func (s *Supervisor) Signal(ctx context.Context, name string, sig unix.Signal) error {
-	return s.do(ctx, name, opSignal, sig)
+	return s.do(ctx, name, request{op: opSignal, sig: sig})
 }
 
-func (s *Supervisor) do(ctx context.Context, name string, o op, sig unix.Signal) error {
+func (s *Supervisor) do(ctx context.Context, name string, r request) error {
 	svc, err := s.service(ctx, name)
 	if err != nil {
 		return err
 	}
-	err = svc.call(ctx, request{op: o, sig: sig})
+	err = svc.call(ctx, r)
 	if errors.Is(err, errServiceGone) {
 		return unknownService(name)
 	}
