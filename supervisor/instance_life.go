@@ -96,8 +96,7 @@ func (inst *instance) onTimer(s *service) {
 	case Backoff:
 		if inst.leaving() || !s.active {
 			// Replaced or scaled away, or the service stopped meanwhile.
-			inst.transition(s, Stopped)
-			s.onInstanceGone(inst)
+			inst.gone(s)
 			return
 		}
 		inst.spawn(s)
@@ -186,6 +185,13 @@ func (inst *instance) startFailed(err error) {
 	inst.log.Error("start failed", zap.Error(err))
 }
 
+// gone rests the instance, whose process is gone with no successor, and
+// tells the service.
+func (inst *instance) gone(s *service) {
+	inst.transition(s, Stopped)
+	s.onInstanceGone(inst)
+}
+
 // onNoProcess applies the restart policy to a launch that created no
 // process. An instance that could not even start has failed, whatever
 // its restart policy.
@@ -193,8 +199,7 @@ func (inst *instance) onNoProcess(s *service) {
 	inst.pid = 0
 	switch inst.st {
 	case Stopping:
-		inst.transition(s, Stopped)
-		s.onInstanceGone(inst)
+		inst.gone(s)
 		return
 	case Starting:
 	default:
@@ -205,8 +210,7 @@ func (inst *instance) onNoProcess(s *service) {
 	s.onFailedStart(inst, inst.lastErr)
 	switch {
 	case inst.leaving():
-		inst.transition(s, Stopped)
-		s.onInstanceGone(inst)
+		inst.gone(s)
 	case s.cfg.Restart == config.RestartNever:
 		inst.transition(s, Failed)
 	default:
@@ -242,16 +246,14 @@ func (inst *instance) onExit(s *service, ex Exit) {
 	switch inst.st {
 	case Stopping:
 		inst.log.Info("stopped", fields...)
-		inst.transition(s, Stopped)
-		s.onInstanceGone(inst)
+		inst.gone(s)
 	case Running, Reloading:
 		// It had started, so this is no failed start: the next
 		// process starts at once, however often this happens.
 		inst.log.Warn("process ended", fields...)
 		inst.failures = 0
 		if inst.leaving() {
-			inst.transition(s, Stopped)
-			s.onInstanceGone(inst)
+			inst.gone(s)
 			return
 		}
 		inst.afterExit(s, ex.Status.Exited() && ex.Status.ExitStatus() == 0)
@@ -264,8 +266,7 @@ func (inst *instance) onExit(s *service, ex Exit) {
 		}
 		s.onFailedStart(inst, why)
 		if inst.leaving() {
-			inst.transition(s, Stopped)
-			s.onInstanceGone(inst)
+			inst.gone(s)
 			return
 		}
 		inst.afterExit(s, ex.Status.Exited() && ex.Status.ExitStatus() == 0)
@@ -296,8 +297,7 @@ func (inst *instance) afterExit(s *service, clean bool) {
 		// has not started: the old ones keep serving.
 		s.onFailedStart(inst, "the process ended for good (restart = "+string(s.cfg.Restart)+")")
 		if inst.leaving() {
-			inst.transition(s, Stopped)
-			s.onInstanceGone(inst)
+			inst.gone(s)
 			return
 		}
 		inst.transition(s, Exited)
