@@ -25,7 +25,11 @@ func convert(st supervisor.Status, now time.Time, every bool) api.Service {
 		Restarts: st.Restarts, Failures: st.Failures, LastError: st.LastError,
 		StatusText: st.StatusText, MainPid: st.MainPid,
 		Sockets: apiSockets(st.Sockets), LastExit: apiExit(st.LastExit),
-		Processes: make([]api.Process, 0, len(st.Instances)), WantedInstances: st.Wanted,
+		WantedInstances: st.Wanted,
+	}
+	withProcesses := every || len(st.Instances) > 1
+	if withProcesses {
+		a.Processes = make([]api.Process, 0, len(st.Instances)) // [] rather than null on the wire
 	}
 	if st.Pid != 0 {
 		started := st.StartedAt
@@ -36,7 +40,7 @@ func convert(st supervisor.Status, now time.Time, every bool) api.Service {
 		if in.Pid != 0 {
 			a.Pids = append(a.Pids, in.Pid)
 		}
-		if !every && len(st.Instances) < 2 {
+		if !withProcesses {
 			continue
 		}
 		p := api.Process{
