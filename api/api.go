@@ -124,6 +124,21 @@ type ReloadResult struct {
 	Failed []string `json:"failed"`
 }
 
+// Upgrade is the answer of GET /v1/upgrade, and of POST /v1/upgrade with
+// the values before the upgrade it begins.
+type Upgrade struct {
+	// Version and Pid are the running udsvisor's; an upgrade keeps the
+	// pid and changes the version.
+	Version string `json:"version"`
+	Pid     int    `json:"pid"`
+	// Upgrades counts the upgrades this process went through.
+	Upgrades int `json:"upgrades"`
+	// LastError says why the last upgrade that failed did, empty if none
+	// did; LastErrorAt is when.
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+}
+
 // Error is the body of every error response.
 type Error struct {
 	Error string `json:"error"`

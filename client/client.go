@@ -150,6 +150,24 @@ func (c *Client) Reload(ctx context.Context) (api.ReloadResult, error) {
 	return out, err
 }
 
+// Upgrade asks udsvisor to re-execute the binary now on disk in place
+// (POST /v1/upgrade). It returns once udsvisor has checked the new
+// binary and begun, with udsvisor's state before; UpgradeStatus then
+// tells how it went.
+func (c *Client) Upgrade(ctx context.Context) (api.Upgrade, error) {
+	var out api.Upgrade
+	err := c.doJSON(ctx, http.MethodPost, "/v1/upgrade", struct{}{}, &out)
+	return out, err
+}
+
+// UpgradeStatus returns the running udsvisor's version, pid and upgrades
+// (GET /v1/upgrade).
+func (c *Client) UpgradeStatus(ctx context.Context) (api.Upgrade, error) {
+	var out api.Upgrade
+	err := c.doJSON(ctx, http.MethodGet, "/v1/upgrade", nil, &out)
+	return out, err
+}
+
 // Metrics returns the Prometheus text exposition of GET /metrics.
 func (c *Client) Metrics(ctx context.Context) (string, error) {
 	resp, err := c.do(ctx, http.MethodGet, "/metrics", nil)

@@ -40,7 +40,10 @@ const (
 // Config is a validated services.toml.
 type Config struct {
 	// File is the path the config was loaded from, as given.
-	File       string
+	File string
+	// SHA256 is the digest of the file's bytes, which tells whether the
+	// file still holds the config that runs.
+	SHA256     [32]byte
 	Supervisor Supervisor
 	// Services sorted by name.
 	Services []*Service

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -132,7 +133,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		file: file, lines: locate(string(data)), somaxconn: readSomaxconn(),
 		nrOpen: readSysctl("fs/nr_open"), capLastCap: readSysctl("kernel/cap_last_cap"),
 	}
-	cfg := &Config{File: file}
+	cfg := &Config{File: file, SHA256: sha256.Sum256(data)}
 	top := table{m: raw}
 	c.unknown(top, "supervisor", "services")
 	sup := table{key: "supervisor", m: map[string]any{}}

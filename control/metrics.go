@@ -99,9 +99,10 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) error {
 // processFDs writes udsvisor's open fds and its limit, under the names
 // the Prometheus client libraries use: at scale the fd budget is what
 // runs out first (each service holds its sockets, their directory and
-// node handles and its output pipes).
+// node handles and its output pipes). The table counted is this
+// thread's, which every thread shares but the launcher's (privdrop).
 func processFDs(b *bytes.Buffer) {
-	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+	if fds, err := os.ReadDir("/proc/thread-self/fd"); err == nil {
 		family(b, "process_open_fds", "gauge", "Number of open file descriptors.")
 		fmt.Fprintf(b, "process_open_fds %d\n", len(fds)-1) // less the one ReadDir had open
 	}

@@ -43,9 +43,10 @@ func errorResponse(err error) (int, api.Error) {
 	case errors.Is(err, supervisor.ErrUnknownService):
 		return http.StatusNotFound, body
 	case errors.Is(err, supervisor.ErrNotRunning), errors.Is(err, supervisor.ErrNotPaused),
-		errors.Is(err, supervisor.ErrStartFailed):
+		errors.Is(err, supervisor.ErrStartFailed), errors.Is(err, ErrUpgradeRefused):
 		return http.StatusConflict, body
-	case errors.Is(err, supervisor.ErrShuttingDown), errors.Is(err, supervisor.ErrReplaced):
+	case errors.Is(err, supervisor.ErrShuttingDown), errors.Is(err, supervisor.ErrReplaced),
+		errors.Is(err, supervisor.ErrUpgrading):
 		return http.StatusServiceUnavailable, body
 	case errors.As(err, &ces):
 		body.Error = fmt.Sprintf("%d error(s) in the config; nothing was changed", len(ces))

@@ -37,6 +37,8 @@ var routes = []route{
 	{"POST", "/v1/services/{name}/scale", accessWrite, (*Server).scale},
 	{"GET", "/v1/services/{name}/logs", accessRead, (*Server).logs},
 	{"POST", "/v1/reload", accessWrite, (*Server).reload},
+	{"GET", "/v1/upgrade", accessRead, (*Server).upgradeStatus},
+	{"POST", "/v1/upgrade", accessWrite, (*Server).upgrade},
 	{"GET", "/metrics", accessRead, (*Server).metrics},
 }
 
@@ -223,3 +225,31 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
+
+func (s *Server) upgradeStatus(w http.ResponseWriter, r *http.Request) error {
+	if s.opts.Upgrader == nil {
+		return errNoUpgrader
+	}
+	writeJSON(w, http.StatusOK, s.opts.Upgrader.UpgradeStatus())
+	return nil
+}
+
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) error {
+	if err := decodeBody(w, r, &struct{}{}, true); err != nil {
+		return err
+	}
+	if s.opts.Upgrader == nil {
+		return errNoUpgrader
+	}
+	before, err := s.opts.Upgrader.Upgrade(r.Context())
+	if err != nil {
+		return err
+	}
+	// The answer goes out before the upgrade stops the control API.
+	w.Header().Set("Connection", "close")
+	writeJSON(w, http.StatusAccepted, before)
+	return nil
+}
+
+// errNoUpgrader answers an upgrade request to a server without one.
+var errNoUpgrader = &reqError{status: http.StatusNotImplemented, msg: "this udsvisor cannot be upgraded in place"}

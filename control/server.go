@@ -27,6 +27,8 @@
 //	POST /v1/services/{name}/scale         {"instances":3} → api.Service
 //	GET  /v1/services/{name}/logs?lines=N&follow=1   api.LogLine per line (NDJSON)
 //	POST /v1/reload                        api.ReloadResult
+//	GET  /v1/upgrade                       api.Upgrade
+//	POST /v1/upgrade                       api.Upgrade before; 202, then udsvisor re-executes
 //	GET  /metrics                          Prometheus text format
 //
 // Errors are api.Error bodies: 400 for a malformed request (bad JSON,
@@ -60,6 +62,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/udsvisor/udsvisor/api"
 )
 
 // DefaultMaxConns is the connection cap when Options.MaxConns is 0.
@@ -93,7 +97,24 @@ type Options struct {
 	MaxRootConns int
 	// Version is udsvisor's, for the udsvisor_build_info metric.
 	Version string
+	// Upgrader serves /v1/upgrade; nil answers 501.
+	Upgrader Upgrader
 }
+
+// Upgrader re-executes udsvisor in place (cmd/udsvisor).
+type Upgrader interface {
+	// Upgrade checks the binary on disk and, if it can take over,
+	// begins the upgrade, which waits for this request to be answered.
+	// It returns the state before. A binary that cannot take over is an
+	// error wrapping ErrUpgradeRefused (409); an upgrade already under
+	// way wraps supervisor.ErrUpgrading (503).
+	Upgrade(ctx context.Context) (api.Upgrade, error)
+	// UpgradeStatus is the running udsvisor's version, pid and upgrades.
+	UpgradeStatus() api.Upgrade
+}
+
+// ErrUpgradeRefused: the new binary cannot take over; nothing changed.
+var ErrUpgradeRefused = errors.New("upgrade refused")
 
 // Server serves the control API on an already-listening socket.
 type Server struct {

@@ -36,13 +36,19 @@ type Launcher struct {
 	threads []*launchThread
 	quit    chan struct{}
 	once    sync.Once
+	// main is the thread of a main-thread launcher (NewMainLauncher),
+	// nil otherwise; mainPeer is its end of the socket pair until
+	// ServeMain takes it.
+	main     *launchThread
+	mainPeer int
 }
 
 // launchThread is one launcher thread and the means to talk to it.
 type launchThread struct {
-	sock int // our end of its socket pair, in the process's fd table
-	reqs chan launchReq
-	done chan struct{} // closed when the thread's goroutine has ended
+	sock  int // our end of its socket pair, in the process's fd table
+	reqs  chan launchReq
+	execs chan execReq  // main-thread launcher only
+	done  chan struct{} // closed when the thread's goroutine has ended
 }
 
 type launchReq struct {
@@ -79,7 +85,7 @@ func (ln *Launcher) startThread() (*launchThread, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("socketpair", err)
 	}
-	t := &launchThread{sock: fds[0], reqs: make(chan launchReq), done: make(chan struct{})}
+	t := newLaunchThread(fds[0])
 	ready := make(chan error, 1) // the thread reports once, without waiting
 	go t.run(fds[1], ln.quit, ready)
 	err = <-ready
@@ -91,6 +97,10 @@ func (ln *Launcher) startThread() (*launchThread, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+func newLaunchThread(sock int) *launchThread {
+	return &launchThread{sock: sock, reqs: make(chan launchReq), execs: make(chan execReq), done: make(chan struct{})}
 }
 
 // Close ends the launcher's threads, which kills every child they forked
@@ -168,16 +178,16 @@ func (t *launchThread) run(peer int, quit <-chan struct{}, ready chan<- error) {
 		go func() {
 			runtime.LockOSThread()
 			close(locked)
-			t.serve(peer, quit, ready)
+			t.serve(peer, quit, ready, nil, nil)
 		}()
 		<-locked
 		runtime.UnlockOSThread()
 		return
 	}
-	t.serve(peer, quit, ready)
+	t.serve(peer, quit, ready, nil, nil)
 }
 
-func (t *launchThread) serve(peer int, quit <-chan struct{}, ready chan<- error) {
+func (t *launchThread) serve(peer int, quit <-chan struct{}, ready chan<- error, inherited []int, started func()) {
 	defer close(t.done)
 	// The runtime's own fds (its epoll and event fds) are in the copy
 	// and must stay: the runtime may use them from any thread.
@@ -185,12 +195,20 @@ func (t *launchThread) serve(peer int, quit <-chan struct{}, ready chan<- error)
 		ready <- os.NewSyscallError("unshare CLONE_FILES", err)
 		return
 	}
+	// The copy holds what the process inherited through an exec; the
+	// process's table keeps them, and only there may they be closed.
+	for _, fd := range inherited {
+		unix.Close(fd)
+	}
 	devnull, err := unix.Open(os.DevNull, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		ready <- &os.PathError{Op: "open", Path: os.DevNull, Err: err}
 		return
 	}
 	ready <- nil
+	if started != nil {
+		started()
+	}
 	for {
 		select {
 		case <-quit:
@@ -198,6 +216,9 @@ func (t *launchThread) serve(peer int, quit <-chan struct{}, ready chan<- error)
 		case r := <-t.reqs:
 			pid, err := forkFrom(peer, devnull, r)
 			r.reply <- launchResult{pid, err}
+		case r := <-t.execs:
+			// Returns only if the exec failed.
+			r.reply <- execFrom(peer, r)
 		}
 	}
 }

@@ -58,12 +58,14 @@ func (w *dirWalk) trim() []int {
 
 // procPath names the file name in the directory open as dirfd through
 // /proc, which pins the directory Bind verified instead of resolving its
-// path again.
+// path again. It is thread-self, not self: /proc/self/fd is the main
+// thread's table, which in udsvisor is the launcher's own (privdrop), not
+// the one every other thread shares.
 func procPath(dirfd int, name string) string {
 	if name == "" {
-		return "/proc/self/fd/" + strconv.Itoa(dirfd)
+		return "/proc/thread-self/fd/" + strconv.Itoa(dirfd)
 	}
-	return "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + name
+	return "/proc/thread-self/fd/" + strconv.Itoa(dirfd) + "/" + name
 }
 
 // openDir opens the single component comp of parent as an O_PATH

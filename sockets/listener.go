@@ -13,7 +13,7 @@
 //     allowed above the socket's own directory); missing ones are made
 //     root:GID with DirMode.
 //  3. The socket is bound to a temporary name through
-//     /proc/self/fd/<dirfd>/, chowned and chmodded through an O_PATH fd
+//     /proc/thread-self/fd/<dirfd>/, chowned and chmodded through an O_PATH fd
 //     of that exact node (never through the socket fd, which changes only
 //     the sockfs inode), and starts listening.
 //  4. The temporary name is linked to the final name, or renamed over a

@@ -48,7 +48,7 @@ func (b *binder) publish(dirfd int, tmp, name, path string) error {
 // probe returns nil if name in dirfd is a stale socket, one that nobody
 // listens on; errVanished if it no longer exists; and otherwise an error
 // saying why it must not be replaced. It never follows a symlink: the
-// connect goes through /proc/self/fd of an O_NOFOLLOW fd of the name,
+// connect goes through /proc/thread-self/fd of an O_NOFOLLOW fd of the name,
 // which also keeps long paths within sun_path.
 func (b *binder) probe(dirfd int, name, path string) error {
 	fd, err := ignoringEINTR(func() (int, error) {

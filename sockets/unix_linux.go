@@ -153,7 +153,7 @@ func checkPublished(dirfd int, name, path string, st *unix.Stat_t) error {
 }
 
 // bindTemp binds sock to a fresh temporary name in the directory dirfd
-// and returns the name. It binds through /proc/self/fd/<dirfd>, so the
+// and returns the name. It binds through /proc/thread-self/fd/<dirfd>, so the
 // node lands in the directory the walk verified, whatever its path now
 // leads to, and long directory paths do not count against sun_path.
 func bindTemp(sock, dirfd int, name, path string) (string, error) {

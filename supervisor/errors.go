@@ -22,6 +22,9 @@ var (
 	ErrBadScale = errors.New("bad number of instances")
 	// ErrShuttingDown: udsvisor is stopping and takes no more requests.
 	ErrShuttingDown = errors.New("udsvisor is shutting down")
+	// ErrUpgrading: udsvisor is handing its services over to the binary
+	// an upgrade executes, and takes no requests meanwhile.
+	ErrUpgrading = errors.New("udsvisor is being upgraded; try again in a moment")
 	// ErrReplaced: a reload is stopping this definition of the service
 	// to replace or remove it; a request after the reload reaches the
 	// new definition (or finds none).

@@ -70,17 +70,17 @@ func (s *service) fork(inst *instance, c *config.Service, files []*os.File) (*pr
 	}
 	if ns != nil {
 		ns.pid.Store(int64(pid))
-		go ns.read(func(m notifyMsg) { s.inbox.post(noted{inst: inst, msg: m}) })
+		ns.start(func(m notifyMsg) { s.inbox.post(noted{inst: inst, msg: m}) })
 	}
 	return l, pid, ns, nil
 }
 
 func (s *service) forkWith(inst *instance, c *config.Service, files []*os.File, env []string) (*privdrop.Launch, int, error) {
-	stdout, err := s.outs.pipe(inst.log, s.logs, "stdout", inst.index)
+	stdout, err := s.outs.pipe(c.Name, inst.log, s.logs, "stdout", inst.index)
 	if err != nil {
 		return nil, 0, fmt.Errorf("start %s: %w", c.Name, err)
 	}
-	stderr, err := s.outs.pipe(inst.log, s.logs, "stderr", inst.index)
+	stderr, err := s.outs.pipe(c.Name, inst.log, s.logs, "stderr", inst.index)
 	if err != nil {
 		stdout.abort()
 		return nil, 0, fmt.Errorf("start %s: %w", c.Name, err)

@@ -34,6 +34,11 @@ type notifySocket struct {
 	// pid is the process once forked (0 before): the reader drops what
 	// anyone outside its process group sends.
 	pid atomic.Int64
+	// post receives the messages; read ends when the socket is closed or
+	// pause sets paused, closing stopped.
+	post    func(notifyMsg)
+	paused  atomic.Bool
+	stopped chan struct{}
 }
 
 // notifyMsg is one message a process sent, parsed.
@@ -72,25 +77,82 @@ func newNotifySocket() (*notifySocket, error) {
 	if !ok || !strings.HasPrefix(ua.Name, "@") {
 		return nil, fmt.Errorf("notify socket: unexpected address %v", sa)
 	}
+	return notifyConn(f, ua.Name)
+}
+
+func notifyConn(f *os.File, addr string) (*notifySocket, error) {
 	c, err := net.FileConn(f)
 	if err != nil {
 		return nil, fmt.Errorf("notify socket: %w", err)
 	}
-	return &notifySocket{conn: c.(*net.UnixConn), addr: ua.Name}, nil
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("notify socket: %T is not a Unix socket", c)
+	}
+	return &notifySocket{conn: uc, addr: addr}, nil
+}
+
+// adoptNotifySocket wraps fd, the notify socket of process pid that an
+// upgrade passed, after checking that it is one: a datagram socket at an
+// abstract address, with SO_PASSCRED. A refused fd is left open.
+func adoptNotifySocket(fd, pid int) (*notifySocket, error) {
+	typ, err1 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	cred, err2 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED)
+	sa, err3 := unix.Getsockname(fd)
+	ua, ok := sa.(*unix.SockaddrUnix)
+	if errors.Join(err1, err2, err3) != nil || typ != unix.SOCK_DGRAM || cred != 1 || !ok || !strings.HasPrefix(ua.Name, "@") {
+		return nil, fmt.Errorf("fd %d is not a notify socket", fd)
+	}
+	f := os.NewFile(uintptr(fd), "notify")
+	defer f.Close() // FileConn keeps a dup
+	n, err := notifyConn(f, ua.Name)
+	if err != nil {
+		return nil, err
+	}
+	n.pid.Store(int64(pid))
+	return n, nil
+}
+
+// start reads the socket on a goroutine of its own, posting each message.
+func (n *notifySocket) start(post func(notifyMsg)) {
+	n.post = post
+	n.paused.Store(false)
+	n.conn.SetReadDeadline(time.Time{})
+	n.stopped = make(chan struct{})
+	go n.read()
+}
+
+// pause stops the reader and returns once it has: what comes next stays
+// queued in the socket, for start or an upgrade's next program.
+func (n *notifySocket) pause() {
+	n.paused.Store(true)
+	n.conn.SetReadDeadline(time.Now())
+	<-n.stopped
+}
+
+// fd returns the socket's fd, for an upgrade to pass.
+func (n *notifySocket) fd() int {
+	fd := -1
+	if rc, err := n.conn.SyscallConn(); err == nil {
+		rc.Control(func(f uintptr) { fd = int(f) })
+	}
+	return fd
 }
 
 // read parses what the process sends and posts it until the socket is
-// closed. It survives empty, over-long and garbled messages (systemd's
-// CVE-2016-7796: a zero-length datagram stopped its reader) and closes
-// any fds a sender attached.
-func (n *notifySocket) read(post func(notifyMsg)) {
+// closed or paused. It survives empty, over-long and garbled messages
+// (systemd's CVE-2016-7796: a zero-length datagram stopped its reader)
+// and closes any fds a sender attached.
+func (n *notifySocket) read() {
+	defer close(n.stopped)
 	buf := make([]byte, notifyMax+1)
 	// Room for the credentials and a few fds, which are closed: a
 	// sender cannot make udsvisor keep its files.
 	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(16*4))
 	for {
 		nb, noob, flags, _, err := n.conn.ReadMsgUnix(buf, oob)
-		if errors.Is(err, net.ErrClosed) {
+		if errors.Is(err, net.ErrClosed) || n.paused.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
 			return
 		}
 		if err != nil {
@@ -105,7 +167,7 @@ func (n *notifySocket) read(post func(notifyMsg)) {
 			continue
 		}
 		m.from, m.pid = n, pid
-		post(m)
+		n.post(m)
 	}
 }
 

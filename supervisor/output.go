@@ -36,6 +36,15 @@ type outputs struct {
 
 	mu    sync.Mutex
 	pipes map[int32]*output // by read-end fd; guarded by mu
+
+	// holds carries an upgrade's request to stop reading (hold).
+	holds chan holdReq
+}
+
+// holdReq stops the reading goroutine: it closes held once every
+// half-read line is logged and waits for release.
+type holdReq struct {
+	held, release chan struct{}
 }
 
 // output is one pipe from a child's stdout or stderr into the log.
@@ -43,6 +52,7 @@ type output struct {
 	o      *outputs
 	log    svcLog
 	ring   *logRing
+	svc    string // the service's name
 	stream string
 	r, w   *os.File
 	fd     int32
@@ -58,16 +68,16 @@ func newOutputs() (*outputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &outputs{ep: ep, pipes: make(map[int32]*output)}, nil
+	return &outputs{ep: ep, pipes: make(map[int32]*output), holds: make(chan holdReq, 1)}, nil
 }
 
 // pipe makes a pipe whose write end w is for a child's stream.
-func (o *outputs) pipe(log svcLog, ring *logRing, stream string, index int) (*output, error) {
+func (o *outputs) pipe(svc string, log svcLog, ring *logRing, stream string, index int) (*output, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("pipe for %s: %w", stream, err)
 	}
-	return &output{o: o, log: log, ring: ring, stream: stream, r: r, w: w, index: index}, nil
+	return &output{o: o, log: log, ring: ring, svc: svc, stream: stream, r: r, w: w, index: index}, nil
 }
 
 // start closes udsvisor's copy of the write end (the child has its own)
@@ -76,6 +86,12 @@ func (o *outputs) pipe(log svcLog, ring *logRing, stream string, index int) (*ou
 func (out *output) start(pid int) {
 	out.w.Close()
 	out.pid = pid
+	out.watch()
+}
+
+// watch adds the read end to the reading goroutine's set.
+func (out *output) watch() {
+	pid := out.pid
 	rc, err := out.r.SyscallConn()
 	if err == nil {
 		err = rc.Control(func(fd uintptr) { out.fd = int32(fd) })
@@ -120,6 +136,11 @@ func (o *outputs) run(stop <-chan struct{}, grace time.Duration) {
 			select {
 			case <-stop:
 				graceEnd = time.Now().Add(grace)
+			case h := <-o.holds:
+				o.flush()
+				close(h.held)
+				<-h.release
+				_ = o.ep.setDeadline(time.Time{})
 			default:
 			}
 		}
@@ -212,6 +233,28 @@ func (o *outputs) remove(out *output) {
 // fd cannot wait on a channel too, but an expired deadline wakes it.
 func (o *outputs) wake() {
 	_ = o.ep.setDeadline(time.Now())
+}
+
+// hold stops the reading until release is called, once every line
+// already read has been logged: what the children write meanwhile stays
+// in the pipes, for release or for an upgrade's next program.
+func (o *outputs) hold() (release func()) {
+	h := holdReq{held: make(chan struct{}), release: make(chan struct{})}
+	o.holds <- h
+	o.wake()
+	<-h.held
+	return func() { close(h.release) }
+}
+
+// flush logs the half-read lines as they are.
+func (o *outputs) flush() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, out := range o.pipes {
+		if len(out.partial) > 0 {
+			out.emit()
+		}
+	}
 }
 
 func (o *outputs) empty() bool {

@@ -63,6 +63,10 @@ type reaper struct {
 	// orphanReaped wakes killOrphans when an orphan was reaped.
 	// Capacity 1: one pending wake means "count again".
 	orphanReaped chan struct{}
+	// frozen stops all reaping while an upgrade hands the children
+	// over: their ends stay as zombies for the next program. Guarded
+	// by mu.
+	frozen bool
 }
 
 // newReaper returns a reaper; call run to make it reap.
@@ -135,6 +139,31 @@ func (r *reaper) signal(pid int, sig unix.Signal) error {
 	return nil
 }
 
+// freeze stops reaping until thaw.
+func (r *reaper) freeze() {
+	r.mu.Lock()
+	r.frozen = true
+	r.mu.Unlock()
+}
+
+func (r *reaper) thaw() {
+	r.mu.Lock()
+	r.frozen = false
+	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default: // a look is already pending
+	}
+}
+
+// adopt registers pid, a child that an upgrade handed over, as start
+// would have; call it before run.
+func (r *reaper) adopt(pid int, deliver func(Exit)) {
+	r.mu.Lock()
+	r.procs[pid] = deliver
+	r.mu.Unlock()
+}
+
 // pids returns the registered pids, for the final sweep at shutdown.
 func (r *reaper) pids() []int {
 	r.mu.Lock()
@@ -149,7 +178,7 @@ func (r *reaper) pids() []int {
 func (r *reaper) reap() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for {
+	for !r.frozen {
 		pid, err := peekExited()
 		if err != nil || pid == 0 {
 			break

@@ -177,7 +177,7 @@ func (s *Supervisor) reload(ctx context.Context, r *runner) (ReloadResult, error
 		}
 	}
 	r.cfg, r.services = cfg, services
-	s.view.Store(&view{services: services})
+	s.view.Store(&view{services: services, cfg: cfg})
 	closeListeners(oldPool, pool, s.log)
 
 	for _, c := range cfg.Services {
@@ -204,7 +204,7 @@ func (s *Supervisor) reload(ctx context.Context, r *runner) (ReloadResult, error
 				services = maps.Clone(services)
 				replaced, services[c.Name] = services[c.Name], oldServices[c.Name]
 				r.services = services
-				s.view.Store(&view{services: services})
+				s.view.Store(&view{services: services, cfg: cfg})
 			}
 			stopServices([]*running{replaced})
 			fresh.svc.replacing.Store(nil)

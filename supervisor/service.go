@@ -16,10 +16,13 @@ import (
 // request is a call into a service's goroutine. reply receives exactly one
 // error (nil on success) and must have room for it.
 type request struct {
-	op    op
-	sig   unix.Signal     // for opSignal
-	cfg   *config.Service // for opReconfigure
-	n     int             // for opScale
+	op  op
+	sig unix.Signal     // for opSignal
+	cfg *config.Service // for opReconfigure
+	n   int             // for opScale
+	// for opSave: where the state goes, and how its fds are numbered
+	saved *SavedService
+	add   func(fd int) int
 	reply chan error
 }
 
@@ -41,11 +44,17 @@ const (
 	// opAwaitStarted is answered once every instance has started, or
 	// with the error of the first failed start (a reload's overlap).
 	opAwaitStarted
+	// opFreeze is answered once the service has settled and stands
+	// still for a handover (handover.go); opSave writes it down and
+	// opThaw lets it go on (or cancels a freeze still waiting).
+	opFreeze
+	opSave
+	opThaw
 )
 
 func (o op) String() string {
 	return [...]string{"start", "stop", "restart", "signal", "reconfigure", "retire", "pause", "resume",
-		"activate", "scale", "await started"}[o]
+		"activate", "scale", "await started", "freeze", "save", "thaw"}[o]
 }
 
 // shared is what every service of a Supervisor shares, set before the
@@ -133,6 +142,11 @@ type service struct {
 	overlap *overlapRestart
 	// startedWaiters are opAwaitStarted requests.
 	startedWaiters []chan error
+	// freezing is an opFreeze waiting for the service to settle.
+	freezing chan error
+	// adopting holds, for a service that an upgrade handed over, what
+	// was left of each instance's timer, until run has armed them.
+	adopting []time.Duration
 	// demand watches the listeners of a waiting on-demand service;
 	// activity, with idle_stop, those of its running processes, checked
 	// at each idle period.
@@ -206,6 +220,9 @@ var errServiceGone = errors.New("service removed")
 // supervisor has stopped the service through stop requests.
 func (s *service) run(ctx context.Context) {
 	defer close(s.done)
+	if s.adopting != nil {
+		s.resumeAdopted()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -218,6 +235,9 @@ func (s *service) run(ctx context.Context) {
 			}
 		}
 		s.publish()
+		if s.freezing != nil && s.quiet() && !s.frozen(ctx) {
+			return
+		}
 	}
 }
 
@@ -326,6 +346,14 @@ func (s *service) handle(r request) {
 		s.signal(r.sig, r.reply)
 	case opAwaitStarted:
 		s.awaitStarted(r.reply)
+	case opFreeze:
+		s.freezing = r.reply // answered once settled (run)
+	case opThaw:
+		if s.freezing != nil {
+			s.answer(s.freezing, errors.New("handover cancelled"))
+			s.freezing = nil
+		}
+		s.answer(r.reply, nil)
 	default:
 		s.answer(r.reply, errInternal(r.op, s.state()))
 	}

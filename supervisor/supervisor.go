@@ -63,6 +63,11 @@ type Options struct {
 	// ReapOrphans makes the reaper also reap processes that are not
 	// services' main processes, for when udsvisor is a subreaper or PID 1.
 	ReapOrphans bool
+	// Launcher forks the launch helpers. Nil: Run starts a launcher of
+	// its own threads and closes it when it returns. Given, it is the
+	// caller's to close (after Run), and it must be privdrop's
+	// main-thread launcher for Handover's exec to keep the children.
+	Launcher *privdrop.Launcher
 	// Reconfigure is called by Reload when the [supervisor] table
 	// changed, once the new sockets are bound and before any service
 	// changes; an error refuses the reload. It applies what it accepts
@@ -95,25 +100,33 @@ type Supervisor struct {
 	// views answers readers that come before the first view: a send
 	// waits until the run goroutine takes requests.
 	views chan chan *view
-	// reloads carries Reload requests to the run goroutine.
-	reloads chan reloadRequest
+	// reloads carries Reload requests to the run goroutine, handovers
+	// Handover requests.
+	reloads   chan reloadRequest
+	handovers chan handoverRequest
 	// done is closed when Run returns.
 	done chan struct{}
 	// changed is notified each time a service's state changes.
 	changed broadcast
+	// adopted is set by Adopt: Run takes these over instead of binding
+	// and starting.
+	adopted *adoption
 }
 
 // view is what the run goroutine publishes: a consistent set of
 // services, replaced as a whole, never changed in place.
 type view struct {
 	services map[string]*running
+	// cfg is the config the services run.
+	cfg *config.Config
 	// closing is set once shutdown has begun: no more requests.
 	closing bool
 }
 
-// running is a service and the cancel of the goroutine that owns it.
+// running is a service and the context of the goroutine that owns it.
 type running struct {
 	svc    *service
+	ctx    context.Context
 	cancel context.CancelFunc
 }
 
@@ -128,6 +141,7 @@ func New(cfg *config.Config, log *zap.Logger, opts Options) *Supervisor {
 		helperTimeout: 30 * time.Second,
 		views:         make(chan chan *view),
 		reloads:       make(chan reloadRequest),
+		handovers:     make(chan handoverRequest),
 		done:          make(chan struct{}),
 	}
 }
@@ -144,6 +158,8 @@ type runner struct {
 	pool map[string]*pooled
 	// bound counts Binds, to close listeners in reverse order.
 	bound uint64
+	// release lets the output reader go on after a handover.
+	release func()
 }
 
 // Run binds every socket, starts every service and supervises them until
@@ -154,22 +170,44 @@ type runner struct {
 // started, if not nil, is called once every service has been started.
 func (s *Supervisor) Run(ctx context.Context, started func()) error {
 	defer close(s.done)
-	// First, while udsvisor holds few fds: the launcher's thread keeps
-	// a copy of the fd table as it is now, and forks from it.
-	launcher, err := privdrop.NewLauncher(launchThreads)
-	if err != nil {
-		return fmt.Errorf("start the launcher: %w", err)
+	launcher := s.opts.Launcher
+	if launcher == nil {
+		// First, while udsvisor holds few fds: the launcher's threads
+		// keep a copy of the fd table as it is now, and fork from it.
+		var err error
+		if launcher, err = privdrop.NewLauncher(launchThreads); err != nil {
+			return fmt.Errorf("start the launcher: %w", err)
+		}
+		// Closed last: it kills whatever it started that still runs.
+		defer launcher.Close()
 	}
-	// Closed last: it kills whatever it started that still runs.
-	defer launcher.Close()
 	r := &runner{log: s.log, opts: s.opts, cfg: s.cfg}
-	if r.pool, err = r.bindAll(s.cfg, nil); err != nil {
-		return err
+	adopting := s.adopted != nil
+	if adopting {
+		r.pool, r.bound = s.adopted.pool, uint64(len(s.adopted.pool))
+	} else {
+		var err error
+		if r.pool, err = r.bindAll(s.cfg, nil); err != nil {
+			return err
+		}
 	}
 	outs, err := newOutputs()
 	if err != nil {
 		closeListeners(r.pool, nil, s.log)
 		return err
+	}
+	r.env = &shared{exe: s.exe, launcher: launcher, reaper: s.reaper, outs: outs,
+		helperTimeout: s.helperTimeout, changed: &s.changed}
+	if s.adopted != nil {
+		// Before the reaper runs: an adopted process that ended during
+		// the upgrade is a zombie that only its service may reap.
+		r.services = r.adoptServices(s.adopted)
+		s.adopted = nil
+	} else {
+		r.services = make(map[string]*running, len(s.cfg.Services))
+		for _, c := range s.cfg.Services {
+			r.services[c.Name] = r.launchService(c, newLogRing())
+		}
 	}
 	stopOutputs := make(chan struct{})
 	outputsDone := make(chan struct{})
@@ -183,18 +221,11 @@ func (s *Supervisor) Run(ctx context.Context, started func()) error {
 		defer close(reaperDone)
 		s.reaper.run(reaperCtx)
 	}()
-	r.env = &shared{exe: s.exe, launcher: launcher, reaper: s.reaper, outs: outs,
-		helperTimeout: s.helperTimeout, changed: &s.changed}
-
-	r.services = make(map[string]*running, len(s.cfg.Services))
-	for _, c := range s.cfg.Services {
-		r.services[c.Name] = r.launchService(c, newLogRing())
-	}
-	s.view.Store(&view{services: r.services})
-	s.loop(ctx, r, started)
+	s.view.Store(&view{services: r.services, cfg: r.cfg})
+	s.loop(ctx, r, started, adopting)
 
 	s.log.Info("shutting down")
-	s.view.Store(&view{services: r.services, closing: true})
+	s.view.Store(&view{services: r.services, cfg: r.cfg, closing: true})
 	stopServices(values(r.services))
 	if s.opts.ReapOrphans {
 		s.reaper.killOrphans(5 * time.Second)
@@ -208,16 +239,19 @@ func (s *Supervisor) Run(ctx context.Context, started func()) error {
 	return nil
 }
 
-// loop starts the first services and then serves the run goroutine's
-// requests until ctx is done.
-func (s *Supervisor) loop(ctx context.Context, r *runner, started func()) {
+// loop starts the first services (unless they were adopted, and run)
+// and then serves the run goroutine's requests until ctx is done.
+func (s *Supervisor) loop(ctx context.Context, r *runner, started func(), adopted bool) {
 	startDone := make(chan struct{})
 	go func() {
 		defer close(startDone)
-		startAll(ctx, r.services, s.log)
+		if !adopted {
+			startAll(ctx, r.services, s.log)
+		}
 	}()
 	// A reload waits until the first start is done; readers do not.
 	var reloads chan reloadRequest
+	var handovers chan handoverRequest
 	var settle *time.Timer
 	var settleC <-chan time.Time
 	defer func() {
@@ -233,7 +267,7 @@ func (s *Supervisor) loop(ctx context.Context, r *runner, started func()) {
 		case <-ctx.Done():
 			return
 		case <-startDone:
-			startDone, reloads = nil, s.reloads
+			startDone, reloads, handovers = nil, s.reloads, s.handovers
 			settle = time.NewTimer(settleTime(r.cfg))
 			settleC = settle.C
 			if ctx.Err() == nil {
@@ -249,6 +283,8 @@ func (s *Supervisor) loop(ctx context.Context, r *runner, started func()) {
 				settle.Reset(settleTime(r.cfg))
 				settleC = settle.C
 			}
+		case req := <-handovers:
+			s.handover(ctx, r, req)
 		case <-settleC:
 			settleC = nil
 			releaseMemory()
@@ -328,6 +364,13 @@ func values(m map[string]*running) []*running {
 // launchService creates the service for c with its sockets from the pool
 // and starts its goroutine (not its process).
 func (r *runner) launchService(c *config.Service, logs *logRing) *running {
+	rs := r.newRunning(c, logs)
+	go rs.svc.run(rs.ctx)
+	return rs
+}
+
+// newRunning creates the service for c with its sockets from the pool.
+func (r *runner) newRunning(c *config.Service, logs *logRing) *running {
 	listeners := make([]*pooled, len(c.Sockets))
 	for i, sock := range c.Sockets {
 		listeners[i] = r.pool[socketKey(sock)]
@@ -347,9 +390,7 @@ func (r *runner) launchService(c *config.Service, logs *logRing) *running {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	rs := &running{svc: newService(c, files, mend, r.env, logs, log), cancel: cancel}
-	go rs.svc.run(ctx)
-	return rs
+	return &running{svc: newService(c, files, mend, r.env, logs, log), ctx: ctx, cancel: cancel}
 }
 
 // stopServices stops the services in parallel for good (a start that

@@ -24,6 +24,8 @@ commands:
   signal NAME SIG            send SIG (HUP, USR1, ...) to the service's process group
   logs NAME [-n N] [-f] [--json]  print the last N lines (default 10, 0: all kept); -f follows
   reload [--json]            re-read the config udsvisor was started with
+  upgrade [-timeout D] [--json]  re-execute the udsvisor binary now on disk in place,
+                             keeping every process and socket; exit 1 if it did not take over
   metrics                    print the Prometheus metrics
 
 SOCKET defaults to control_socket in FILE (default /etc/udsvisor/services.toml)
@@ -126,6 +128,8 @@ func (c *ctl) run(ctx context.Context, args []string) error {
 		return c.logs(ctx, rest)
 	case "reload":
 		return c.reload(ctx, rest)
+	case "upgrade":
+		return c.upgrade(ctx, rest)
 	case "metrics":
 		return c.metrics(ctx, rest)
 	case "help":

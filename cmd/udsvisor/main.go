@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 
 	"github.com/udsvisor/udsvisor/config"
 	// Linked for its launch helper: a C constructor that runs before
@@ -23,7 +24,7 @@ commands:
   up     -c FILE   bind the sockets and supervise the services of FILE
   check  -c FILE [-q]  validate FILE and print what up would create and start
                    (-q: nothing on success; warnings go to stderr)
-  ctl    [-s SOCKET] status|start|stop|restart|pause|resume|scale|signal|logs|reload|metrics ...
+  ctl    [-s SOCKET] status|start|stop|restart|pause|resume|scale|signal|logs|reload|upgrade|metrics ...
                    talk to a running udsvisor through its control socket
   proxy  nginx|apache|caddy|haproxy -c FILE [--listen ADDR] [--server-name NAME]
          [--proxy-user USER] [--strict] [--chroot DIR]
@@ -37,6 +38,11 @@ FILE defaults to /etc/udsvisor/services.toml.
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
+
+// The main goroutine keeps the main thread: in up it serves the launcher
+// there (privdrop.Launcher.ServeMain), the one thread an upgrade's exec
+// keeps.
+func init() { runtime.LockOSThread() }
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -60,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runProxy(args[1:], stdout, stderr)
 	case "demo":
 		err = runDemo(args[1:])
+	case upgradeCheckArg:
+		err = runUpgradeCheck(args[1:], stdout)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "udsvisor", version)
 	case "help", "-h", "--help":

@@ -6,17 +6,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
 
+	"github.com/udsvisor/udsvisor/api"
 	"github.com/udsvisor/udsvisor/config"
 	"github.com/udsvisor/udsvisor/control"
+	"github.com/udsvisor/udsvisor/privdrop"
 	"github.com/udsvisor/udsvisor/sockets"
 	"github.com/udsvisor/udsvisor/supervisor"
 )
@@ -36,15 +39,29 @@ func runUp(args []string, stderr io.Writer) error {
 	// 0600 or stricter and widened with chmod afterwards. The umask is
 	// shared by all threads, so it is never toggled around a bind.
 	unix.Umask(0o077)
+	// An upgrade passes the services' fds and its state (handover.go);
+	// a new binary that refused them passes them back with its reason.
+	inherited, err := privdrop.ExecFDs()
+	if err != nil {
+		return err
+	}
+	refused, returning := os.LookupEnv(refusedEnv)
+	os.Unsetenv(refusedEnv)
 	// fds inherited from whoever started udsvisor would leak into every
 	// child through os/exec (golang/go#37857).
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return fmt.Errorf("close_range: %w", err)
 	}
+	back := func(err error) error {
+		if inherited == nil {
+			return err
+		}
+		return goBack(inherited, err, returning)
+	}
 
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
-		return err
+		return back(err)
 	}
 	log := newLogger(cfg.Supervisor.LogFormat, level)
 	defer log.Sync()
@@ -54,17 +71,111 @@ func runUp(args []string, stderr io.Writer) error {
 	// Said once; not kept for the life of the process.
 	cfg.Warnings = nil
 
-	// The control socket comes first: while another udsvisor answers on
-	// it, this one must touch nothing, not even a stale service socket.
-	ctl, err := bindControl(cfg.Supervisor)
+	// Every child is forked from the main thread, the one thread that
+	// survives an upgrade's exec.
+	ln, err := privdrop.NewMainLauncher()
 	if err != nil {
-		return err
+		return back(err)
 	}
-	defer ctl.Close()
-	rootCtl, err := bindRootControl(cfg.Supervisor, log)
+	u := &up{cfg: cfg, log: log, cfgPath: *cfgPath, ln: ln}
+	if err := u.openSelf(); err != nil {
+		return back(err)
+	}
+	opts := supervisor.Options{ReapOrphans: true, Reconfigure: u.reconfigure, Launcher: ln}
+	if inherited != nil {
+		// Nothing the adoption wraps may be closed by a finalizer
+		// before goBack hands it back.
+		gc := debug.SetGCPercent(-1)
+		a, err := adopt(inherited, cfg, opts, log)
+		if err != nil {
+			log.Error("upgrade: this binary cannot take over; going back to the old one", zap.Error(err))
+			return goBack(inherited, err, returning)
+		}
+		debug.SetGCPercent(gc)
+		u.adopted = a
+		u.status = a.status
+		if returning {
+			u.status.LastError, u.status.LastErrorAt = "the new binary refused to take over: "+refused, time.Now()
+			log.Error("upgrade failed: the new binary refused to take over; this one took its services back",
+				zap.String("reason", refused))
+		} else {
+			u.status.Upgrades++
+			log.Info("upgrade: took over", zap.String("from", a.from), zap.String("to", version),
+				zap.Int("services", len(cfg.Services)))
+		}
+	}
+	u.status.Version, u.status.Pid = version, os.Getpid()
+
+	var runErr error
+	done := make(chan struct{})
+	started := func() {
+		go func() {
+			defer close(done)
+			runErr = u.run(opts)
+			ln.Close()
+		}()
+	}
+	if err := ln.ServeMain(inherited, started); err != nil {
+		return fmt.Errorf("start the launcher: %w", err)
+	}
+	<-done
+	return runErr
+}
+
+// up is one run of udsvisor up.
+type up struct {
+	cfg     *config.Config
+	log     *zap.Logger
+	cfgPath string
+	ln      *privdrop.Launcher
+	self    *os.File // O_PATH of the running binary
+	exePath string
+	adopted *adopted // what an upgrade handed over, nil on a fresh start
+	status  api.Upgrade
+
+	// set by run before the supervisor can reload
+	ctl *sockets.Listener
+	srv *control.Server
+}
+
+// openSelf keeps the running binary at hand for an upgrade's way back,
+// and notes where it lies on disk, where its next version will be.
+func (u *up) openSelf() error {
+	fd, err := unix.Open("/proc/self/exe", unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return &os.PathError{Op: "open", Path: "/proc/self/exe", Err: err}
 	}
+	u.self = os.NewFile(uintptr(fd), "/proc/self/exe")
+	u.exePath, err = os.Executable()
+	return err
+}
+
+func (u *up) reconfigure(old, new config.Supervisor) error {
+	return applySupervisor(old, new, u.ctl, u.srv, u.log)
+}
+
+// run binds (or takes over) the control sockets and supervises the
+// services until a stop signal.
+func (u *up) run(opts supervisor.Options) error {
+	cfg, log := u.cfg, u.log
+	var rootCtl *sockets.Listener
+	if a := u.adopted; a != nil {
+		u.ctl, rootCtl = a.ctl, a.root
+	} else {
+		// The control socket comes first: while another udsvisor
+		// answers on it, this one must touch nothing, not even a stale
+		// service socket.
+		ctl, err := bindControl(cfg.Supervisor)
+		if err != nil {
+			return err
+		}
+		u.ctl = ctl
+		if rootCtl, err = bindRootControl(cfg.Supervisor, log); err != nil {
+			ctl.Close()
+			return err
+		}
+	}
+	defer u.ctl.Close()
 	if rootCtl != nil {
 		defer rootCtl.Close()
 	}
@@ -84,43 +195,34 @@ func runUp(args []string, stderr io.Writer) error {
 	// shutdown begins, nothing reads the channel and further signals are
 	// dropped.
 	sigc := make(chan os.Signal, 4)
-	signal.Notify(sigc, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	signal.Notify(sigc, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGUSR2)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	var srv *control.Server // set below, before Run may reload
-	reconfigure := func(old, new config.Supervisor) error {
-		return applySupervisor(old, new, ctl, srv, log)
+	sup := supervisor.New(cfg, log, opts)
+	if u.adopted != nil {
+		sup = u.adopted.sup
 	}
-	sup := supervisor.New(cfg, log, supervisor.Options{ReapOrphans: true, Reconfigure: reconfigure})
+	upg := &upgrader{log: log, cfgPath: u.cfgPath, exePath: u.exePath, self: u.self, ln: u.ln, sup: sup,
+		commits: make(chan *os.File, 1), status: u.status}
 	maxConns := controlConnLimit(cfg, log)
-	srv = control.New(sup, control.Options{
+	u.srv = control.New(sup, control.Options{
 		ControlGID: cfg.Supervisor.ControlGroup, StatusGID: cfg.Supervisor.StatusGroup, Log: log,
 		// One user must not fill a cap lowered by the fd budget, which
 		// would lock root out (T18).
 		MaxConns: maxConns, MaxConnsPerUID: min(control.DefaultMaxConnsPerUID, max(1, maxConns/4)),
 		MaxRootConns: min(control.DefaultMaxRootConns, maxConns),
-		Version:      version,
+		Version:      version, Upgrader: upg,
 	})
-	l, err := net.FileListener(ctl.File())
-	if err != nil {
-		return fmt.Errorf("control socket %s: %w", cfg.Supervisor.ControlSocket, err)
-	}
-	var rootL net.Listener // nil without a root-only socket
-	if rootCtl != nil {
-		if rootL, err = net.FileListener(rootCtl.File()); err != nil {
-			l.Close()
-			return fmt.Errorf("root-only control socket %s: %w", rootCtl.Spec().Path, err)
-		}
-	}
-	srvDone := make(chan error, 1) // Serve returns once
-	go func() { srvDone <- srv.Serve(ctx, l, rootL) }()
+	upg.ctl = &controlServing{srv: u.srv, ctl: u.ctl, root: rootCtl, log: log, ctx: ctx}
+	upg.ctl.start()
+	go upg.run(ctx)
 
-	go handleSignals(ctx, sigc, sup, log, cancel)
+	go handleSignals(ctx, sigc, sup, upg, log, cancel)
 	ready := func() { notify(log, daemon.SdNotifyReady) }
 	runErr := sup.Run(ctx, ready)
 	cancel()
-	if err := <-srvDone; err != nil {
+	if err := upg.ctl.stop(); err != nil {
 		log.Warn("control API", zap.Error(err))
 	}
 	if runErr != nil {
@@ -182,14 +284,19 @@ func applySupervisor(old, new config.Supervisor, ctl *sockets.Listener, srv *con
 	return nil
 }
 
-// handleSignals stops on SIGTERM/SIGINT and reloads on SIGHUP, until
-// shutdown begins; a SIGHUP during shutdown is ignored.
-func handleSignals(ctx context.Context, sigc <-chan os.Signal, sup *supervisor.Supervisor, log *zap.Logger, stop func()) {
+// handleSignals stops on SIGTERM/SIGINT, reloads on SIGHUP and upgrades
+// on SIGUSR2, until shutdown begins; a SIGHUP during shutdown is ignored.
+func handleSignals(ctx context.Context, sigc <-chan os.Signal, sup *supervisor.Supervisor, upg *upgrader, log *zap.Logger, stop func()) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case sig := <-sigc:
+			if sig == unix.SIGUSR2 {
+				log.Info("SIGUSR2 received; upgrading in place")
+				go upg.Upgrade(ctx) // its failure is logged
+				continue
+			}
 			if sig == unix.SIGHUP {
 				sig = pendingStop(sigc)
 			}
