@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/udsvisor/udsvisor/api"
 	"github.com/udsvisor/udsvisor/client"
 	"github.com/udsvisor/udsvisor/config"
+	"github.com/udsvisor/udsvisor/control"
 	"github.com/udsvisor/udsvisor/internal/controltest"
 	"github.com/udsvisor/udsvisor/internal/fakesup"
 	"github.com/udsvisor/udsvisor/supervisor"
@@ -267,6 +269,36 @@ web   running  1000  3h12m   2         http=/run/app/api.sock tcp=127.0.0.1:8080
 			},
 			want:  []api.LogLine{lines[2], {Time: exitedAt.Add(2 * time.Hour), Pid: 1000, Stream: "stderr", Line: "fresh"}},
 			calls: []string{"Follow web", "Logs web 1"}},
+		{name: "GET /v1/upgrade",
+			setup: func(f *fakesup.Supervisor) {
+				f.SetUpgrade(api.Upgrade{Version: "1.2", Pid: 77, Upgrades: 1, LastError: "no", LastErrorAt: exitedAt.UTC()}, nil)
+			},
+			call:  func(c *client.Client, _ *fakesup.Supervisor) (any, error) { return c.UpgradeStatus(ctx) },
+			want:  api.Upgrade{Version: "1.2", Pid: 77, Upgrades: 1, LastError: "no", LastErrorAt: exitedAt.UTC()},
+			calls: []string{"UpgradeStatus"}},
+		{name: "POST /v1/upgrade",
+			setup: func(f *fakesup.Supervisor) { f.SetUpgrade(api.Upgrade{Version: "1.2", Pid: 77}, nil) },
+			call: func(c *client.Client, f *fakesup.Supervisor) (any, error) {
+				before, err := c.Upgrade(ctx)
+				after, _ := c.UpgradeStatus(ctx)
+				return []api.Upgrade{before, after}, err
+			},
+			want:  []api.Upgrade{{Version: "1.2", Pid: 77}, {Version: "1.2", Pid: 77, Upgrades: 1}},
+			calls: []string{"Upgrade", "UpgradeStatus"}},
+		{name: "POST /v1/upgrade refused",
+			setup: func(f *fakesup.Supervisor) {
+				f.SetUpgrade(api.Upgrade{}, fmt.Errorf("%w: /usr/sbin/udsvisor exited with status 1", control.ErrUpgradeRefused))
+			},
+			call:  func(c *client.Client, _ *fakesup.Supervisor) (any, error) { return c.Upgrade(ctx) },
+			err:   &client.APIError{Status: 409, Message: "upgrade refused: /usr/sbin/udsvisor exited with status 1"},
+			calls: []string{"Upgrade"}},
+		{name: "POST /v1/upgrade under way",
+			setup: func(f *fakesup.Supervisor) {
+				f.SetUpgrade(api.Upgrade{}, fmt.Errorf("an upgrade is already under way: %w", supervisor.ErrUpgrading))
+			},
+			call:  func(c *client.Client, _ *fakesup.Supervisor) (any, error) { return c.Upgrade(ctx) },
+			err:   &client.APIError{Status: 503, Message: "an upgrade is already under way: " + supervisor.ErrUpgrading.Error()},
+			calls: []string{"Upgrade"}},
 		{name: "POST /v1/reload",
 			setup: func(f *fakesup.Supervisor) {
 				f.SetReload(supervisor.ReloadResult{Added: []string{"cache"}, Removed: []string{}, Changed: []string{"web"}, Unchanged: []string{"db"}}, nil)

@@ -1,10 +1,12 @@
 package integration
 
 import (
+	"fmt"
 	"os/exec"
 	"testing"
 	"time"
 
+	"github.com/udsvisor/udsvisor/api"
 	"github.com/udsvisor/udsvisor/internal/testutil"
 )
 
@@ -47,6 +49,14 @@ restart_mode = "overlap"
 			ctl("scale", "app", "3")
 			ctl("scale", "app", "1")
 		}},
+		{"upgrade udsvisor in place", 3 * time.Second, func() {
+			before, err := s.services()
+			ctl("upgrade")
+			after, err2 := s.services()
+			if err != nil || err2 != nil || fmt.Sprint(pidsOf(before)) != fmt.Sprint(pidsOf(after)) {
+				t.Errorf("ctl upgrade changed the processes: %v (%v), then %v (%v)", pidsOf(before), err, pidsOf(after), err2)
+			}
+		}},
 	} {
 		t.Run(op.name, func(t *testing.T) {
 			done := make(chan tally, 1) // the load's one result
@@ -59,4 +69,13 @@ restart_mode = "overlap"
 			}
 		})
 	}
+}
+
+// pidsOf maps each service to its pids.
+func pidsOf(svcs []api.Service) map[string][]int {
+	m := make(map[string][]int, len(svcs))
+	for _, svc := range svcs {
+		m[svc.Name] = svc.Pids
+	}
+	return m
 }

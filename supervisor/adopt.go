@@ -43,6 +43,26 @@ type adoption struct {
 func Adopt(cfg *config.Config, log *zap.Logger, opts Options, saved *Saved, fd func(i int) (int, error)) (*Supervisor, error) {
 	a := &adoption{pool: make(map[string]*pooled), services: make(map[string]*SavedService),
 		notify: make(map[*SavedInstance]int), fd: fd}
+	pids := make(map[int]string)
+	for i := range saved.Services {
+		sv := &saved.Services[i]
+		if a.services[sv.Name] != nil {
+			return nil, fmt.Errorf("service %q given twice", sv.Name)
+		}
+		a.services[sv.Name] = sv
+	}
+	if len(a.services) != len(cfg.Services) {
+		return nil, fmt.Errorf("%d services handed over, %s has %d", len(a.services), cfg.File, len(cfg.Services))
+	}
+	for _, c := range cfg.Services {
+		sv := a.services[c.Name]
+		if sv == nil {
+			return nil, fmt.Errorf("service %s was not handed over", c.Name)
+		}
+		if err := a.check(c, sv, pids); err != nil {
+			return nil, fmt.Errorf("service %s: %w", c.Name, err)
+		}
+	}
 	want := make(map[string]bool)
 	for _, c := range cfg.Services {
 		for _, sock := range c.Sockets {
@@ -65,26 +85,6 @@ func Adopt(cfg *config.Config, log *zap.Logger, opts Options, saved *Saved, fd f
 	for key := range want {
 		if a.pool[key] == nil {
 			return nil, fmt.Errorf("socket %q of %s was not handed over", key, cfg.File)
-		}
-	}
-	pids := make(map[int]string)
-	for i := range saved.Services {
-		sv := &saved.Services[i]
-		if a.services[sv.Name] != nil {
-			return nil, fmt.Errorf("service %q given twice", sv.Name)
-		}
-		a.services[sv.Name] = sv
-	}
-	if len(a.services) != len(cfg.Services) {
-		return nil, fmt.Errorf("%d services handed over, %s has %d", len(a.services), cfg.File, len(cfg.Services))
-	}
-	for _, c := range cfg.Services {
-		sv := a.services[c.Name]
-		if sv == nil {
-			return nil, fmt.Errorf("service %s was not handed over", c.Name)
-		}
-		if err := a.check(c, sv, pids); err != nil {
-			return nil, fmt.Errorf("service %s: %w", c.Name, err)
 		}
 	}
 	for _, o := range saved.Outputs {

@@ -275,6 +275,9 @@ func adopt(fds []int, cfg *config.Config, opts supervisor.Options, log *zap.Logg
 	}
 	t := &taker{fds: fds, taken: make(map[int]bool)}
 	a := &adopted{status: api.Upgrade{Upgrades: hs.Upgrades, LastError: hs.LastError}}
+	if a.sup, err = supervisor.Adopt(cfg, log, opts, hs.Supervisor, t.take); err != nil {
+		return nil, err
+	}
 	if a.ctl, err = sockets.Adopt(hs.Control, t.take); err != nil {
 		return nil, err
 	}
@@ -285,9 +288,6 @@ func adopt(fds []int, cfg *config.Config, opts supervisor.Options, log *zap.Logg
 		if a.root, err = sockets.Adopt(*hs.RootControl, t.take); err != nil {
 			return nil, err
 		}
-	}
-	if a.sup, err = supervisor.Adopt(cfg, log, opts, hs.Supervisor, t.take); err != nil {
-		return nil, err
 	}
 	t.closeRest()
 	a.from = hs.Version

@@ -53,7 +53,11 @@ func Serve(t testing.TB, sock string, b control.Backend) {
 			t.Fatal(err)
 		}
 	}
-	srv := control.New(b, control.Options{ControlGID: os.Getegid(), StatusGID: -1})
+	opts := control.Options{ControlGID: os.Getegid(), StatusGID: -1}
+	if u, ok := b.(control.Upgrader); ok {
+		opts.Upgrader = u
+	}
+	srv := control.New(b, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1) // Serve's result, read by the cleanup
 	go func() { done <- srv.Serve(ctx, l, root) }()

@@ -22,6 +22,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/udsvisor/udsvisor/api"
 	"github.com/udsvisor/udsvisor/config"
 	"github.com/udsvisor/udsvisor/supervisor"
 )
@@ -43,6 +44,10 @@ type Supervisor struct {
 	nextPid   int
 	// scales are the numbers of instances ctl scale set (1 if unset).
 	scales map[string]int
+	// upgrade is what the upgrade endpoints answer; Upgrade counts one
+	// more upgrade in it unless upgradeErr is set.
+	upgrade    api.Upgrade
+	upgradeErr error
 }
 
 // New returns a fake supervising services, as they are given. A service
@@ -96,6 +101,35 @@ func (f *Supervisor) SetReload(res supervisor.ReloadResult, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reload, f.reloadErr = res, err
+}
+
+// SetUpgrade sets what UpgradeStatus answers, and the error Upgrade
+// returns (nil: an upgrade begins, and UpgradeStatus then counts it).
+func (f *Supervisor) SetUpgrade(st api.Upgrade, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.upgrade, f.upgradeErr = st, err
+}
+
+// Upgrade implements control.Upgrader: it returns the state before and,
+// unless SetUpgrade gave an error, counts an upgrade as done at once.
+func (f *Supervisor) Upgrade(context.Context) (api.Upgrade, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("Upgrade")
+	before := f.upgrade
+	if f.upgradeErr == nil {
+		f.upgrade.Upgrades++
+	}
+	return before, f.upgradeErr
+}
+
+// UpgradeStatus implements control.Upgrader.
+func (f *Supervisor) UpgradeStatus() api.Upgrade {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("UpgradeStatus")
+	return f.upgrade
 }
 
 // FailActions makes the actions (Start, Stop, Restart, Pause, Resume) of
