@@ -117,6 +117,14 @@ func (a *adoption) check(c *config.Service, sv *SavedService, pids map[int]strin
 	case sv.Rest != Stopped && sv.Rest != Waiting && sv.Rest != Paused:
 		return fmt.Errorf("rest state %q", sv.Rest)
 	}
+	if len(sv.Logs) > logLines {
+		return fmt.Errorf("%d log lines, more than %d", len(sv.Logs), logLines)
+	}
+	for _, l := range sv.Logs {
+		if len(l.Line) > maxLine || (l.Stream != "stdout" && l.Stream != "stderr") || l.Instance < 0 || l.Instance >= config.MaxInstances {
+			return fmt.Errorf("a log line out of bounds")
+		}
+	}
 	for i := range sv.Instances {
 		si := &sv.Instances[i]
 		if si.Index != i {
@@ -189,9 +197,13 @@ func socketKeyOf(spec sockets.Spec) string {
 func (r *runner) adoptServices(a *adoption) map[string]*running {
 	services := make(map[string]*running, len(r.cfg.Services))
 	for _, c := range r.cfg.Services {
-		rs := r.newRunning(c, newLogRing())
-		svc := rs.svc
 		sv := a.services[c.Name]
+		logs := newLogRing()
+		for _, l := range sv.Logs {
+			logs.add(l)
+		}
+		rs := r.newRunning(c, logs)
+		svc := rs.svc
 		svc.want, svc.active, svc.rest = sv.Want, sv.Active, sv.Rest
 		svc.insts = svc.insts[:0]
 		for i := range sv.Instances {

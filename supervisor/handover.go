@@ -46,7 +46,16 @@ type SavedService struct {
 	Active    bool            `json:"active"`
 	Rest      State           `json:"rest"`
 	Instances []SavedInstance `json:"instances"`
+	// Logs are the newest lines of its output, for ctl logs.
+	Logs []LogLine `json:"logs,omitempty"`
 }
+
+// savedLogBytes bounds the output lines of all services in a hand-over;
+// each service gets an equal share, at least minSavedLogBytes.
+const (
+	savedLogBytes    = 16 << 20
+	minSavedLogBytes = 4 << 10
+)
 
 // SavedInstance is one instance and its process, if it has one.
 type SavedInstance struct {
@@ -207,6 +216,10 @@ func (s *Supervisor) tryHandover(ctx context.Context, r *runner, base int) (*Han
 		}
 		h.Saved.Services = append(h.Saved.Services, *sv)
 	}
+	budget := max(savedLogBytes/max(len(svcs), 1), minSavedLogBytes)
+	for i, rs := range svcs {
+		h.Saved.Services[i].Logs = newest(rs.svc.logs.last(0), budget)
+	}
 	h.Saved.Outputs = r.env.outs.save(add)
 	pool := make([]string, 0, len(r.pool))
 	for key := range r.pool {
@@ -327,6 +340,16 @@ func (s *service) save(sv *SavedService, add func(int) int) error {
 		sv.Instances = append(sv.Instances, si)
 	}
 	return nil
+}
+
+// newest returns the newest lines of ls whose text fits in budget bytes.
+func newest(ls []LogLine, budget int) []LogLine {
+	i := len(ls)
+	for i > 0 && len(ls[i-1].Line) <= budget {
+		i--
+		budget -= len(ls[i].Line)
+	}
+	return ls[i:]
 }
 
 // save writes down the pipes being read, while held.

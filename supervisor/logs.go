@@ -9,13 +9,13 @@ import (
 
 // LogLine is one line a service's process wrote.
 type LogLine struct {
-	Time   time.Time
-	Pid    int
-	Stream string // "stdout" or "stderr"
+	Time   time.Time `json:"time"`
+	Pid    int       `json:"pid"`
+	Stream string    `json:"stream"` // "stdout" or "stderr"
 	// Instance is the index of the process among the service's
 	// instances (UDSVISOR_INSTANCE).
-	Instance int
-	Line     string // as written, without the newline
+	Instance int    `json:"instance"`
+	Line     string `json:"line"` // as written, without the newline
 }
 
 // logLines is how many lines of output each service keeps for ctl logs.

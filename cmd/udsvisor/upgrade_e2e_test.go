@@ -254,9 +254,12 @@ func TestUpgradeUnderLoad(t *testing.T) {
 		if len(svc.Pids) != 2 || slices.Contains(svc.Pids, victim) {
 			return fmt.Errorf("web pids %v", svc.Pids)
 		}
+		// The lines from before the upgrades were handed over too.
 		logs, _, _ := e.ctl("logs", "web", "-n", "0")
-		if !strings.Contains(logs, fmt.Sprintf("web#0[%d] stdout: web says hi", svc.Processes[0].Pid)) {
-			return fmt.Errorf("ctl logs web: %q", logs)
+		for _, pid := range append(before.pids["web"], svc.Processes[0].Pid) {
+			if !strings.Contains(logs, fmt.Sprintf("[%d] stdout: web says hi", pid)) {
+				return fmt.Errorf("no line of pid %d in ctl logs web: %q", pid, logs)
+			}
 		}
 		return nil
 	})
