@@ -36,6 +36,13 @@ const maxExecFDs = 1 << 20
 // kernel's SCM_MAX_FD).
 const scmMaxFDs = 253
 
+// The bytes of Exec's messages to the main thread: a batch of fds, and
+// the end of them.
+const (
+	execBatch = 1
+	execEnd   = 2
+)
+
 type execReq struct {
 	path      string // for errors
 	exe       int    // index in the fds of the program to run
@@ -122,21 +129,25 @@ func (ln *Launcher) Exec(exe int, argv, env []string, fds []int) error {
 	case <-t.done:
 		return fmt.Errorf("exec %s: the launcher is closed", path)
 	}
-	// The thread receives as many as it was told, batch by batch; on a
-	// failed send it gets fewer and fails its receive.
-	for len(fds) > 0 {
+	// The thread receives batch after batch until the end marker, which
+	// goes even after a failed send: the stream stays in step, and no
+	// later launch reads fds meant for the exec.
+	var sendErr error
+	for len(fds) > 0 && sendErr == nil {
 		n := min(len(fds), scmMaxFDs)
-		err := unix.Sendmsg(t.sock, []byte{0}, unix.UnixRights(fds[:n]...), nil, 0)
-		if err != nil {
-			// A message without fds ends the thread's receive.
-			unix.Sendmsg(t.sock, []byte{0}, nil, nil, 0)
-			err = fmt.Errorf("exec %s: pass fds to the main thread: %w", path, os.NewSyscallError("sendmsg", err))
-			<-reply
-			return err
+		if err := unix.Sendmsg(t.sock, []byte{execBatch}, unix.UnixRights(fds[:n]...), nil, 0); err != nil {
+			sendErr = fmt.Errorf("exec %s: pass fds to the main thread: %w", path, os.NewSyscallError("sendmsg", err))
 		}
 		fds = fds[n:]
 	}
-	return <-reply
+	if err := unix.Sendmsg(t.sock, []byte{execEnd}, nil, nil, 0); err != nil && sendErr == nil {
+		sendErr = fmt.Errorf("exec %s: %w", path, os.NewSyscallError("sendmsg", err))
+	}
+	err := <-reply
+	if sendErr != nil {
+		return sendErr
+	}
+	return err
 }
 
 // execFrom receives r's fds into the main thread's table, places them at
@@ -149,21 +160,30 @@ func execFrom(peer int, r execReq) error {
 			unix.Close(fd)
 		}
 	}()
+	// Every message up to the end marker is read, whatever goes wrong,
+	// so that the socket pair stays in step for the launches.
+	var recvErr error
 	oob := make([]byte, unix.CmsgSpace(4*scmMaxFDs))
-	for len(got) < r.nfds {
-		_, oobn, _, _, err := unix.Recvmsg(peer, make([]byte, 1), oob, unix.MSG_CMSG_CLOEXEC)
+	for {
+		b := make([]byte, 1)
+		n, oobn, flags, _, err := unix.Recvmsg(peer, b, oob, unix.MSG_CMSG_CLOEXEC)
 		if err != nil {
 			return fmt.Errorf("exec %s: receive fds: %w", r.path, os.NewSyscallError("recvmsg", err))
 		}
-		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-		if err != nil || len(msgs) != 1 {
-			return fmt.Errorf("exec %s: receive fds: no fds in the message", r.path)
+		if n == 0 || b[0] == execEnd {
+			break
 		}
-		fds, err := unix.ParseUnixRights(&msgs[0])
-		if err != nil {
-			return fmt.Errorf("exec %s: receive fds: %w", r.path, err)
-		}
+		fds, err := parseRights(oob[:oobn])
 		got = append(got, fds...)
+		if err == nil && flags&unix.MSG_CTRUNC != 0 {
+			err = errors.New("fds lost (MSG_CTRUNC; out of fds?)")
+		}
+		if err != nil && recvErr == nil {
+			recvErr = fmt.Errorf("exec %s: receive fds: %w", r.path, err)
+		}
+	}
+	if recvErr != nil {
+		return recvErr
 	}
 	if len(got) != r.nfds {
 		return fmt.Errorf("exec %s: received %d fds, want %d", r.path, len(got), r.nfds)
@@ -197,10 +217,38 @@ func execFrom(peer int, r execReq) error {
 		}
 	}
 	env := append(r.env[:len(r.env):len(r.env)], ExecFDsEnv+"="+strconv.Itoa(base)+":"+strconv.Itoa(len(got)))
+	// syscall.Exec puts back the soft limit of open files the runtime
+	// raised at start, and leaves it so when the exec fails: restored
+	// here, raw, so that the runtime still restores it in children.
+	var nofile unix.Rlimit
+	limErr := unix.Prlimit(0, unix.RLIMIT_NOFILE, nil, &nofile)
 	// Through /proc/self/fd, which is the main thread's table: the
 	// program that was checked, whatever its path names now.
 	err = syscall.Exec("/proc/self/fd/"+strconv.Itoa(base+r.exe), r.argv, env)
+	if limErr == nil {
+		unix.Prlimit(0, unix.RLIMIT_NOFILE, &nofile, nil)
+	}
 	return &os.PathError{Op: "exec", Path: r.path, Err: err}
+}
+
+// parseRights returns the fds of an SCM_RIGHTS control message.
+func parseRights(oob []byte) ([]int, error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, err
+	}
+	var fds []int
+	for _, m := range msgs {
+		got, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			return fds, err
+		}
+		fds = append(fds, got...)
+	}
+	if len(fds) == 0 {
+		return nil, errors.New("a batch without fds")
+	}
+	return fds, nil
 }
 
 // aboveAll returns the lowest fd number above every fd open in the

@@ -87,8 +87,8 @@ func (l *Listener) Save(add func(fd int) int) (Saved, error) {
 
 // Adopt returns the Listener that s describes, taking its fds from fd,
 // which maps an index to the fd number in this program (or fails). It
-// checks that every fd is what s says: a listening stream socket of the
-// right family (and address, for TCP), the socket's node with the
+// checks that every fd is what s says: a stream socket of the right
+// family (and address, for TCP), the socket's node with the
 // recorded device and inode, directories. On error it closes nothing:
 // the fds stay for whoever takes them next.
 func Adopt(s Saved, fd func(i int) (int, error)) (*Listener, error) {
@@ -176,21 +176,22 @@ func (s Saved) spec() (Spec, error) {
 	return spec, nil
 }
 
-// checkListening checks that fd is a listening stream socket of the
-// family spec needs, bound to spec.Addr for TCP.
+// checkListening checks that fd is a stream socket of the family spec
+// needs, bound to spec.Addr for TCP.
 func checkListening(fd int, spec Spec) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 		return fmt.Errorf("fd %d is not a socket", fd)
 	}
+	// Not SO_ACCEPTCONN: a process may have shut the socket down, which
+	// the supervisor mends once the process has ended.
 	typ, err1 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-	acc, err2 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
-	dom, err3 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
-	if err := errors.Join(err1, err2, err3); err != nil {
+	dom, err2 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	if err := errors.Join(err1, err2); err != nil {
 		return fmt.Errorf("fd %d: %w", fd, err)
 	}
-	if typ != unix.SOCK_STREAM || acc != 1 {
-		return fmt.Errorf("fd %d is not a listening stream socket", fd)
+	if typ != unix.SOCK_STREAM {
+		return fmt.Errorf("fd %d is not a stream socket", fd)
 	}
 	if spec.Path != "" {
 		if dom != unix.AF_UNIX {

@@ -3,7 +3,6 @@ package supervisor
 import (
 	"fmt"
 	"os"
-	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -41,6 +40,27 @@ type adoption struct {
 // socket is one; strings and numbers are within udsvisor's own bounds.
 // On error nothing has changed and no fd was closed.
 func Adopt(cfg *config.Config, log *zap.Logger, opts Options, saved *Saved, fd func(i int) (int, error)) (*Supervisor, error) {
+	a, err := checkSaved(cfg, saved, fd)
+	if err != nil {
+		return nil, err
+	}
+	s := New(cfg, log, opts)
+	s.adopted = a
+	return s, nil
+}
+
+// CheckSaved runs the checks of Adopt that need neither the fds nor the
+// processes: what the program that wrote saved can ask of it before the
+// exec, so that, should the next program refuse, its own way back does
+// not refuse too.
+func CheckSaved(cfg *config.Config, saved *Saved) error {
+	_, err := checkSaved(cfg, saved, nil)
+	return err
+}
+
+// checkSaved is Adopt's checks, and with fd nil only those of the
+// content.
+func checkSaved(cfg *config.Config, saved *Saved, fd func(i int) (int, error)) (*adoption, error) {
 	a := &adoption{pool: make(map[string]*pooled), services: make(map[string]*SavedService),
 		notify: make(map[*SavedInstance]int), fd: fd}
 	pids := make(map[int]string)
@@ -69,9 +89,14 @@ func Adopt(cfg *config.Config, log *zap.Logger, opts Options, saved *Saved, fd f
 			want[socketKey(sock)] = true
 		}
 	}
+	seen := make(map[string]bool)
 	for i, ss := range saved.Sockets {
-		if !want[ss.Key] || a.pool[ss.Key] != nil {
+		if !want[ss.Key] || seen[ss.Key] {
 			return nil, fmt.Errorf("socket %q: not a socket of %s, or given twice", ss.Key, cfg.File)
+		}
+		seen[ss.Key] = true
+		if fd == nil {
+			continue
 		}
 		l, err := sockets.Adopt(ss.Saved, fd)
 		if err != nil {
@@ -83,7 +108,7 @@ func Adopt(cfg *config.Config, log *zap.Logger, opts Options, saved *Saved, fd f
 		a.pool[ss.Key] = &pooled{Listener: l, seq: uint64(i + 1)}
 	}
 	for key := range want {
-		if a.pool[key] == nil {
+		if !seen[key] {
 			return nil, fmt.Errorf("socket %q of %s was not handed over", key, cfg.File)
 		}
 	}
@@ -91,6 +116,9 @@ func Adopt(cfg *config.Config, log *zap.Logger, opts Options, saved *Saved, fd f
 		sv := a.services[o.Service]
 		if sv == nil || o.Index < 0 || o.Index >= config.MaxInstances || (o.Stream != "stdout" && o.Stream != "stderr") || o.Pid < 0 {
 			return nil, fmt.Errorf("output %q #%d %q: no such service, instance or stream", o.Service, o.Index, o.Stream)
+		}
+		if fd == nil {
+			continue
 		}
 		n, err := fd(o.FD)
 		if err != nil {
@@ -103,9 +131,7 @@ func Adopt(cfg *config.Config, log *zap.Logger, opts Options, saved *Saved, fd f
 		o.FD = n
 		a.outputs = append(a.outputs, o)
 	}
-	s := New(cfg, log, opts)
-	s.adopted = a
-	return s, nil
+	return a, nil
 }
 
 // check validates the saved state of service c and records its notify
@@ -131,13 +157,19 @@ func (a *adoption) check(c *config.Service, sv *SavedService, pids map[int]strin
 			return fmt.Errorf("instance %d at position %d", si.Index, i)
 		}
 		if len(si.LastError) > maxSavedText || len(si.StatusText) > maxSavedText || si.Restarts < 0 || si.Failures < 0 ||
-			si.TimerLeft < 0 || si.TimerLeft > 24*time.Hour {
+			si.TimerLeft < 0 {
 			return fmt.Errorf("instance %d: a value out of bounds", i)
 		}
 		switch si.State {
 		case Starting, Running, Reloading:
-			if err := checkChild(si.Pid); err != nil {
-				return fmt.Errorf("instance %d: %w", i, err)
+			if si.Pid <= 1 {
+				return fmt.Errorf("instance %d: %s with pid %d", i, si.State, si.Pid)
+			}
+			// Content only (no fds): the process is not this program's.
+			if a.fd != nil {
+				if err := checkChild(si.Pid); err != nil {
+					return fmt.Errorf("instance %d: %w", i, err)
+				}
 			}
 			if other, ok := pids[si.Pid]; ok {
 				return fmt.Errorf("instance %d: pid %d is also %s's", i, si.Pid, other)
@@ -154,7 +186,7 @@ func (a *adoption) check(c *config.Service, sv *SavedService, pids map[int]strin
 		if (si.Notify != -1) != (c.Ready == config.ReadyNotify) {
 			return fmt.Errorf("instance %d: a notify socket does not match ready = %q", i, c.Ready)
 		}
-		if si.Notify != -1 {
+		if si.Notify != -1 && a.fd != nil {
 			n, err := a.fd(si.Notify)
 			if err != nil {
 				return fmt.Errorf("instance %d: notify socket: %w", i, err)

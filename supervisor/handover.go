@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -53,7 +54,7 @@ type SavedService struct {
 // savedLogBytes bounds the output lines of all services in a hand-over;
 // each service gets an equal share, at least minSavedLogBytes.
 const (
-	savedLogBytes    = 16 << 20
+	savedLogBytes    = 4 << 20
 	minSavedLogBytes = 4 << 10
 )
 
@@ -156,7 +157,9 @@ func (s *Supervisor) handover(ctx context.Context, r *runner, req handoverReques
 			case <-time.After(settleRetry):
 				continue
 			case <-req.ctx.Done():
-				err = fmt.Errorf("services never settled all at once: %w", req.ctx.Err())
+				err = fmt.Errorf("the services never settled all at once (%w): %w", err, req.ctx.Err())
+			case <-ctx.Done():
+				err = ErrShuttingDown
 			}
 		}
 		if err != nil {
@@ -164,18 +167,27 @@ func (s *Supervisor) handover(ctx context.Context, r *runner, req handoverReques
 			return
 		}
 		req.reply <- handoverReply{h: h}
-		select {
-		case <-h.thaw:
-		case <-ctx.Done():
-		}
+		// Only Thaw ends the standstill, even at shutdown: the caller
+		// decides whether the exec happens.
+		<-h.thaw
 		s.thawAll(r)
 		close(h.thawed)
 		return
 	}
 }
 
-// errBusy: a service was busy again when its state was taken.
+// errBusy: a service was not settled (starting, stopping, scaling)
+// when asked to stand still, or was busy again when its state was taken.
 var errBusy = errors.New("a service is busy")
+
+// busyError names the services that were busy.
+type busyError struct{ names []string }
+
+func (e *busyError) Error() string {
+	return "services busy (starting, stopping, restarting or scaling): " + strings.Join(e.names, ", ")
+}
+
+func (e *busyError) Unwrap() error { return errBusy }
 
 func (s *Supervisor) tryHandover(ctx context.Context, r *runner, base int) (*Handover, error) {
 	svcs := r.sorted()
@@ -189,16 +201,19 @@ func (s *Supervisor) tryHandover(ctx context.Context, r *runner, base int) (*Han
 		}()
 	}
 	wg.Wait()
-	var unsettled []string
+	var busy []string
 	for i, err := range errs {
-		if err != nil {
-			unsettled = append(unsettled, svcs[i].svc.cfg.Name)
+		switch {
+		case errors.Is(err, errBusy):
+			busy = append(busy, svcs[i].svc.cfg.Name)
+		case err != nil:
+			s.thawAll(r)
+			return nil, fmt.Errorf("service %s: %w", svcs[i].svc.cfg.Name, err)
 		}
 	}
-	if len(unsettled) > 0 {
+	if len(busy) > 0 {
 		s.thawAll(r)
-		return nil, fmt.Errorf("services still busy (starting, stopping or scaling): %s: %w",
-			strings.Join(unsettled, ", "), errors.Join(errs...))
+		return nil, &busyError{names: busy}
 	}
 	s.reaper.freeze()
 	r.release = r.env.outs.hold()
@@ -284,6 +299,7 @@ func (s *service) frozen(ctx context.Context) bool {
 			inst.notify.pause()
 		}
 	}
+	since := time.Now()
 	s.answer(s.freezing, nil)
 	s.freezing = nil
 	for {
@@ -293,8 +309,10 @@ func (s *service) frozen(ctx context.Context) bool {
 		case r := <-s.cmds:
 			switch r.op {
 			case opSave:
+				s.rearm(since)
 				s.answer(r.reply, s.save(r.saved, r.add))
 			case opThaw:
+				s.rearm(since)
 				for _, inst := range s.insts {
 					if inst.notify != nil && inst.notify.paused.Load() {
 						inst.notify.start(inst.notify.post)
@@ -305,6 +323,21 @@ func (s *service) frozen(ctx context.Context) bool {
 			default:
 				s.answer(r.reply, ErrUpgrading)
 			}
+		}
+	}
+}
+
+// rearm gives the timers back the time the service stood still since
+// then: a process could not be heard meanwhile (its READY=1 and
+// WATCHDOG=1 wait in its notify socket), so a deadline that passed must
+// not kill it. A fire already queued becomes stale.
+func (s *service) rearm(since time.Time) {
+	for _, inst := range s.insts {
+		if inst.armed(timerWatchdog) {
+			inst.armWatchdog(s)
+		}
+		if inst.armed(timerMain) {
+			inst.arm(s, timerMain, max(inst.timerAt.Sub(since), 0))
 		}
 	}
 }
@@ -329,7 +362,8 @@ func (s *service) save(sv *SavedService, add func(int) int) error {
 		si := SavedInstance{
 			Index: inst.index, State: inst.st, Since: inst.since, Pid: inst.pid, StartedAt: inst.startedAt,
 			MainPid: inst.mainPid, Restarts: inst.restarts, Failures: inst.failures, Started: inst.started,
-			LastError: inst.lastErr, LastExit: inst.lastExit, StatusText: inst.statusText, Notify: -1,
+			LastError: fitText(inst.lastErr, maxSavedText), LastExit: inst.lastExit,
+			StatusText: fitText(inst.statusText, maxSavedText), Notify: -1,
 		}
 		if inst.notify != nil {
 			si.Notify = add(inst.notify.fd())
@@ -342,14 +376,33 @@ func (s *service) save(sv *SavedService, add func(int) int) error {
 	return nil
 }
 
-// newest returns the newest lines of ls whose text fits in budget bytes.
+// newest returns the newest lines of ls whose text fits in budget bytes,
+// each made valid UTF-8 within maxLine bytes: what Adopt accepts once
+// JSON has been through it.
 func newest(ls []LogLine, budget int) []LogLine {
 	i := len(ls)
 	for i > 0 && len(ls[i-1].Line) <= budget {
 		i--
 		budget -= len(ls[i].Line)
 	}
-	return ls[i:]
+	out := append([]LogLine(nil), ls[i:]...)
+	for j := range out {
+		out[j].Line = fitText(out[j].Line, maxLine)
+	}
+	return out
+}
+
+// fitText makes s valid UTF-8 (JSON would replace each bad byte with
+// three) and cuts it, at a character's start, to at most n bytes.
+func fitText(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // save writes down the pipes being read, while held.

@@ -37,8 +37,10 @@ type outputs struct {
 	mu    sync.Mutex
 	pipes map[int32]*output // by read-end fd; guarded by mu
 
-	// holds carries an upgrade's request to stop reading (hold).
+	// holds carries an upgrade's request to stop reading (hold); done
+	// is closed when run returns.
 	holds chan holdReq
+	done  chan struct{}
 }
 
 // holdReq stops the reading goroutine: it closes held once every
@@ -68,7 +70,7 @@ func newOutputs() (*outputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &outputs{ep: ep, pipes: make(map[int32]*output), holds: make(chan holdReq, 1)}, nil
+	return &outputs{ep: ep, pipes: make(map[int32]*output), holds: make(chan holdReq, 1), done: make(chan struct{})}, nil
 }
 
 // pipe makes a pipe whose write end w is for a child's stream.
@@ -127,6 +129,7 @@ func (out *output) abort() {
 // that the last words of the stopped services are logged, and closes
 // what is left.
 func (o *outputs) run(stop <-chan struct{}, grace time.Duration) {
+	defer close(o.done)
 	defer o.closeAll()
 	buf := make([]byte, readChunk)
 	events := make([]unix.EpollEvent, 64)
@@ -240,9 +243,16 @@ func (o *outputs) wake() {
 // in the pipes, for release or for an upgrade's next program.
 func (o *outputs) hold() (release func()) {
 	h := holdReq{held: make(chan struct{}), release: make(chan struct{})}
-	o.holds <- h
+	select {
+	case o.holds <- h:
+	case <-o.done:
+		return func() {}
+	}
 	o.wake()
-	<-h.held
+	select {
+	case <-h.held:
+	case <-o.done:
+	}
 	return func() { close(h.release) }
 }
 

@@ -347,7 +347,11 @@ func (s *service) handle(r request) {
 	case opAwaitStarted:
 		s.awaitStarted(r.reply)
 	case opFreeze:
-		s.freezing = r.reply // answered once settled (run)
+		if !s.quiet() {
+			s.answer(r.reply, errBusy)
+			return
+		}
+		s.freezing = r.reply // answered by frozen, after this request
 	case opThaw:
 		if s.freezing != nil {
 			s.answer(s.freezing, errors.New("handover cancelled"))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -56,6 +57,9 @@ type handoverState struct {
 	Pid          int    `json:"pid"`
 	Version      string `json:"version"`
 	ConfigSHA256 string `json:"config_sha256"`
+	// Config is the config file's bytes as they were loaded: the next
+	// program, and the way back, run exactly this config.
+	Config []byte `json:"config"`
 	// Upgrades and LastError carry api.Upgrade's counters over.
 	Upgrades    int               `json:"upgrades"`
 	LastError   string            `json:"last_error,omitempty"`
@@ -64,8 +68,8 @@ type handoverState struct {
 	Supervisor  *supervisor.Saved `json:"supervisor"`
 }
 
-// writeState returns a sealed memfd holding st.
-func writeState(st *handoverState) (*os.File, error) {
+// encodeState returns st as JSON.
+func encodeState(st *handoverState) ([]byte, error) {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return nil, fmt.Errorf("encode the state: %w", err)
@@ -73,6 +77,11 @@ func writeState(st *handoverState) (*os.File, error) {
 	if len(b) > maxStateBytes {
 		return nil, fmt.Errorf("the state is %d bytes, more than %d", len(b), maxStateBytes)
 	}
+	return b, nil
+}
+
+// writeState returns a sealed memfd holding b.
+func writeState(b []byte) (*os.File, error) {
 	fd, err := unix.MemfdCreate("udsvisor-handover", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return nil, os.NewSyscallError("memfd_create", err)
@@ -90,10 +99,14 @@ func writeState(st *handoverState) (*os.File, error) {
 	return f, nil
 }
 
-// readState reads the state from fd: a sealed memfd, no larger than
-// maxStateBytes, holding one JSON value of the known format, written by
-// this process.
-func readState(fd int) (*handoverState, error) {
+// readState reads the state from the last of fds: a sealed memfd, no
+// larger than maxStateBytes, holding one JSON value of the known format,
+// written by this process.
+func readState(fds []int) (*handoverState, error) {
+	if len(fds) < fdFirst+1 {
+		return nil, fmt.Errorf("%d fds passed; an upgrade passes at least %d", len(fds), fdFirst+1)
+	}
+	fd := fds[len(fds)-1]
 	seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
 	want := unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
 	if err != nil || seals&want != want {
@@ -107,6 +120,19 @@ func readState(fd int) (*handoverState, error) {
 	if n, err := unix.Pread(fd, b, 0); err != nil || n != len(b) {
 		return nil, fmt.Errorf("read the state: %d of %d bytes: %v", n, len(b), err)
 	}
+	hs, err := decodeState(b)
+	if err != nil {
+		return nil, err
+	}
+	if hs.Pid != os.Getpid() {
+		return nil, fmt.Errorf("the state was written by pid %d, not this process (%d)", hs.Pid, os.Getpid())
+	}
+	return hs, nil
+}
+
+// decodeState decodes b strictly: one JSON value of the known format,
+// with the services and a config whose digest it carries.
+func decodeState(b []byte) (*handoverState, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var hs handoverState
@@ -119,10 +145,11 @@ func readState(fd int) (*handoverState, error) {
 	switch {
 	case hs.Format != handoverFormat:
 		return nil, fmt.Errorf("the state is format %d; this binary takes format %d", hs.Format, handoverFormat)
-	case hs.Pid != os.Getpid():
-		return nil, fmt.Errorf("the state was written by pid %d, not this process (%d)", hs.Pid, os.Getpid())
 	case hs.Supervisor == nil:
 		return nil, errors.New("the state has no services")
+	}
+	if err := checkDigest(&hs, sha256.Sum256(hs.Config)); err != nil {
+		return nil, err
 	}
 	return &hs, nil
 }
@@ -178,10 +205,10 @@ func goBack(fds []int, why error, returning bool) error {
 	return fmt.Errorf("%w; and going back to the old binary failed: %v", why, err)
 }
 
-// checkDigest compares the config's digest with the state's.
+// checkDigest compares a config's digest with the state's.
 func checkDigest(hs *handoverState, sum [32]byte) error {
 	if got := hex.EncodeToString(sum[:]); got != hs.ConfigSHA256 {
-		return errors.New("the config file changed between the check and the exec")
+		return errors.New("the state's config is not the one that runs")
 	}
 	return nil
 }

@@ -55,7 +55,7 @@ path = %q
 
 	stopped := supervisor.SavedInstance{Index: 0, State: supervisor.Stopped, Notify: -1}
 	state := func(pid int, edit func(*handoverState)) any {
-		hs := &handoverState{Format: handoverFormat, Pid: pid, Version: "forged", ConfigSHA256: digest,
+		hs := &handoverState{Format: handoverFormat, Pid: pid, Version: "forged", ConfigSHA256: digest, Config: []byte(text),
 			Supervisor: &supervisor.Saved{Services: []supervisor.SavedService{{
 				Name: "web", Want: 1, Rest: supervisor.Stopped, Instances: []supervisor.SavedInstance{stopped}}}}}
 		if edit != nil {
@@ -76,7 +76,7 @@ path = %q
 		}, `unknown field "evil"`},
 		{"another config", true, func(pid int) any {
 			return state(pid, func(hs *handoverState) { hs.ConfigSHA256 = strings.Repeat("0", 64) })
-		}, "config file changed"},
+		}, "config is not the one that runs"},
 		{"a pid that is no child", true, func(pid int) any {
 			return state(pid, func(hs *handoverState) {
 				hs.Supervisor.Services[0].Instances[0] = supervisor.SavedInstance{State: supervisor.Running, Pid: os.Getpid(), Notify: -1}

@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -35,6 +37,17 @@ func runUp(args []string, stderr io.Writer) error {
 	if err != nil || level > zapcore.ErrorLevel {
 		return usageError{fmt.Errorf("-log-level %q: want debug, info, warn or error", *levelName)}
 	}
+	// Notify, never Ignore: an ignored signal stays ignored in children.
+	// The channel holds one signal per kind that matters. There is no
+	// signal.Stop: it would restore the default action, under which a
+	// SIGHUP or a second SIGTERM in the last moments of the shutdown
+	// would kill udsvisor instead of letting it exit 0. Once the
+	// shutdown begins, nothing reads the channel and further signals are
+	// dropped. It comes as early as can be: until then these signals
+	// would end udsvisor, and after an upgrade's exec its services with
+	// it; one that comes during start-up waits in the channel.
+	sigc := make(chan os.Signal, 4)
+	signal.Notify(sigc, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGUSR2)
 	// Once, before any thread can create a file: every socket is born
 	// 0600 or stricter and widened with chmod afterwards. The umask is
 	// shared by all threads, so it is never toggled around a bind.
@@ -59,7 +72,17 @@ func runUp(args []string, stderr io.Writer) error {
 		return goBack(inherited, err, returning)
 	}
 
-	cfg, err := config.Load(*cfgPath)
+	// After an upgrade the config is the one that ran, from the state,
+	// whatever the file holds now.
+	var hs *handoverState
+	var cfg *config.Config
+	if inherited != nil {
+		if hs, err = readState(inherited); err == nil {
+			cfg, err = config.Parse(*cfgPath, hs.Config)
+		}
+	} else {
+		cfg, err = config.Load(*cfgPath)
+	}
 	if err != nil {
 		return back(err)
 	}
@@ -77,7 +100,7 @@ func runUp(args []string, stderr io.Writer) error {
 	if err != nil {
 		return back(err)
 	}
-	u := &up{cfg: cfg, log: log, cfgPath: *cfgPath, ln: ln}
+	u := &up{cfg: cfg, log: log, cfgPath: *cfgPath, ln: ln, sigc: sigc}
 	if err := u.openSelf(); err != nil {
 		return back(err)
 	}
@@ -86,7 +109,7 @@ func runUp(args []string, stderr io.Writer) error {
 		// Nothing the adoption wraps may be closed by a finalizer
 		// before goBack hands it back.
 		gc := debug.SetGCPercent(-1)
-		a, err := adopt(inherited, cfg, opts, log)
+		a, err := adopt(inherited, hs, cfg, opts, log)
 		if err != nil {
 			log.Error("upgrade: this binary cannot take over; going back to the old one", zap.Error(err))
 			return goBack(inherited, err, returning)
@@ -132,6 +155,7 @@ type up struct {
 	exePath string
 	adopted *adopted // what an upgrade handed over, nil on a fresh start
 	status  api.Upgrade
+	sigc    chan os.Signal
 
 	// set by run before the supervisor can reload
 	ctl *sockets.Listener
@@ -146,8 +170,20 @@ func (u *up) openSelf() error {
 		return &os.PathError{Op: "open", Path: "/proc/self/exe", Err: err}
 	}
 	u.self = os.NewFile(uintptr(fd), "/proc/self/exe")
-	u.exePath, err = os.Executable()
+	u.exePath, err = exePath()
 	return err
+}
+
+// exePath is the path udsvisor was started by, where the next version
+// will be installed: a symlink that a package switches to a new target
+// stays a symlink (os.Executable would name the old target). Only a
+// command found on PATH, or run through /proc, needs os.Executable.
+func exePath() (string, error) {
+	arg0 := os.Args[0]
+	if !strings.ContainsRune(arg0, '/') || strings.HasPrefix(arg0, "/proc/") {
+		return os.Executable()
+	}
+	return filepath.Abs(arg0)
 }
 
 func (u *up) reconfigure(old, new config.Supervisor) error {
@@ -187,15 +223,6 @@ func (u *up) run(opts supervisor.Options) error {
 		log.Warn("cannot become a subreaper; escaped grandchildren go to PID 1", zap.Error(err))
 	}
 
-	// Notify, never Ignore: an ignored signal stays ignored in children.
-	// The channel holds one signal per kind that matters. There is no
-	// signal.Stop: it would restore the default action, under which a
-	// SIGHUP or a second SIGTERM in the last moments of the shutdown
-	// would kill udsvisor instead of letting it exit 0. Once the
-	// shutdown begins, nothing reads the channel and further signals are
-	// dropped.
-	sigc := make(chan os.Signal, 4)
-	signal.Notify(sigc, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGUSR2)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -204,7 +231,7 @@ func (u *up) run(opts supervisor.Options) error {
 		sup = u.adopted.sup
 	}
 	upg := &upgrader{log: log, cfgPath: u.cfgPath, exePath: u.exePath, self: u.self, ln: u.ln, sup: sup,
-		commits: make(chan *os.File, 1), status: u.status}
+		commits: make(chan checked, 1), status: u.status}
 	maxConns := controlConnLimit(cfg, log)
 	u.srv = control.New(sup, control.Options{
 		ControlGID: cfg.Supervisor.ControlGroup, StatusGID: cfg.Supervisor.StatusGroup, Log: log,
@@ -218,7 +245,7 @@ func (u *up) run(opts supervisor.Options) error {
 	upg.ctl.start()
 	go upg.run(ctx)
 
-	go handleSignals(ctx, sigc, sup, upg, log, cancel)
+	go handleSignals(ctx, u.sigc, sup, upg, log, cancel)
 	ready := func() { notify(log, daemon.SdNotifyReady) }
 	runErr := sup.Run(ctx, ready)
 	cancel()

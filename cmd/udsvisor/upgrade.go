@@ -71,7 +71,7 @@ type upgrader struct {
 	ctl  *controlServing
 
 	// commits takes the checked binary to the goroutine that hands over.
-	commits chan *os.File
+	commits chan checked
 	// busy is held from Upgrade's check until the upgrade has failed
 	// (or the process is replaced).
 	busy sync.Mutex
@@ -81,6 +81,12 @@ type upgrader struct {
 	status api.Upgrade
 }
 
+// checked is a binary that passed the checks, and the config it loaded.
+type checked struct {
+	bin    *os.File
+	config []byte
+}
+
 // Upgrade checks the binary on disk and, if it can take over, hands it
 // to run, which executes it once this request has been answered.
 func (u *upgrader) Upgrade(ctx context.Context) (api.Upgrade, error) {
@@ -88,14 +94,14 @@ func (u *upgrader) Upgrade(ctx context.Context) (api.Upgrade, error) {
 		return u.UpgradeStatus(), fmt.Errorf("an upgrade is already under way: %w", supervisor.ErrUpgrading)
 	}
 	before := u.UpgradeStatus()
-	bin, err := u.check(ctx)
+	c, err := u.check(ctx)
 	if err != nil {
 		u.failed(err)
 		u.busy.Unlock()
 		return before, fmt.Errorf("%w: %v; nothing was changed", control.ErrUpgradeRefused, err)
 	}
 	u.log.Info("upgrade: the new binary can take over", zap.String("binary", u.exePath))
-	u.commits <- bin
+	u.commits <- c
 	return before, nil
 }
 
@@ -114,22 +120,22 @@ func (u *upgrader) failed(err error) {
 }
 
 // check is steps 1 and 2; it returns the new binary, open.
-func (u *upgrader) check(ctx context.Context) (*os.File, error) {
+func (u *upgrader) check(ctx context.Context) (checked, error) {
 	running, ok := u.sup.ConfigSHA256()
 	data, err := os.ReadFile(u.cfgPath)
 	if err != nil {
-		return nil, err
+		return checked{}, err
 	}
 	if sum := sha256.Sum256(data); !ok || sum != running {
-		return nil, fmt.Errorf("%s changed since it was loaded; reload it first (udsvisor ctl reload)", u.cfgPath)
+		return checked{}, fmt.Errorf("%s changed since it was loaded; reload it first (udsvisor ctl reload)", u.cfgPath)
 	}
 	bin, err := os.Open(u.exePath)
 	if err != nil {
-		return nil, err
+		return checked{}, err
 	}
 	if err := checkBinary(bin); err != nil {
 		bin.Close()
-		return nil, err
+		return checked{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
@@ -146,9 +152,9 @@ func (u *upgrader) check(ctx context.Context) (*os.File, error) {
 		if said != "" {
 			err = fmt.Errorf("%w: %s", err, said)
 		}
-		return nil, fmt.Errorf("the new binary cannot take over: %w", err)
+		return checked{}, fmt.Errorf("the new binary cannot take over: %w", err)
 	}
-	return bin, nil
+	return checked{bin: bin, config: data}, nil
 }
 
 // checkBinary refuses a binary that anyone but root could have written:
@@ -179,9 +185,9 @@ func (u *upgrader) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case bin := <-u.commits:
-			err := u.handOver(ctx, bin)
-			bin.Close()
+		case c := <-u.commits:
+			err := u.handOver(ctx, c)
+			c.bin.Close()
 			u.failed(err)
 			u.busy.Unlock()
 		}
@@ -190,7 +196,7 @@ func (u *upgrader) run(ctx context.Context) {
 
 // handOver is steps 3 and 4: it returns only if the exec did not happen,
 // with the supervisor and the control API going on.
-func (u *upgrader) handOver(ctx context.Context, bin *os.File) error {
+func (u *upgrader) handOver(ctx context.Context, c checked) error {
 	u.ctl.stop()
 	defer u.ctl.start()
 	hctx, cancel := context.WithTimeout(ctx, handoverTimeout)
@@ -200,7 +206,7 @@ func (u *upgrader) handOver(ctx context.Context, bin *os.File) error {
 		return err
 	}
 	defer h.Thaw()
-	fds := append([]int{int(u.self.Fd()), int(bin.Fd())}, h.FDs...)
+	fds := append([]int{int(u.self.Fd()), int(c.bin.Fd())}, h.FDs...)
 	add := func(fd int) int {
 		fds = append(fds, fd)
 		return len(fds) - 1
@@ -209,7 +215,7 @@ func (u *upgrader) handOver(ctx context.Context, bin *os.File) error {
 	running, _ := u.sup.ConfigSHA256()
 	hs := &handoverState{
 		Format: handoverFormat, Pid: os.Getpid(), Version: version, ConfigSHA256: hex.EncodeToString(running[:]),
-		Upgrades: st.Upgrades, LastError: st.LastError, Supervisor: &h.Saved,
+		Config: c.config, Upgrades: st.Upgrades, LastError: st.LastError, Supervisor: &h.Saved,
 	}
 	if hs.Control, err = u.ctl.ctl.Save(add); err != nil {
 		return err
@@ -221,16 +227,42 @@ func (u *upgrader) handOver(ctx context.Context, bin *os.File) error {
 		}
 		hs.RootControl = &rs
 	}
-	mem, err := writeState(hs)
+	b, err := encodeState(hs)
+	if err != nil {
+		return err
+	}
+	// Should the new binary refuse, this one takes the state back: it
+	// must accept it, or the way back would end every service.
+	if err := u.takesBack(b); err != nil {
+		return fmt.Errorf("this binary would not take its own state back: %w", err)
+	}
+	mem, err := writeState(b)
 	if err != nil {
 		return err
 	}
 	defer mem.Close()
 	fds = append(fds, int(mem.Fd()))
+	if ctx.Err() != nil {
+		return supervisor.ErrShuttingDown // a stop came meanwhile: it wins
+	}
 	u.log.Info("upgrade: executing the new binary", zap.String("binary", u.exePath), zap.Int("fds", len(fds)))
 	notify(u.log, daemon.SdNotifyReloading)
 	defer notify(u.log, daemon.SdNotifyReady)
 	return u.ln.Exec(fdNewExe, os.Args, os.Environ(), fds)
+}
+
+// takesBack runs on the state b the checks that need neither its fds nor
+// its processes, as this binary would on its way back.
+func (u *upgrader) takesBack(b []byte) error {
+	hs, err := decodeState(b)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Parse(u.cfgPath, hs.Config)
+	if err != nil {
+		return err
+	}
+	return supervisor.CheckSaved(cfg, hs.Supervisor)
 }
 
 // runUpgradeCheck is the probe (step 2), run by the old udsvisor as
@@ -262,17 +294,8 @@ type adopted struct {
 
 // adopt takes over the state the old binary passed in fds (step 4). On
 // error nothing has changed; the caller goes back (goBack).
-func adopt(fds []int, cfg *config.Config, opts supervisor.Options, log *zap.Logger) (*adopted, error) {
-	if len(fds) < fdFirst+1 {
-		return nil, fmt.Errorf("%d fds passed; an upgrade passes at least %d", len(fds), fdFirst+1)
-	}
-	hs, err := readState(fds[len(fds)-1])
-	if err != nil {
-		return nil, err
-	}
-	if err := checkDigest(hs, cfg.SHA256); err != nil {
-		return nil, err
-	}
+func adopt(fds []int, hs *handoverState, cfg *config.Config, opts supervisor.Options, log *zap.Logger) (*adopted, error) {
+	var err error
 	t := &taker{fds: fds, taken: make(map[int]bool)}
 	a := &adopted{status: api.Upgrade{Upgrades: hs.Upgrades, LastError: hs.LastError}}
 	if a.sup, err = supervisor.Adopt(cfg, log, opts, hs.Supervisor, t.take); err != nil {

@@ -52,6 +52,12 @@ user = "udsv-b"
 start = "on-demand"
 [[services.lazy.sockets]]
 path = "$DIR/lazy/lazy.sock"
+
+# A line of 20,000 bytes that are not UTF-8: kept for ctl logs, it must
+# pass through the hand-over (JSON would have made it longer).
+[services.binary]
+command = ["/bin/sh", "-c", 'head -c 20000 /dev/zero | tr "\000" "\377"; echo; exec sleep 100000']
+user = "udsv-b"
 `
 
 // upgradeEnv is a udsvisor up of upgradeConfig started from a copy of
@@ -78,6 +84,12 @@ func startUpgradeEnv(t *testing.T) *upgradeEnv {
 		t.Fatalf("ctl pause: %v: %s", err, stderr)
 	}
 	e.waitRunning(t, "web")
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if logs, _, _ := e.ctl("logs", "binary"); len(logs) < 16<<10 {
+			return fmt.Errorf("ctl logs binary: %d bytes", len(logs))
+		}
+		return nil
+	})
 	return e
 }
 

@@ -123,6 +123,13 @@ func (u *Udsvisor) State(ctx context.Context, name string) (string, error) {
 	return s.State, err
 }
 
+// Upgrade runs `udsvisor ctl -s SOCK upgrade`: udsvisor re-executes its
+// binary in place, keeping every service process.
+func (u *Udsvisor) Upgrade(ctx context.Context) error {
+	_, err := run(ctx, u.env.Udsvisor, "ctl", "-s", u.control(), "upgrade")
+	return err
+}
+
 // Status runs `udsvisor ctl -s SOCK status`.
 func (u *Udsvisor) Status(ctx context.Context) error {
 	_, err := run(ctx, u.env.Udsvisor, "ctl", "-s", u.control(), "status")

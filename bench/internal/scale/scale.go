@@ -10,7 +10,9 @@
 // the supervisor side (the supervisor and its per-service helpers:
 // runsv, s6-supervise, s6-fdholderd), at rest and again after the status
 // calls; idle CPU is its utime+stime over a window in which every peer
-// is up and nothing is asked of any.
+// is up and nothing is asked of any. Last, udsvisor is upgraded in place
+// a few times (ctl upgrade, the whole command), and every service
+// process must be the same afterwards.
 package scale
 
 import (
@@ -28,6 +30,7 @@ import (
 // params are the loop lengths of one run.
 type params struct {
 	statusCalls int           // status commands per peer and size
+	upgrades    int           // udsvisor's upgrades in place per size
 	idleFor     time.Duration // the idle CPU window
 	settle      time.Duration // quiet time before the idle window and after status calls
 	gapSamples  int
@@ -38,7 +41,7 @@ type params struct {
 
 func paramsFor(env *report.Env) params {
 	p := params{
-		statusCalls: 10, idleFor: 30 * time.Second, settle: 2 * time.Second,
+		statusCalls: 10, upgrades: 5, idleFor: 30 * time.Second, settle: 2 * time.Second,
 		gapSamples: 30, gapPeriod: 1250 * time.Millisecond, gapSettle: 1100 * time.Millisecond, gapFor: 50 * time.Second,
 	}
 	if env.Quick {
@@ -87,6 +90,7 @@ const (
 	mPSSAfter
 	mStatus
 	mIdle
+	mUpgrade
 	numMeasures
 )
 
@@ -118,6 +122,7 @@ func atSize(ctx context.Context, env *report.Env, dir string, n int, p params) (
 	}
 	f[mStatus] = figure(fmt.Sprintf("status of %d services, whole command", n), "ms", target(big, "≤ 5 ms"))
 	f[mIdle] = figure(fmt.Sprintf("idle CPU, %d services, %v", n, p.idleFor), "ms", "0")
+	f[mUpgrade] = figure(fmt.Sprintf("upgrade in place, %d services, whole command", n), "ms", "same processes")
 
 	var up []running
 	defer func() {
@@ -185,7 +190,38 @@ func atSize(ctx context.Context, env *report.Env, dir string, n int, p params) (
 	for _, r := range up {
 		f[mPSSAfter].Results[r.name] = pss(env, r)
 	}
+	for _, r := range up {
+		f[mUpgrade].Results[r.name] = upgrades(ctx, env, r, p.upgrades)
+	}
 	return f, nil
+}
+
+// upgrader is a peer that can replace its own binary in place.
+type upgrader interface{ Upgrade(context.Context) error }
+
+// upgrades times the peer's upgrades in place and checks that the
+// processes below it stayed the same; "-" for a peer without one.
+func upgrades(ctx context.Context, env *report.Env, r running, times int) report.Result {
+	u, ok := r.sv.(upgrader)
+	if !ok {
+		return report.Result{Note: "-"}
+	}
+	tree := func() string { return fmt.Sprint(proc.Descendants(r.sv.Pids()[0], nil)) }
+	before := tree()
+	var samples []float64
+	for range times {
+		t := time.Now()
+		if err := u.Upgrade(ctx); err != nil {
+			env.Logf("scale: upgrade under %s: %v", r.name, err)
+			return report.Result{Note: "error"}
+		}
+		samples = append(samples, ms(time.Since(t)))
+	}
+	if tree() != before {
+		env.Logf("scale: the processes under %s changed across its upgrades", r.name)
+		return report.Result{Samples: samples, Note: "processes changed"}
+	}
+	return report.Result{Samples: samples}
 }
 
 // startUp prepares n holders under the peer, then times launch → every
