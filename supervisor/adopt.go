@@ -257,6 +257,9 @@ func (r *runner) adoptServices(a *adoption) map[string]*running {
 			svc.insts = append(svc.insts, inst)
 			svc.adopting = append(svc.adopting, si.TimerLeft)
 		}
+		// Before the goroutine runs: a status asked right after the
+		// take-over sees the processes, not a fresh service's stopped.
+		svc.publish()
 		services[c.Name] = rs
 	}
 	for _, o := range a.outputs {

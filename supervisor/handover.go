@@ -121,12 +121,13 @@ type handoverReply struct {
 const settleRetry = 50 * time.Millisecond
 
 // ConfigSHA256 is the digest of the config file's bytes that the
-// services run (config.Config.SHA256), once Run has begun.
-func (s *Supervisor) ConfigSHA256() ([32]byte, bool) {
+// services run (config.Config.SHA256): the first config's until Run
+// has published, then the one of the last reload.
+func (s *Supervisor) ConfigSHA256() [32]byte {
 	if v := s.view.Load(); v != nil {
-		return v.cfg.SHA256, true
+		return v.cfg.SHA256
 	}
-	return [32]byte{}, false
+	return s.cfg.SHA256
 }
 
 // Handover brings the supervisor to a standstill and returns its state,

@@ -231,7 +231,7 @@ func (u *up) run(opts supervisor.Options) error {
 		sup = u.adopted.sup
 	}
 	upg := &upgrader{log: log, cfgPath: u.cfgPath, exePath: u.exePath, self: u.self, ln: u.ln, sup: sup,
-		commits: make(chan checked, 1), status: u.status}
+		commits: make(chan checked, 1), status: u.status, sigc: u.sigc}
 	maxConns := controlConnLimit(cfg, log)
 	u.srv = control.New(sup, control.Options{
 		ControlGID: cfg.Supervisor.ControlGroup, StatusGID: cfg.Supervisor.StatusGroup, Log: log,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,6 +71,8 @@ type upgrader struct {
 	sup  *supervisor.Supervisor
 	ctl  *controlServing
 
+	// sigc receives udsvisor's signals (handleSignals).
+	sigc chan<- os.Signal
 	// commits takes the checked binary to the goroutine that hands over.
 	commits chan checked
 	// busy is held from Upgrade's check until the upgrade has failed
@@ -121,12 +124,12 @@ func (u *upgrader) failed(err error) {
 
 // check is steps 1 and 2; it returns the new binary, open.
 func (u *upgrader) check(ctx context.Context) (checked, error) {
-	running, ok := u.sup.ConfigSHA256()
+	running := u.sup.ConfigSHA256()
 	data, err := os.ReadFile(u.cfgPath)
 	if err != nil {
 		return checked{}, err
 	}
-	if sum := sha256.Sum256(data); !ok || sum != running {
+	if sha256.Sum256(data) != running {
 		return checked{}, fmt.Errorf("%s changed since it was loaded; reload it first (udsvisor ctl reload)", u.cfgPath)
 	}
 	bin, err := os.Open(u.exePath)
@@ -212,7 +215,7 @@ func (u *upgrader) handOver(ctx context.Context, c checked) error {
 		return len(fds) - 1
 	}
 	st := u.UpgradeStatus()
-	running, _ := u.sup.ConfigSHA256()
+	running := u.sup.ConfigSHA256()
 	hs := &handoverState{
 		Format: handoverFormat, Pid: os.Getpid(), Version: version, ConfigSHA256: hex.EncodeToString(running[:]),
 		Config: c.config, Upgrades: st.Upgrades, LastError: st.LastError, Supervisor: &h.Saved,
@@ -248,6 +251,11 @@ func (u *upgrader) handOver(ctx context.Context, c checked) error {
 	u.log.Info("upgrade: executing the new binary", zap.String("binary", u.exePath), zap.Int("fds", len(fds)))
 	notify(u.log, daemon.SdNotifyReloading)
 	defer notify(u.log, daemon.SdNotifyReady)
+	// From the exec until the new binary catches them, a SIGHUP or
+	// SIGUSR2 would end udsvisor and its services: ignored, which the
+	// exec keeps, they are lost instead. (A SIGTERM still ends it.)
+	signal.Ignore(unix.SIGHUP, unix.SIGUSR2)
+	defer signal.Notify(u.sigc, unix.SIGHUP, unix.SIGUSR2)
 	return u.ln.Exec(fdNewExe, os.Args, os.Environ(), fds)
 }
 

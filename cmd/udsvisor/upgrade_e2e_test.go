@@ -364,3 +364,32 @@ func TestUpgradeRefused(t *testing.T) {
 		t.Fatalf("ctl upgrade with the good binary: %v: %s%s", err, out, stderr)
 	}
 }
+
+// A storm of SIGUSR2 and SIGHUP (upgrades and reloads, many while an
+// upgrade is under way or its exec in flight) ends nothing: udsvisor
+// and every process are still there, and it still answers.
+func TestUpgradeSignalStorm(t *testing.T) {
+	e := startUpgradeEnv(t)
+	before := e.snapshot(t)
+	for i := range 200 {
+		sig := syscall.SIGUSR2
+		if i%4 == 3 {
+			sig = syscall.SIGHUP
+		}
+		if err := e.up.Signal(sig); err != nil {
+			t.Fatalf("signal %d: udsvisor is gone: %v", i, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The last upgrade may still be under way: ctl waits for it.
+	testutil.Eventually(t, 10*time.Second, func() error {
+		after := e.snapshot(t)
+		if after.String() != before.String() {
+			return fmt.Errorf("after the storm:\nbefore %v\nafter  %v", before, after)
+		}
+		return nil
+	})
+	if !strings.Contains(e.up.Log(), "upgrade: took over") {
+		t.Error("no upgrade took place during the storm")
+	}
+}
