@@ -203,6 +203,7 @@ func TestBadServices(t *testing.T) {
 		{"relative with slash", svc("command = [\"bin/app\"]\nuser = \"daemon\""), []string{`services.toml:2: services.api.command[0]: "bin/app" must be absolute, or a bare name looked up in PATH`}, nil},
 		{"T14 LISTEN_FDS", base + `environment = { LISTEN_FDS = "1" }`, []string{`services.toml:4: services.api.environment.LISTEN_FDS: LISTEN_FDS is set by udsvisor`}, nil},
 		{"T14 LISTEN_PID", base + "[services.api.environment]\nLISTEN_PID = \"1\"", []string{`services.toml:5: services.api.environment.LISTEN_PID: LISTEN_PID is set by udsvisor`}, nil},
+		{"T14 LISTEN_PIDFDID", base + "[services.api.environment]\nLISTEN_PIDFDID = \"1\"", []string{`services.toml:5: services.api.environment.LISTEN_PIDFDID: LISTEN_PIDFDID is set by udsvisor`}, nil},
 		{"T14 LISTEN_FDNAMES", base + `environment.LISTEN_FDNAMES = "x"`, []string{`services.toml:4: services.api.environment.LISTEN_FDNAMES: LISTEN_FDNAMES is set by udsvisor`}, nil},
 		{"T14 NOTIFY_SOCKET", base + `environment = { NOTIFY_SOCKET = "/x" }`, []string{`services.toml:4: services.api.environment.NOTIFY_SOCKET: NOTIFY_SOCKET is set by udsvisor`}, nil},
 		{"env key with =", base + `environment = { "A=B" = "x" }`, []string{`services.toml:4: services.api.environment."A=B": "A=B" is not a valid variable name (empty, or holds '=' or NUL)`}, nil},

@@ -43,7 +43,7 @@ const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 // reservedEnv are set by udsvisor for socket activation and readiness; a
 // configured value would misdirect the service (SECURITY-NOTES T14).
-var reservedEnv = []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC", "UDSVISOR_INSTANCE"}
+var reservedEnv = []string{"LISTEN_FDS", "LISTEN_PID", "LISTEN_PIDFDID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC", "UDSVISOR_INSTANCE"}
 
 // service converts one [services.NAME] table.
 func (c *checker) service(name string, v any) *Service {

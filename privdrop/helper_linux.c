@@ -35,6 +35,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/capability.h>
@@ -61,7 +62,7 @@
 /* The kernel's sigset_t: glibc's _NSIG counts signal 0 as well. */
 #define KERNEL_SIGSET_BYTES ((_NSIG - 1) / 8)
 
-static char numbuf[32], listen_pid[32], list[2][512];
+static char numbuf[32], listen_pid[32], listen_pidfdid[48], list[2][512];
 
 /*
  * Reports that a syscall on id failed, as "setuid 1001: <errno>". errno
@@ -347,6 +348,28 @@ static void prepare_fds(uint32_t nfds)
 
 /* Carries out the launch; the order of the steps is part of the
  * contract, and each comment names what it prevents. */
+/* PIDFS_MAGIC of linux/magic.h, which Debian 12's headers predate. */
+#define UDSV_PIDFS_MAGIC 0x50494446
+
+/* LISTEN_PIDFDID (systemd v259) is the inode id of a pidfd of the
+ * command, which tells an app its own activation from a stale
+ * environment more surely than a pid, which can be reused. Only pidfs
+ * (Linux 6.9) gives a pidfd an inode of its own, and only a 64-bit
+ * st_ino holds it whole; elsewhere the variable is left out. */
+static void set_listen_pidfdid(struct udsv_spec *s)
+{
+	struct statfs sfs;
+	struct stat st;
+	int pfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	if (pfd < 0)
+		return;
+	if (sizeof st.st_ino >= 8 && fstatfs(pfd, &sfs) == 0 && sfs.f_type == UDSV_PIDFS_MAGIC && fstat(pfd, &st) == 0) {
+		snprintf(listen_pidfdid, sizeof listen_pidfdid, "LISTEN_PIDFDID=%llu", (unsigned long long)st.st_ino);
+		s->envp[s->nenv + 1] = listen_pidfdid;
+	}
+	close(pfd);
+}
+
 static void __attribute__((noreturn)) run(void)
 {
 	static struct udsv_spec s;
@@ -394,6 +417,7 @@ static void __attribute__((noreturn)) run(void)
 	 * and gunicorn then unlinks the socket when it stops (0.11, 0.14). */
 	snprintf(listen_pid, sizeof listen_pid, "LISTEN_PID=%d", (int)getpid());
 	s.envp[s.nenv] = listen_pid;
+	set_listen_pidfdid(&s);
 
 	/* Whatever the supervisor inherited or leaked must not reach the
 	 * service (0.4, T10); this also marks the error pipe. */

@@ -13,7 +13,8 @@
 // some 4 ms of CPU per launch. It resets signals, sets no_new_privs and
 // the resource limits, drops to the service's uid, gid and groups (with
 // no capabilities but those granted), re-arms the parent-death signal,
-// enters the working directory, adds LISTEN_PID=getpid(), marks every
+// enters the working directory, adds LISTEN_PID=getpid() (and
+// LISTEN_PIDFDID, its pidfd's inode id, where the kernel has pidfs), marks every
 // other fd close-on-exec and execs the command. Failures before the exec
 // come back over a close-on-exec pipe as a report that AfterStart turns
 // into an *os.PathError, *os.SyscallError or plain error: EOF without a
@@ -55,7 +56,8 @@ type Spec struct {
 	Args []string // argv; Args[0] is what the program sees as its name
 	// Env is the complete environment, KEY=VALUE, built by the
 	// supervisor (LISTEN_FDS and LISTEN_FDNAMES included); the helper
-	// adds LISTEN_PID and nothing else.
+	// adds LISTEN_PID, and LISTEN_PIDFDID where the kernel has pidfs,
+	// and nothing else.
 	Env []string
 	// Dir is the working directory, entered after dropping privileges
 	// so that the service user's permissions apply. Empty means "/".
@@ -275,10 +277,10 @@ func validate(spec *Spec, files []*os.File) error {
 			return fmt.Errorf("environment entry %q is not KEY=VALUE", kv)
 		case strings.IndexByte(kv, 0) >= 0:
 			return fmt.Errorf("environment entry %q contains a NUL byte", kv)
-		case k == "LISTEN_PID":
+		case k == "LISTEN_PID" || k == "LISTEN_PIDFDID":
 			// Only the helper knows the command's pid; a second
 			// LISTEN_PID would leave the command to pick one.
-			return errors.New("environment sets LISTEN_PID, which the helper adds")
+			return fmt.Errorf("environment sets %s, which the helper adds", k)
 		}
 	}
 	return nil

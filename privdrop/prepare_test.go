@@ -40,6 +40,7 @@ func TestPrepareRejects(t *testing.T) {
 		{"NUL in argv", func(s *privdrop.Spec) { s.Args = []string{"a\x00b"} }, nil, "NUL"},
 		{"env without =", func(s *privdrop.Spec) { s.Env = []string{"FOO"} }, nil, `"FOO" is not KEY=VALUE`},
 		{"LISTEN_PID", func(s *privdrop.Spec) { s.Env = []string{"LISTEN_PID=1"} }, nil, "sets LISTEN_PID"},
+		{"LISTEN_PIDFDID", func(s *privdrop.Spec) { s.Env = []string{"LISTEN_PIDFDID=1"} }, nil, "sets LISTEN_PIDFDID"},
 		{"unknown rlimit", func(s *privdrop.Spec) { s.Rlimits = []privdrop.Rlimit{{Resource: 16}} }, nil, "unknown resource limit 16"},
 		{"negative rlimit", func(s *privdrop.Spec) { s.Rlimits = []privdrop.Rlimit{{Resource: -1}} }, nil, "unknown resource limit -1"},
 		{"soft above hard", func(s *privdrop.Spec) {

@@ -91,7 +91,7 @@ func checkDecoded(s *Spec, specFD int) error {
 		return errors.New("caps for root")
 	}
 	for _, kv := range s.Env {
-		if strings.IndexByte(kv, '=') <= 0 || strings.HasPrefix(kv, "LISTEN_PID=") {
+		if strings.IndexByte(kv, '=') <= 0 || strings.HasPrefix(kv, "LISTEN_PID=") || strings.HasPrefix(kv, "LISTEN_PIDFDID=") {
 			return errors.New("env")
 		}
 	}
@@ -291,6 +291,7 @@ func TestHelperRejectsBadSpecs(t *testing.T) {
 		{"relative path", string(badSpec(func(s *Spec) { s.Path = "true" })), `spec path "true" is not absolute`},
 		{"relative dir", string(badSpec(func(s *Spec) { s.Dir = "" })), `spec working directory "" is not absolute`},
 		{"LISTEN_PID", string(badSpec(func(s *Spec) { s.Env = []string{"LISTEN_PID=1"} })), "spec environment sets LISTEN_PID"},
+		{"LISTEN_PIDFDID", string(badSpec(func(s *Spec) { s.Env = []string{"LISTEN_PIDFDID=1"} })), "spec environment sets LISTEN_PIDFDID"},
 		{"env without =", string(badSpec(func(s *Spec) { s.Env = []string{"=x"} })), `spec environment entry "=x" is not KEY=VALUE`},
 		{"umask", string(badSpec(func(s *Spec) { s.Umask = 0o1000 })), "spec umask 01000 is not a permission mask"},
 		{"unknown rlimit", string(badSpec(func(s *Spec) { s.Rlimits = []Rlimit{{Resource: 16}} })), "spec has unknown resource limit 16"},

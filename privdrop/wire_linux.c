@@ -237,7 +237,8 @@ static void decode_spec(char *buf, size_t len, struct udsv_spec *s)
 		udsv_failf(0, "spec has an empty argv");
 
 	s->nenv = take_count(&c, "environment entries", UDSV_MAX_SPEC_BYTES, 5);
-	s->envp = udsv_alloc((size_t)s->nenv + 2, sizeof *s->envp);
+	/* Room for LISTEN_PID, LISTEN_PIDFDID and the end. */
+	s->envp = udsv_alloc((size_t)s->nenv + 3, sizeof *s->envp);
 	for (i = 0; i < s->nenv; i++)
 		s->envp[i] = take_str(&c, "environment entry");
 
@@ -277,8 +278,8 @@ static void check_spec(const struct udsv_spec *s)
 		const char *e = s->envp[i], *eq = strchr(e, '=');
 		if (eq == NULL || eq == e)
 			udsv_failf(0, "spec environment entry \"%.200s\" is not KEY=VALUE", e);
-		if (strncmp(e, "LISTEN_PID=", 11) == 0)
-			udsv_failf(0, "spec environment sets LISTEN_PID, which the helper adds");
+		if (strncmp(e, "LISTEN_PID=", 11) == 0 || strncmp(e, "LISTEN_PIDFDID=", 15) == 0)
+			udsv_failf(0, "spec environment sets %.*s, which the helper adds", (int)(eq - e), e);
 	}
 	for (i = 0; i < s->nrlimits; i++) {
 		const struct udsv_rlimit *l = &s->rlimits[i];
