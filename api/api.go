@@ -81,7 +81,7 @@ type Exit struct {
 // Socket is one of a service's listening sockets.
 type Socket struct {
 	Name string `json:"name"` // the LISTEN_FDNAMES entry
-	FD   int    `json:"fd"`   // its fd number in the service: 3, 4, ...
+	FD   int    `json:"fd"`   // its fd number in the service: 3, 4, ..., or 0 (stdin = true)
 	// Path is set for a Unix socket, Address ("127.0.0.1:8080") for TCP.
 	Path    string `json:"path,omitempty"`
 	Address string `json:"address,omitempty"`

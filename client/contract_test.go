@@ -35,8 +35,8 @@ func services() []supervisor.Status {
 		{Name: "web", State: supervisor.Running, Since: started, Pid: 1000, StartedAt: started, Restarts: 2,
 			LastExit: &supervisor.Exit{Pid: 999, Status: 1 << 8, Time: exitedAt}, // exit status 1
 			Sockets: []*config.Socket{
-				{Index: 0, Name: "http", Path: "/run/app/api.sock", OwnerName: "app", GroupName: "www-data", Mode: 0o660},
-				{Index: 1, Name: "tcp", Addr: netip.MustParseAddrPort("127.0.0.1:8080")},
+				{Index: 0, FD: 3, Name: "http", Path: "/run/app/api.sock", OwnerName: "app", GroupName: "www-data", Mode: 0o660},
+				{Index: 1, FD: 4, Name: "tcp", Addr: netip.MustParseAddrPort("127.0.0.1:8080")},
 			}},
 		{Name: "db", State: supervisor.Failed, Since: exitedAt, Failures: 3, LastError: "setuid: operation not permitted",
 			LastExit: &supervisor.Exit{Pid: 998, Status: unix.WaitStatus(unix.SIGKILL), Time: exitedAt}},

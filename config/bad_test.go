@@ -159,6 +159,12 @@ func TestBadBacklogAndNames(t *testing.T) {
 		{"duplicate name", sock("listen = \"127.0.0.1:80\"\n[[services.api.sockets]]\nlisten = \"127.0.0.1:81\""), []string{
 			`services.toml:6: services.api.sockets[1].name: "api" is not a valid LISTEN_FDNAMES entry: services.api.sockets[0] already uses it (sockets are named after the service by default)`,
 		}, nil},
+		{"two on stdin", sock("listen = \"127.0.0.1:80\"\nstdin = true\n[[services.api.sockets]]\nname = \"b\"\nlisten = \"127.0.0.1:81\"\nstdin = true"), []string{
+			`services.toml:10: services.api.sockets[1].stdin: only one socket can be stdin; services.api.sockets[0] already is`,
+		}, nil},
+		{"stdin not a bool", sock("listen = \"127.0.0.1:80\"\nstdin = 0"), []string{
+			`services.toml:6: services.api.sockets[0].stdin: must be true or false, not an integer`,
+		}, nil},
 	})
 }
 

@@ -202,6 +202,11 @@ type Socket struct {
 	Mode          fs.FileMode
 	DirectoryMode fs.FileMode
 	Backlog       int
+	// Stdin hands the socket to the command as its stdin (fd 0), not at
+	// fd 3 and up: for servers that take an inherited socket there.
+	Stdin bool
+	// FD is the socket's fd in the command: 0 for stdin, else 3, 4, ...
+	FD int
 }
 
 // IsUnix reports whether the socket is a Unix domain socket.

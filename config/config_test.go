@@ -163,11 +163,11 @@ public = true
 			Path:      "/run/udsv-config-test/api.sock",
 			OwnerName: "www-data", UID: lookupUIDOnly(t, "www-data"),
 			GroupName: "nogroup", GID: nogroup,
-			Mode: 0o620, DirectoryMode: 0o750, Backlog: 128,
+			Mode: 0o620, DirectoryMode: 0o750, Backlog: 128, FD: 3,
 		}, {
 			Key: "services.api.sockets[1]", Line: 32, Index: 1, Name: "api",
 			Addr:    netip.MustParseAddrPort("127.0.0.1:8080"),
-			Backlog: defaultBacklog,
+			Backlog: defaultBacklog, FD: 4,
 		}},
 	}
 	if !reflect.DeepEqual(api, wantAPI) {
@@ -197,7 +197,7 @@ public = true
 		Sockets: []*Socket{{
 			Key: "services.worker.sockets[0]", Line: 40, Index: 0, Name: "worker",
 			Addr: netip.MustParseAddrPort("[2001:db8::1]:443"), public: true,
-			Backlog: defaultBacklog,
+			Backlog: defaultBacklog, FD: 3,
 		}},
 	}
 	if !reflect.DeepEqual(worker, wantWorker) {

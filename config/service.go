@@ -131,6 +131,7 @@ func (c *checker) service(name string, v any) *Service {
 		s.Sockets = append(s.Sockets, c.socket(s, st, i))
 	}
 	c.uniqueFDNames(s)
+	c.placeFDs(s)
 	c.startMode(t, s)
 	c.routes(s, t)
 	return s

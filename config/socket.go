@@ -15,7 +15,7 @@ import (
 // warning.
 const minQuietBacklog = 128
 
-var socketKeys = []string{"name", "path", "listen", "public", "owner", "group", "mode", "directory_mode", "backlog"}
+var socketKeys = []string{"name", "path", "listen", "public", "owner", "group", "mode", "directory_mode", "backlog", "stdin"}
 
 // socket converts one [[services.NAME.sockets]] table of svc.
 func (c *checker) socket(svc *Service, t table, index int) *Socket {
@@ -26,6 +26,7 @@ func (c *checker) socket(svc *Service, t table, index int) *Socket {
 		Index:         index,
 		Name:          svc.Name,
 		public:        c.boolean(t, "public"),
+		Stdin:         c.boolean(t, "stdin"),
 		Mode:          defaultSocketMode,
 		DirectoryMode: defaultDirectoryMode,
 		Backlog:       defaultBacklog,
@@ -250,5 +251,25 @@ func (c *checker) crossCheck(control string, sockets []*Socket) {
 			}
 			tcp = append(tcp, s)
 		}
+	}
+}
+
+// placeFDs numbers the sockets of s as the command sees them: the one
+// with stdin = true is fd 0, the others 3, 4, ... in config order. At
+// most one socket can be stdin.
+func (c *checker) placeFDs(s *Service) {
+	next := 3
+	var stdin *Socket
+	for _, sock := range s.Sockets {
+		if !sock.Stdin {
+			sock.FD = next
+			next++
+			continue
+		}
+		if stdin != nil {
+			c.errorf(joinKey(sock.Key, "stdin"), "only one socket can be stdin; %s already is", stdin.Key)
+			continue
+		}
+		stdin = sock
 	}
 }

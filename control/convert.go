@@ -87,7 +87,7 @@ func apiServices(sts []supervisor.Status, every bool) []api.Service {
 func apiSockets(socks []*config.Socket) []api.Socket {
 	out := make([]api.Socket, 0, len(socks))
 	for _, c := range socks {
-		sock := api.Socket{Name: c.Name, FD: 3 + c.Index}
+		sock := api.Socket{Name: c.Name, FD: c.FD}
 		if c.IsUnix() {
 			sock.Path = c.Path
 			sock.Owner = c.OwnerName

@@ -101,6 +101,12 @@ type Launch struct {
 	errR, errW   *os.File // the helper reports a failure on errW
 }
 
+// SetStdin makes f the command's stdin instead of /dev/null: a listening
+// socket handed on fd 0, as systemd's StandardInput=socket and inetd do,
+// for servers that look for an inherited socket there (Java's
+// System.inheritedChannel). Call it before Start.
+func (l *Launch) SetStdin(f *os.File) { l.cmd.Stdin = f }
+
 // Prepare builds the exec.Cmd that runs the helper. exe is the binary to
 // re-execute ("" means /proc/self/exe; tests may name another). files are
 // the listening sockets, which become fds 3..; there must be

@@ -3,6 +3,7 @@ package privdrop
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"sync"
 	"syscall"
@@ -116,9 +117,9 @@ func (ln *Launcher) Close() {
 }
 
 // Start forks and execs l's command (the launch helper) from the
-// launcher's thread, with l.cmd's arguments, environment, stdout,
-// stderr, extra files and SysProcAttr, and stdin on /dev/null, as
-// l.cmd.Start would. l.cmd itself is not started; the caller then calls
+// launcher's thread, with l.cmd's arguments, environment, stdin (see
+// SetStdin; /dev/null by default), stdout, stderr, extra files and
+// SysProcAttr, as l.cmd.Start would. l.cmd itself is not started; the caller then calls
 // l.AfterStart, or l.Abort when Start fails.
 func (ln *Launcher) Start(l *Launch) (int, error) {
 	var t *launchThread
@@ -128,12 +129,12 @@ func (ln *Launcher) Start(l *Launch) (int, error) {
 	case t = <-ln.idle:
 	}
 	defer func() { ln.idle <- t }()
-	fds := []int{-1, -1} // stdout, stderr: -1 is /dev/null
-	for i, w := range []any{l.cmd.Stdout, l.cmd.Stderr} {
-		if f, ok := w.(*os.File); ok && f != nil {
+	fds := []int{-1, -1, -1} // stdin, stdout, stderr: -1 is /dev/null
+	for i, r := range stdio(l.cmd) {
+		if f, ok := r.(*os.File); ok && f != nil {
 			fds[i] = int(f.Fd())
-		} else if w != nil {
-			return 0, fmt.Errorf("launch %s: stdout and stderr must be files", l.cmd.Path)
+		} else if r != nil {
+			return 0, fmt.Errorf("launch %s: stdin, stdout and stderr must be files", l.cmd.Path)
 		}
 	}
 	for _, f := range l.cmd.ExtraFiles {
@@ -244,10 +245,10 @@ func forkFrom(peer, devnull int, r launchReq) (int, error) {
 	if len(got) != r.nfds {
 		return 0, fmt.Errorf("launch %s: received %d fds, want %d", c.Path, len(got), r.nfds)
 	}
-	files := []uintptr{uintptr(devnull)}
+	var files []uintptr
 	next := 0
-	for _, w := range []any{c.Stdout, c.Stderr} {
-		if f, ok := w.(*os.File); ok && f != nil {
+	for _, r := range stdio(c) {
+		if f, ok := r.(*os.File); ok && f != nil {
 			files = append(files, uintptr(got[next]))
 			next++
 		} else {
@@ -262,4 +263,17 @@ func forkFrom(peer, devnull int, r launchReq) (int, error) {
 		return 0, &os.PathError{Op: "fork/exec", Path: c.Path, Err: err}
 	}
 	return pid, nil
+}
+
+// stdio returns c's stdin, stdout and stderr, for the launcher, which
+// takes files only: an interface holding a nil *os.File is nil here.
+func stdio(c *exec.Cmd) [3]any {
+	var out [3]any
+	for i, v := range []any{c.Stdin, c.Stdout, c.Stderr} {
+		if f, ok := v.(*os.File); ok && f == nil {
+			continue
+		}
+		out[i] = v
+	}
+	return out
 }

@@ -19,6 +19,13 @@ import (
 // returns its pid and report; the probe is killed when the test ends.
 func startVia(t *testing.T, ln *privdrop.Launcher, spec *privdrop.Spec, files []*os.File) (int, string, report) {
 	t.Helper()
+	return startWithStdin(t, ln, spec, nil, files)
+}
+
+// startWithStdin is startVia with stdin as the command's stdin (nil:
+// /dev/null).
+func startWithStdin(t *testing.T, ln *privdrop.Launcher, spec *privdrop.Spec, stdin *os.File, files []*os.File) (int, string, report) {
+	t.Helper()
 	r, w := blockingPipe(t)
 	stdoutPipe, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", r.Fd()))
 	if err != nil {
@@ -27,6 +34,9 @@ func startVia(t *testing.T, ln *privdrop.Launcher, spec *privdrop.Spec, files []
 	l, err := privdrop.Prepare("", spec, files, w, nil)
 	if err != nil {
 		t.Fatalf("Prepare: %v", err)
+	}
+	if stdin != nil {
+		l.SetStdin(stdin)
 	}
 	pid, err := ln.Start(l)
 	if err != nil {
@@ -96,6 +106,31 @@ func TestLauncherChildFDs(t *testing.T) {
 		if _, err := unix.FcntlInt(f.Fd(), unix.F_GETFD, 0); err != nil {
 			t.Errorf("socket fd %d of the process: %v", f.Fd(), err)
 		}
+	}
+}
+
+// A socket handed as stdin (stdin = true) is the child's fd 0, the others
+// follow at 3 with LISTEN_FDS counting only them.
+func TestLauncherStdinSocket(t *testing.T) {
+	u := testutil.EnsureUser(t, "udsv-a")
+	ln, err := privdrop.NewLauncher(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ln.Close)
+	spec := probeSpec(t, u, 1, "web")
+	files, targets := listeners(t, spec.Dir, "inherited", "web")
+	pid, stdoutPipe, rep := startWithStdin(t, ln, spec, files[0], files[1:])
+	want := map[int]string{0: targets[0], 1: stdoutPipe, 2: "/dev/null", 3: targets[1]}
+	got, err := testutil.ProcFDs(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("/proc/%d/fd: %v, want exactly %v", pid, got, want)
+	}
+	if !slices.Equal(rep.Activation, []string{"web"}) {
+		t.Errorf("activation names %q, want [web]", rep.Activation)
 	}
 }
 

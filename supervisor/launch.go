@@ -85,16 +85,30 @@ func (s *service) forkWith(inst *instance, c *config.Service, files []*os.File, 
 		stdout.abort()
 		return nil, 0, fmt.Errorf("start %s: %w", c.Name, err)
 	}
+	// The socket with stdin = true is the command's fd 0; the others
+	// are fds 3 and up.
+	var stdin *os.File
+	numbered := make([]*os.File, 0, len(files))
+	for i, f := range files {
+		if c.Sockets[i].Stdin {
+			stdin = f
+		} else {
+			numbered = append(numbered, f)
+		}
+	}
 	spec := &privdrop.Spec{
 		Path: c.Command[0], Args: c.Command, Env: env, Dir: c.WorkingDir,
 		UID: c.UID, GID: c.GID, Groups: c.Groups, Umask: uint32(c.Umask),
-		NumFDs: len(files), AmbientCaps: c.AmbientCaps,
+		NumFDs: len(numbered), AmbientCaps: c.AmbientCaps,
 	}
 	for _, lim := range c.Limits {
 		spec.Rlimits = append(spec.Rlimits, privdrop.Rlimit{Resource: lim.Resource, Cur: lim.Soft, Max: lim.Hard})
 	}
-	l, err := privdrop.Prepare(s.exe, spec, files, stdout.w, stderr.w)
+	l, err := privdrop.Prepare(s.exe, spec, numbered, stdout.w, stderr.w)
 	if err == nil {
+		if stdin != nil {
+			l.SetStdin(stdin)
+		}
 		var pid int
 		deliver := func(ex Exit) { s.inbox.post(exitEvent{inst: inst, ex: ex}) }
 		pid, err = s.reaper.start(func() (int, error) { return s.launcher.Start(l) }, deliver)
@@ -131,11 +145,13 @@ func childEnv(cfg *config.Service) []string {
 			env = append(env, kv[0]+"="+kv[1])
 		}
 	}
-	if len(cfg.Sockets) > 0 {
-		names := make([]string, len(cfg.Sockets))
-		for i, s := range cfg.Sockets {
-			names[i] = s.Name
+	var names []string
+	for _, s := range cfg.Sockets {
+		if !s.Stdin { // fd 0 is no part of LISTEN_FDS
+			names = append(names, s.Name)
 		}
+	}
+	if len(names) > 0 {
 		env = append(env, "LISTEN_FDS="+strconv.Itoa(len(names)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
 	}
 	return env

@@ -85,13 +85,17 @@ func printPlan(w io.Writer, cfg *config.Config) {
 			fmt.Fprintf(w, "  ready     notify: READY=1 within %s; %s\n", s.StartTimeout, watchdog)
 		}
 		for _, sock := range s.Sockets {
-			fd := 3 + sock.Index
+			fd := sock.FD
+			stdin := ""
+			if sock.Stdin {
+				stdin = " (stdin)"
+			}
 			if !sock.IsUnix() {
-				fmt.Fprintf(w, "  fd %d %-10q tcp  %s\n", fd, sock.Name, sock.Addr)
+				fmt.Fprintf(w, "  fd %d %-10q tcp  %s%s\n", fd, sock.Name, sock.Addr, stdin)
 				continue
 			}
-			fmt.Fprintf(w, "  fd %d %-10q unix %s  %s:%s %04o (s%s)\n", fd, sock.Name, sock.Path,
-				sock.OwnerName, sock.GroupName, sock.Mode, sock.Mode.String()[1:])
+			fmt.Fprintf(w, "  fd %d %-10q unix %s  %s:%s %04o (s%s)%s\n", fd, sock.Name, sock.Path,
+				sock.OwnerName, sock.GroupName, sock.Mode, sock.Mode.String()[1:], stdin)
 			for _, d := range missingDirs(filepath.Dir(sock.Path)) {
 				fmt.Fprintf(w, "       creates directory %s  root:%s %04o\n", d, sock.GroupName, sock.DirectoryMode)
 			}

@@ -34,8 +34,8 @@ func ctlServices() []supervisor.Status {
 	return []supervisor.Status{
 		{Name: "web", State: supervisor.Running, Since: since, Pid: 4242, StartedAt: now.Add(-webUptime), Restarts: 2,
 			Sockets: []*config.Socket{
-				{Index: 0, Name: "http", Path: "/run/app/api.sock", OwnerName: "app", GroupName: "www-data", Mode: 0o660},
-				{Index: 1, Name: "tcp", Addr: netip.MustParseAddrPort("127.0.0.1:8080")},
+				{Index: 0, FD: 3, Name: "http", Path: "/run/app/api.sock", OwnerName: "app", GroupName: "www-data", Mode: 0o660},
+				{Index: 1, FD: 4, Name: "tcp", Addr: netip.MustParseAddrPort("127.0.0.1:8080")},
 			}},
 		{Name: "worker", State: supervisor.Starting, Since: since, Pid: 77, StartedAt: now},
 		{Name: "cron", State: supervisor.Failed, Since: since, Restarts: 12, Failures: 12, LastError: "exited with status 1"},

@@ -36,6 +36,7 @@ func main() {
 	delay := flag.Duration("delay", 0, "wait this long before serving")
 	hello := flag.String("hello", "", "print this line to stdout at start-up and to stderr with the pid")
 	failIf := flag.String("fail-if", "", "exit with status 1 at once if this file exists (a deploy that does not start)")
+	stdin := flag.Bool("stdin", false, "also serve the listening socket on fd 0")
 	bind := flag.String("bind", "", "bind this Unix socket path itself (unlink, bind, chmod 0666) instead of using socket activation, the way apps do without udsvisor")
 	flag.Parse()
 	notifyOnce()
@@ -81,11 +82,20 @@ func main() {
 	if *bind != "" {
 		serve(selfBind(*bind), "bind", rep)
 	}
+	if *stdin {
+		// A listening socket on fd 0 (stdin = true), as inetd and
+		// systemd's StandardInput=socket hand one.
+		l, err := net.FileListener(os.Stdin)
+		if err != nil {
+			log.Fatalf("stdin is no listening socket: %v", err)
+		}
+		go serve(l, "stdin", rep)
+	}
 	byName, err := activation.ListenersWithNames()
 	if err != nil {
 		log.Fatal(err)
 	}
-	if len(byName) == 0 {
+	if len(byName) == 0 && !*stdin {
 		log.Fatal("no sockets passed (LISTEN_FDS unset or LISTEN_PID wrong)")
 	}
 	for name := range byName {
