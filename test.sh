@@ -24,6 +24,7 @@ declare -A probe=(
 	[gcc]=/usr/bin/gcc
 	[caddy]=/usr/bin/caddy
 	[haproxy]=/usr/sbin/haproxy
+	[tomcat10]=/usr/share/tomcat10/bin/catalina.sh
 )
 # privdrop compiles its C for 32 bits too, to catch width bugs.
 if [ "$(dpkg --print-architecture)" = amd64 ]; then
