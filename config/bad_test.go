@@ -162,6 +162,21 @@ func TestBadBacklogAndNames(t *testing.T) {
 		{"two on stdin", sock("listen = \"127.0.0.1:80\"\nstdin = true\n[[services.api.sockets]]\nname = \"b\"\nlisten = \"127.0.0.1:81\"\nstdin = true"), []string{
 			`services.toml:10: services.api.sockets[1].stdin: only one socket can be stdin; services.api.sockets[0] already is`,
 		}, nil},
+		{"unknown socket in a placeholder", sock("listen = \"127.0.0.1:80\"\n[services.api.environment]\nX = \"%{socket.nope.fd}\""), []string{
+			`services.toml:7: services.api.environment.X: %{socket.nope.fd}: the service has no socket named "nope" (its sockets: api)`,
+		}, nil},
+		{"unknown placeholder field", sock("listen = \"127.0.0.1:80\"\n[services.api.environment]\nX = \"%{socket.api.port}\""), []string{
+			`services.toml:7: services.api.environment.X: %{socket.api.port}: unknown field "port"; want one of fd, path, address`,
+		}, nil},
+		{"path of a TCP socket", sock("listen = \"127.0.0.1:80\"\n[services.api.environment]\nX = \"%{socket.api.path}\""), []string{
+			`services.toml:7: services.api.environment.X: %{socket.api.path}: socket "api" is TCP and has no path; use .address`,
+		}, nil},
+		{"unknown placeholder", sock("listen = \"127.0.0.1:80\"\n[services.api.environment]\nX = \"%{home}\""), []string{
+			`services.toml:7: services.api.environment.X: %{home}: unknown placeholder; want %{socket.NAME.fd}, %{socket.NAME.path} or %{socket.NAME.address}`,
+		}, nil},
+		{"unclosed placeholder", sock("listen = \"127.0.0.1:80\"\n[services.api.environment]\nX = \"a%{socket.api.fd\""), []string{
+			`services.toml:7: services.api.environment.X: "%{socket.api.fd": a %{ without its }; write %%{ for a literal %{`,
+		}, nil},
 		{"stdin not a bool", sock("listen = \"127.0.0.1:80\"\nstdin = 0"), []string{
 			`services.toml:6: services.api.sockets[0].stdin: must be true or false, not an integer`,
 		}, nil},

@@ -132,6 +132,7 @@ func (c *checker) service(name string, v any) *Service {
 	}
 	c.uniqueFDNames(s)
 	c.placeFDs(s)
+	c.expandTemplates(t, s)
 	c.startMode(t, s)
 	c.routes(s, t)
 	return s
