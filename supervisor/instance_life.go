@@ -282,6 +282,7 @@ func (inst *instance) onStarted(s *service, reason string) {
 	inst.disarm(timerMain)
 	inst.failures = 0
 	inst.log.Info("started", zap.Int("pid", inst.pid), zap.String("because", reason))
+	warnOwnListeners(inst.log, inst.pid, s.files())
 	inst.transition(s, Running)
 	inst.armWatchdog(s)
 	s.onInstanceStarted(inst)
