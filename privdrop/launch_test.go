@@ -138,7 +138,7 @@ func TestT14Environment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := append(slices.Clone(spec.Env), "LISTEN_PID="+strconv.Itoa(pid), "LISTEN_PIDFDID="+pidfdID(t, pid))
+	want := append(slices.Clone(spec.Env), "LISTEN_PID="+strconv.Itoa(pid), "LISTEN_PIDFDID="+testutil.PidfdID(t, pid))
 	if !slices.Equal(got, want) {
 		t.Errorf("/proc/%d/environ:\n got %q\nwant %q", pid, got, want)
 	}
@@ -212,20 +212,4 @@ func TestFailures(t *testing.T) {
 			}
 		})
 	}
-}
-
-// pidfdID is the inode id of a pidfd of pid, what LISTEN_PIDFDID names
-// (this kernel has pidfs, Linux 6.9).
-func pidfdID(t *testing.T, pid int) string {
-	t.Helper()
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		t.Fatal(err)
-	}
-	return strconv.FormatUint(st.Ino, 10)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -70,11 +71,43 @@ func socketSpec(c *config.Socket) sockets.Spec {
 	}
 }
 
+// watchNames has the name watch cover every Unix socket of the pool,
+// labelled with the services of cfg that use it: a name unlinked while
+// it listens is put back at once (sockets.NameWatch).
+func (r *runner) watchNames(cfg *config.Config) {
+	if r.names == nil {
+		return
+	}
+	users := make(map[string][]string)
+	for _, c := range cfg.Services {
+		for _, sock := range c.Sockets {
+			users[socketKey(sock)] = append(users[socketKey(sock)], c.Name)
+		}
+	}
+	for key, l := range r.pool {
+		if err := r.names.Add(l.Listener, strings.Join(users[key], ", ")); err != nil {
+			r.log.Warn("cannot watch the socket's name; one unlinked is put back only when its process ends", zap.Error(err))
+		}
+	}
+}
+
+// nameRestored reports a name the watch put back (or could not).
+func nameRestored(log *zap.Logger) func(label string, l *sockets.Listener, err error) {
+	return func(label string, l *sockets.Listener, err error) {
+		if err != nil {
+			log.Error("a socket's name was unlinked and cannot be put back", zap.String("services", label), zap.Error(err))
+			return
+		}
+		log.Warn("a socket's name was unlinked while it listens; put it back at once",
+			zap.String("services", label), zap.String("path", l.Spec().Path))
+	}
+}
+
 // closeListeners closes the listeners of pool that keep does not hold,
 // removing their socket files, newest first: a directory is removed by
 // the Bind that created it, which must come after the sockets bound into
-// it later.
-func closeListeners(pool, keep map[string]*pooled, log *zap.Logger) {
+// it later. names, if not nil, stops watching them first.
+func closeListeners(pool, keep map[string]*pooled, names *sockets.NameWatch, log *zap.Logger) {
 	var ls []*pooled
 	for key, l := range pool {
 		if _, ok := keep[key]; !ok {
@@ -83,6 +116,9 @@ func closeListeners(pool, keep map[string]*pooled, log *zap.Logger) {
 	}
 	sort.Slice(ls, func(i, j int) bool { return ls[i].seq > ls[j].seq })
 	for _, l := range ls {
+		if names != nil {
+			names.Remove(l.Listener)
+		}
 		if err := l.Close(); err != nil {
 			log.Warn("remove socket", zap.Error(err))
 		}
@@ -119,13 +155,13 @@ func mendSocket(l *sockets.Listener, log svcLog) {
 }
 
 // The fds the supervisor holds for a config, for FDsNeeded: its own (the
-// runtime's, the log's, the launcher threads' socket pairs, the output
-// and reaper machinery), each socket's (the socket, an O_PATH fd of its
+// runtime's, the log's, the launcher's socket pair, the output, reaper
+// and name-watch machinery), each socket's (the socket, an O_PATH fd of its
 // node and of its directories) and each service's (the read ends of its
 // output pipes, plus the pipes of a launch in progress), for each of its
 // instances.
 const (
-	fdsOwn        = 28
+	fdsOwn        = 29
 	fdsPerSocket  = 4
 	fdsPerService = 12
 )

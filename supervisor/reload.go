@@ -90,7 +90,7 @@ func (s *Supervisor) reload(ctx context.Context, r *runner) (ReloadResult, error
 	// leaves everything as it was.
 	if cfg.Supervisor != oldCfg.Supervisor && s.opts.Reconfigure != nil {
 		if err := s.opts.Reconfigure(oldCfg.Supervisor, cfg.Supervisor); err != nil {
-			closeListeners(pool, oldPool, s.log)
+			closeListeners(pool, oldPool, nil, s.log)
 			return res, err
 		}
 	}
@@ -163,6 +163,7 @@ func (s *Supervisor) reload(ctx context.Context, r *runner) (ReloadResult, error
 	stopServices(stop)
 	services := make(map[string]*running, len(cfg.Services))
 	r.pool = pool
+	r.watchNames(cfg)
 	for _, c := range cfg.Services {
 		switch plans[c.Name] {
 		case keep, reown:
@@ -178,7 +179,7 @@ func (s *Supervisor) reload(ctx context.Context, r *runner) (ReloadResult, error
 	}
 	r.cfg, r.services = cfg, services
 	s.view.Store(&view{services: services, cfg: cfg})
-	closeListeners(oldPool, pool, s.log)
+	closeListeners(oldPool, pool, r.names, s.log)
 
 	for _, c := range cfg.Services {
 		switch plans[c.Name] {

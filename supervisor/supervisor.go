@@ -56,6 +56,7 @@ import (
 
 	"github.com/udsvisor/udsvisor/config"
 	"github.com/udsvisor/udsvisor/privdrop"
+	"github.com/udsvisor/udsvisor/sockets"
 )
 
 // Options tune a Supervisor beyond its config.
@@ -160,6 +161,9 @@ type runner struct {
 	bound uint64
 	// release lets the output reader go on after a handover.
 	release func()
+	// names puts back socket names unlinked while they listen; nil if
+	// it could not be made.
+	names *sockets.NameWatch
 }
 
 // Run binds every socket, starts every service and supervises them until
@@ -193,8 +197,13 @@ func (s *Supervisor) Run(ctx context.Context, started func()) error {
 	}
 	outs, err := newOutputs()
 	if err != nil {
-		closeListeners(r.pool, nil, s.log)
+		closeListeners(r.pool, nil, nil, s.log)
 		return err
+	}
+	if r.names, err = sockets.NewNameWatch(nameRestored(s.log)); err != nil {
+		s.log.Warn("cannot watch the sockets' names; one unlinked is put back only when its process ends", zap.Error(err))
+	} else {
+		r.watchNames(s.cfg)
 	}
 	r.env = &shared{exe: s.exe, launcher: launcher, reaper: s.reaper, outs: outs,
 		helperTimeout: s.helperTimeout, changed: &s.changed}
@@ -230,7 +239,10 @@ func (s *Supervisor) Run(ctx context.Context, started func()) error {
 	if s.opts.ReapOrphans {
 		s.reaper.killOrphans(5 * time.Second)
 	}
-	closeListeners(r.pool, nil, s.log)
+	closeListeners(r.pool, nil, r.names, s.log)
+	if r.names != nil {
+		r.names.Close()
+	}
 	stopReaper()
 	<-reaperDone
 	close(stopOutputs)

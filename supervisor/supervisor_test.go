@@ -113,7 +113,7 @@ func TestChildIdentityAndSockets(t *testing.T) {
 	}
 	wantEnv := []string{
 		"APP_ENV=test", "HOME=" + pw.HomeDir, "LISTEN_FDNAMES=http:metrics", "LISTEN_FDS=2",
-		"LISTEN_PID=" + strconv.Itoa(st.Pid), "LOGNAME=udsv-a", "PATH=/usr/local/bin:/usr/bin:/bin",
+		"LISTEN_PID=" + strconv.Itoa(st.Pid), "LISTEN_PIDFDID=" + testutil.PidfdID(t, st.Pid), "LOGNAME=udsv-a", "PATH=/usr/local/bin:/usr/bin:/bin",
 		"UDSVISOR_INSTANCE=0", "USER=udsv-a",
 	}
 	if !slices.Equal(env, wantEnv) {

@@ -290,6 +290,11 @@ func TestKill9OfUdsvisorThenUpAgain(t *testing.T) {
 	pid := demoPid(t, getWhenUp(t, p, sock))
 	p.Kill()
 	testutil.WaitGone(t, pid)
+	// Its exit status comes once every thread has ended, and with the
+	// last its fds: the service's process, killed when the launcher's
+	// thread went, may be gone before the control socket is closed (as
+	// systemd, a restart waits for the exit status).
+	p.Wait(t)
 	if _, err := os.Lstat(sock); err != nil {
 		t.Fatalf("a SIGKILLed udsvisor cannot remove its socket, yet: %v", err)
 	}

@@ -60,3 +60,32 @@ path = "$DIR/honest/honest.sock"
 		}
 	}
 }
+
+// A socket name unlinked while its service runs (an app that removes its
+// socket path, an operator's rm) is back at once, the same socket, with a
+// warning naming the service; the process is not restarted.
+func TestUnlinkedNamePutBack(t *testing.T) {
+	e := startCtlEnv(t, ctlConfig)
+	sock := filepath.Join(e.dir, "web", "web.sock")
+	before := statx(t, sock)
+	svcs, err := e.services(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(sock); err != nil {
+		t.Fatal(err)
+	}
+	e.up.WaitLog(t, "the name put back", func(en testutil.Entry) bool {
+		return strings.HasPrefix(en.Msg, "a socket's name was unlinked while it listens") && en.Str("services") == "web"
+	})
+	if statx(t, sock) != before {
+		t.Error("the name came back on another socket")
+	}
+	if _, err := get(sock); err != nil {
+		t.Errorf("GET through the name put back: %v", err)
+	}
+	after, err := e.services(t)
+	if err != nil || after[0].Pid != svcs[0].Pid {
+		t.Errorf("web pid %d after the unlink, %d before (%v): want no restart", after[0].Pid, svcs[0].Pid, err)
+	}
+}

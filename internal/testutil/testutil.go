@@ -393,3 +393,19 @@ func FillBacklog(t testing.TB, path string) {
 		t.Cleanup(func() { unix.Close(c) })
 	}
 }
+
+// PidfdID is the inode id of a pidfd of pid, what LISTEN_PIDFDID names
+// on a kernel with pidfs (Linux 6.9 and later, as these machines have).
+func PidfdID(t testing.TB, pid int) string {
+	t.Helper()
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		t.Fatal(err)
+	}
+	return strconv.FormatUint(st.Ino, 10)
+}
