@@ -25,6 +25,7 @@ declare -A probe=(
 	[caddy]=/usr/bin/caddy
 	[haproxy]=/usr/sbin/haproxy
 	[tomcat10]=/usr/share/tomcat10/bin/catalina.sh
+	[nodejs]=/usr/bin/node
 )
 # privdrop compiles its C for 32 bits too, to catch width bugs.
 if [ "$(dpkg --print-architecture)" = amd64 ]; then

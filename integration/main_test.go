@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 	}))
 }
 
-// copyApps copies testdata's Python apps into a new world-readable
+// copyApps copies testdata's Python and Node apps into a new world-readable
 // directory appDir.
 func copyApps(appDir string) error {
 	if err := os.Mkdir(appDir, 0o755); err != nil {
@@ -48,7 +48,7 @@ func copyApps(appDir string) error {
 	if err := os.Chmod(appDir, 0o755); err != nil {
 		return err
 	}
-	for _, name := range []string{"asgi_app.py", "wsgi_app.py"} {
+	for _, name := range []string{"asgi_app.py", "wsgi_app.py", "node_app.js"} {
 		if err := copyFile(filepath.Join("testdata", name), filepath.Join(appDir, name)); err != nil {
 			return err
 		}
