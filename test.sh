@@ -26,6 +26,8 @@ declare -A probe=(
 	[haproxy]=/usr/sbin/haproxy
 	[tomcat10]=/usr/share/tomcat10/bin/catalina.sh
 	[nodejs]=/usr/bin/node
+	[php8.2-fpm]=/usr/sbin/php-fpm8.2
+	[libfcgi-bin]=/usr/bin/cgi-fcgi
 )
 # privdrop compiles its C for 32 bits too, to catch width bugs.
 if [ "$(dpkg --print-architecture)" = amd64 ]; then
