@@ -171,12 +171,13 @@ func TestBadBacklogAndNames(t *testing.T) {
 		{"path of a TCP socket", sock("listen = \"127.0.0.1:80\"\n[services.api.environment]\nX = \"%{socket.api.path}\""), []string{
 			`services.toml:7: services.api.environment.X: %{socket.api.path}: socket "api" is TCP and has no path; use .address`,
 		}, nil},
-		{"unknown placeholder", sock("listen = \"127.0.0.1:80\"\n[services.api.environment]\nX = \"%{home}\""), []string{
-			`services.toml:7: services.api.environment.X: %{home}: unknown placeholder; want %{socket.NAME.fd}, %{socket.NAME.path} or %{socket.NAME.address}`,
+		{"placeholder without a field", sock("listen = \"127.0.0.1:80\"\n[services.api.environment]\nX = \"%{socket.api}\""), []string{
+			`services.toml:7: services.api.environment.X: %{socket.api}: want %{socket.NAME.fd}, %{socket.NAME.path} or %{socket.NAME.address}`,
 		}, nil},
 		{"unclosed placeholder", sock("listen = \"127.0.0.1:80\"\n[services.api.environment]\nX = \"a%{socket.api.fd\""), []string{
-			`services.toml:7: services.api.environment.X: "%{socket.api.fd": a %{ without its }; write %%{ for a literal %{`,
+			`services.toml:7: services.api.environment.X: "%{socket.api.fd": a %{socket. without its }; write %%{socket. for a literal one`,
 		}, nil},
+		{"other %{ text stays", sock("listen = \"127.0.0.1:80\"\n[services.api.environment]\nX = \"%{http_code} %{home}\""), nil, nil},
 		{"stdin not a bool", sock("listen = \"127.0.0.1:80\"\nstdin = 0"), []string{
 			`services.toml:6: services.api.sockets[0].stdin: must be true or false, not an integer`,
 		}, nil},

@@ -14,9 +14,11 @@ import (
 //	%{socket.NAME.path}     its path (Unix sockets only)
 //	%{socket.NAME.address}  its path, or its TCP address as host:port
 //
-// NAME is the socket's name (LISTEN_FDNAMES). %%{ is a literal %{; a %
-// anywhere else is itself. They are expanded when the config is read, so
-// that check shows the argv and environment the command gets.
+// NAME is the socket's name (LISTEN_FDNAMES), dots allowed. Only
+// "%{socket." starts a placeholder, so that other text with %{ (curl's
+// -w '%{http_code}', log formats) stays as it is; %%{socket. is a literal
+// %{socket.. They are expanded when the config is read, so that check
+// shows the argv and environment the command gets.
 
 // placeholderFields are what a socket placeholder can give.
 var placeholderFields = []string{"fd", "path", "address"}
@@ -27,7 +29,7 @@ func (c *checker) expandTemplates(t table, s *Service) {
 	key := t.sub("command")
 	for i, arg := range s.Command {
 		if i == 0 {
-			if strings.Contains(arg, "%{") {
+			if strings.Contains(arg, "%{socket.") {
 				c.errorf(indexKey(key, 0), "the program's path cannot hold a placeholder")
 			}
 			continue
@@ -52,27 +54,28 @@ func (c *checker) expandTemplates(t table, s *Service) {
 // expand replaces the placeholders of text with the values of s's
 // sockets.
 func expand(text string, s *Service) (string, error) {
-	if !strings.Contains(text, "%{") {
+	const open = "%{socket."
+	if !strings.Contains(text, open) {
 		return text, nil
 	}
 	var b strings.Builder
 	for {
-		i := strings.Index(text, "%{")
+		i := strings.Index(text, open)
 		if i < 0 {
 			b.WriteString(text)
 			return b.String(), nil
 		}
 		if i > 0 && text[i-1] == '%' {
-			// %%{ is a literal %{.
+			// %%{socket. is a literal %{socket..
 			b.WriteString(text[:i-1])
-			b.WriteString("%{")
-			text = text[i+2:]
+			b.WriteString(open)
+			text = text[i+len(open):]
 			continue
 		}
 		b.WriteString(text[:i])
 		end := strings.IndexByte(text[i:], '}')
 		if end < 0 {
-			return "", fmt.Errorf("%q: a %%{ without its }; write %%%%{ for a literal %%{", text[i:])
+			return "", fmt.Errorf("%q: a %%{socket. without its }; write %%%%{socket. for a literal one", text[i:])
 		}
 		v, err := placeholder(text[i+2:i+end], s)
 		if err != nil {
@@ -83,24 +86,27 @@ func expand(text string, s *Service) (string, error) {
 	}
 }
 
-// placeholder returns the value of the placeholder whose inside is ref.
+// placeholder returns the value of the placeholder whose inside is ref,
+// "socket.NAME.FIELD"; NAME may hold dots, FIELD does not.
 func placeholder(ref string, s *Service) (string, error) {
-	parts := strings.Split(ref, ".")
-	if len(parts) != 3 || parts[0] != "socket" {
-		return "", fmt.Errorf("%%{%s}: unknown placeholder; want %%{socket.NAME.fd}, %%{socket.NAME.path} or %%{socket.NAME.address}", ref)
+	rest, _ := strings.CutPrefix(ref, "socket.")
+	j := strings.LastIndexByte(rest, '.')
+	if j <= 0 {
+		return "", fmt.Errorf("%%{%s}: want %%{socket.NAME.fd}, %%{socket.NAME.path} or %%{socket.NAME.address}", ref)
 	}
+	name, field := rest[:j], rest[j+1:]
 	var sock *Socket
 	var names []string
 	for _, so := range s.Sockets {
 		names = append(names, so.Name)
-		if so.Name == parts[1] {
+		if so.Name == name {
 			sock = so
 		}
 	}
 	if sock == nil {
-		return "", fmt.Errorf("%%{%s}: the service has no socket named %q (its sockets: %s)", ref, parts[1], orNone(names))
+		return "", fmt.Errorf("%%{%s}: the service has no socket named %q (its sockets: %s)", ref, name, orNone(names))
 	}
-	switch parts[2] {
+	switch field {
 	case "fd":
 		return strconv.Itoa(sock.FD), nil
 	case "path":
@@ -111,7 +117,7 @@ func placeholder(ref string, s *Service) (string, error) {
 	case "address":
 		return sock.String(), nil
 	default:
-		return "", fmt.Errorf("%%{%s}: unknown field %q; want one of %s", ref, parts[2], strings.Join(placeholderFields, ", "))
+		return "", fmt.Errorf("%%{%s}: unknown field %q; want one of %s", ref, field, strings.Join(placeholderFields, ", "))
 	}
 }
 

@@ -6,12 +6,13 @@ import (
 )
 
 // Placeholders expand to the sockets' fd numbers (0 for the one on
-// stdin), paths and addresses, in argv and environment values; %%{ is a
-// literal %{ and a lone % stays.
+// stdin), paths and addresses, in argv and environment values, for names
+// with dots too; %%{socket. is a literal %{socket., and other %{ text
+// and a lone % stay.
 func TestTemplates(t *testing.T) {
 	cfg, err := Parse("services.toml", []byte(`
 [services.fpm]
-command = ["/bin/true", "-b", "unix://%{socket.web.path}", "--fd=%{socket.web.fd}", "%{socket.admin.address}", "%%{socket.web.fd} 100%"]
+command = ["/bin/true", "-b", "unix://%{socket.web.path}", "--fd=%{socket.web.fd}", "%{socket.admin.v2.address}", "%%{socket.web.fd} 100% %{http_code}"]
 user = "daemon"
 environment = { FPM_SOCKETS = "%{socket.web.path}=%{socket.web.fd}", NGINX = "%{socket.raw.fd};" }
 [[services.fpm.sockets]]
@@ -22,14 +23,14 @@ stdin = true
 name = "web"
 path = "/run/udsv-config-test/web.sock"
 [[services.fpm.sockets]]
-name = "admin"
+name = "admin.v2"
 listen = "127.0.0.1:9000"
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := cfg.Services[0]
-	wantArgv := []string{"/bin/true", "-b", "unix:///run/udsv-config-test/web.sock", "--fd=3", "127.0.0.1:9000", "%{socket.web.fd} 100%"}
+	wantArgv := []string{"/bin/true", "-b", "unix:///run/udsv-config-test/web.sock", "--fd=3", "127.0.0.1:9000", "%{socket.web.fd} 100% %{http_code}"}
 	if !slices.Equal(s.Command, wantArgv) {
 		t.Errorf("command %q, want %q", s.Command, wantArgv)
 	}

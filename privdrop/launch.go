@@ -111,7 +111,7 @@ func (l *Launch) SetStdin(f *os.File) { l.cmd.Stdin = f }
 // re-execute ("" means /proc/self/exe; tests may name another). files are
 // the listening sockets, which become fds 3..; there must be
 // spec.NumFDs of them. stdout and stderr become the command's (nil means
-// /dev/null); stdin is always /dev/null.
+// /dev/null); stdin is /dev/null unless SetStdin names a socket.
 //
 // The helper runs as root until it drops privileges itself, so that it
 // can exec /proc/self/exe even when the udsvisor binary sits in a

@@ -25,10 +25,11 @@ type NameWatch struct {
 	// restored is told of each name put back, or of a failure to.
 	restored func(label string, l *Listener, err error)
 
-	mu    sync.Mutex
-	names map[int32]map[string]watched // by watch descriptor, then name
-	wd    map[*Listener]int32
-	done  chan struct{}
+	mu     sync.Mutex
+	names  map[int32]map[string]watched // by watch descriptor, then name
+	wd     map[*Listener]int32
+	closed bool // fd may be another file's once closed
+	done   chan struct{}
 }
 
 type watched struct {
@@ -62,12 +63,15 @@ func (w *NameWatch) Add(l *Listener, label string) error {
 	dir := procPath(l.dir, "")
 	name := filepath.Base(l.spec.Path)
 	l.mu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return errors.New("the name watch is closed")
+	}
 	wd, err := unix.InotifyAddWatch(w.fd, dir, unix.IN_DELETE|unix.IN_MOVED_FROM|unix.IN_ONLYDIR|unix.IN_MASK_ADD)
 	if err != nil {
 		return &os.PathError{Op: "inotify_add_watch", Path: filepath.Dir(l.spec.Path), Err: err}
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.names[int32(wd)] == nil {
 		w.names[int32(wd)] = make(map[string]watched)
 	}
@@ -92,12 +96,17 @@ func (w *NameWatch) Remove(l *Listener) {
 	}
 	if len(w.names[wd]) == 0 {
 		delete(w.names, wd)
-		unix.InotifyRmWatch(w.fd, uint32(wd))
+		if !w.closed {
+			unix.InotifyRmWatch(w.fd, uint32(wd))
+		}
 	}
 }
 
 // Close ends the watch.
 func (w *NameWatch) Close() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
 	w.f.Close()
 	<-w.done
 }
@@ -136,6 +145,9 @@ func (w *NameWatch) handle(wd int32, mask uint32, name string) {
 		}
 	case mask&unix.IN_IGNORED != 0:
 		// The directory itself went away: nothing to link into.
+		for _, x := range w.names[wd] {
+			delete(w.wd, x.l)
+		}
 		delete(w.names, wd)
 	default:
 		if x, ok := w.names[wd][name]; ok {

@@ -280,7 +280,9 @@ func (r *runner) adoptServices(a *adoption) map[string]*running {
 func (s *service) resumeAdopted() {
 	left := s.adopting
 	s.adopting = nil
+	inherited := socketInodes(s.files())
 	for i, inst := range s.insts {
+		inst.inherited = inherited
 		if inst.notify != nil {
 			ns := inst.notify
 			ns.start(func(m notifyMsg) { s.inbox.post(noted{inst: inst, msg: m}) })

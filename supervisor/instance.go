@@ -53,6 +53,9 @@ type instance struct {
 	watch    *acceptWatch
 	watchSeq int
 	tookConn bool
+	// inherited are the socket inodes of the listeners the process was
+	// started with (warnOwnListeners).
+	inherited map[uint64]bool
 }
 
 // The timers of an instance.

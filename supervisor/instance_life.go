@@ -26,6 +26,9 @@ func (inst *instance) spawn(s *service) {
 	}
 	inst.started = true
 	files := s.files()
+	// The sockets this process gets, by inode, for the check of its own
+	// listeners: taken here, where no rebind can race it.
+	inst.inherited = socketInodes(files)
 	// The watch begins before the launch, so that connections that
 	// queued for this process are seen waiting before it can take any;
 	// begun after, it could miss a process that accepts at once. A
@@ -282,7 +285,7 @@ func (inst *instance) onStarted(s *service, reason string) {
 	inst.disarm(timerMain)
 	inst.failures = 0
 	inst.log.Info("started", zap.Int("pid", inst.pid), zap.String("because", reason))
-	warnOwnListeners(inst.log, inst.pid, s.files())
+	warnOwnListeners(inst.log, inst.pid, inst.inherited)
 	inst.transition(s, Running)
 	inst.armWatchdog(s)
 	s.onInstanceStarted(inst)

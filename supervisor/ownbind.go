@@ -5,6 +5,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -16,18 +18,40 @@ import (
 // are compared with the listening sockets of its network namespace, and
 // each one it listens on that udsvisor did not give it is logged once.
 
-// warnOwnListeners checks pid's listening sockets, on a goroutine of its
-// own (it reads /proc), and logs a warning naming each that is not one
-// of files, the service's listeners.
-func warnOwnListeners(log svcLog, pid int, files []*os.File) {
-	go func() {
-		own, err := ownListeners(pid, socketInodes(files))
-		if err != nil || len(own) == 0 {
-			return // the process may be gone already
+// ownRecheck is when the listeners are looked at a second time: an app
+// may bind its fallback port a while after it has counted as started.
+const ownRecheck = 5 * time.Second
+
+// warnOwnListeners checks pid's listening sockets now and once more after
+// ownRecheck, on a goroutine of its own (it reads /proc), and logs a
+// warning naming each that is not one of inherited, the socket inodes of
+// the listeners the process was started with.
+func warnOwnListeners(log svcLog, pid int, inherited map[uint64]bool) {
+	var mu sync.Mutex
+	warned := make(map[string]bool)
+	check := func() {
+		own, err := ownListeners(pid, inherited)
+		if err != nil {
+			return // the process is gone
 		}
-		log.Warn("the process listens on sockets of its own besides udsvisor's: it may have ignored LISTEN_FDS",
-			zap.Int("pid", pid), zap.Strings("addresses", own))
-	}()
+		mu.Lock()
+		var fresh []string
+		for _, a := range own {
+			if !warned[a] {
+				warned[a] = true
+				fresh = append(fresh, a)
+			}
+		}
+		mu.Unlock()
+		if len(fresh) > 0 {
+			log.Warn("the process listens on sockets of its own besides udsvisor's: it may have ignored LISTEN_FDS",
+				zap.Int("pid", pid), zap.Strings("addresses", fresh))
+		}
+	}
+	go check()
+	// A timer, not a goroutine asleep: a thousand services starting
+	// would keep a thousand stacks for the while.
+	time.AfterFunc(ownRecheck, check)
 }
 
 // socketInodes returns the socket inode numbers of files.
