@@ -99,17 +99,6 @@ func checkSocket(t *testing.T, path string, mode os.FileMode, owner testutil.Use
 	}
 }
 
-// birth identifies a file by inode and birth time: an inode number alone
-// comes back at once after unlink and bind (SECURITY-NOTES 0.13).
-func birth(t *testing.T, path string) string {
-	t.Helper()
-	var stx unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_INO|unix.STATX_BTIME, &stx); err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("inode %d born %d.%09d", stx.Ino, stx.Btime.Sec, stx.Btime.Nsec)
-}
-
 // connectAs tries connect(2) on a Unix socket as user u, from a separate
 // process with u's credentials, and returns its combined output.
 func connectAs(t *testing.T, u testutil.User, path string) (string, error) {
@@ -206,7 +195,7 @@ func TestNginxUvicorn(t *testing.T) {
 		t.Errorf("connect as %s: %v %q, want EACCES", third.Name, err, out)
 	}
 
-	before := birth(t, f.sock)
+	before := testutil.Birth(t, f.sock)
 	if err := unix.Kill(f.svc.Pid, unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +203,7 @@ func TestNginxUvicorn(t *testing.T) {
 	if a.Server != "uvicorn" || a.Pid == f.svc.Pid {
 		t.Errorf("after SIGKILL of pid %d: %+v", f.svc.Pid, a)
 	}
-	if after := birth(t, f.sock); after != before {
+	if after := testutil.Birth(t, f.sock); after != before {
 		t.Errorf("socket re-created by the restart: %s, was %s", after, before)
 	}
 }
@@ -238,7 +227,7 @@ func TestApacheGunicorn(t *testing.T) {
 	}
 	waitWorkers(t, "http://"+f.addr+"/hello", f.svc.Pid, 2)
 
-	before := birth(t, f.sock)
+	before := testutil.Birth(t, f.sock)
 	if out, err := exec.Command(built.udsvisor, "ctl", "-s", f.ctlSock, "restart", "wsgi").CombinedOutput(); err != nil {
 		t.Fatalf("ctl restart wsgi: %v\n%s", err, out)
 	}
@@ -250,7 +239,7 @@ func TestApacheGunicorn(t *testing.T) {
 		t.Fatalf("ctl restart kept pid %d", f.svc.Pid)
 	}
 	waitWorkers(t, "http://"+f.addr+"/after-restart", restarted.Pid, 2)
-	if after := birth(t, f.sock); after != before {
+	if after := testutil.Birth(t, f.sock); after != before {
 		t.Errorf("socket re-created by the restart: %s, was %s", after, before)
 	}
 }

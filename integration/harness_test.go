@@ -63,6 +63,12 @@ func startStack(t *testing.T, services string) *stack {
 	return s
 }
 
+// ctl runs udsvisor ctl on the stack's control socket.
+func (s *stack) ctl(args ...string) (string, error) {
+	out, err := exec.Command(built.udsvisor, append([]string{"ctl", "-s", s.ctlSock}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
 // services is `udsvisor ctl -s SOCK status --json`.
 func (s *stack) services() ([]api.Service, error) {
 	cmd := exec.Command(built.udsvisor, "ctl", "-s", s.ctlSock, "status", "--json")

@@ -96,7 +96,7 @@ func TestKillUnderLoad(t *testing.T) {
 	t.Run("udsvisor-owned", func(t *testing.T) {
 		s := startStack(t, oneSocketApp("backend", `["$APP"]`, "www-data", restartFast))
 		sock := filepath.Join(s.dir, "backend", "backend.sock")
-		before := birth(t, sock)
+		before := testutil.Birth(t, sock)
 		addr := freePort(t)
 		errorLog := startNginx(t, proxyConfig(t, "nginx", s.cfg, addr), addr)
 		fetch(t, "http://"+addr+"/warm-up")
@@ -110,7 +110,7 @@ func TestKillUnderLoad(t *testing.T) {
 		if owned.kills <= 20 {
 			t.Errorf("only %d kills in %v", owned.kills, loadFor)
 		}
-		if after := birth(t, sock); after != before {
+		if after := testutil.Birth(t, sock); after != before {
 			t.Errorf("socket re-created under the kills: %s, was %s", after, before)
 		}
 		svc, err := s.service("backend")

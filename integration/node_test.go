@@ -34,14 +34,14 @@ path = "$DIR/node/node.sock"
 	if a.Server != "node" || a.Pid != svc.Pid || a.UID != int(u.UID) {
 		t.Errorf("answer %+v; want node, pid %d, uid %d", a, svc.Pid, u.UID)
 	}
-	before := statxOf(t, sock)
+	before := testutil.Birth(t, sock)
 	if out, err := s.ctl("restart", "node"); err != nil {
 		t.Fatalf("ctl restart: %v\n%s", err, out)
 	}
 	if err := json.Unmarshal([]byte(getBody(t, sock)), &a); err != nil || a.Server != "node" || a.Pid == svc.Pid {
 		t.Errorf("after the restart: %+v (%v); want a new node process", a, err)
 	}
-	if statxOf(t, sock) != before {
+	if testutil.Birth(t, sock) != before {
 		t.Error("the restart re-created the socket")
 	}
 }

@@ -70,14 +70,14 @@ path = %q
 	if a := ask(); a.Server != "php-fpm" || a.UID != int(u.UID) {
 		t.Errorf("answer %+v; want php-fpm as uid %d", a, u.UID)
 	}
-	before := statxOf(t, sock)
+	before := testutil.Birth(t, sock)
 	if out, err := s.ctl("restart", "php"); err != nil {
 		t.Fatalf("ctl restart: %v\n%s", err, out)
 	}
 	if a := ask(); a.Server != "php-fpm" {
 		t.Errorf("after the restart: %+v", a)
 	}
-	if statxOf(t, sock) != before {
+	if testutil.Birth(t, sock) != before {
 		t.Error("the restart re-created the socket")
 	}
 	if strings.Contains(s.up.Log(), "sockets of its own") {

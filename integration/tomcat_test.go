@@ -7,13 +7,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/udsvisor/udsvisor/internal/testutil"
 )
@@ -61,7 +58,7 @@ stdin = true
 	if got := getBody(t, sock); got != "hello from tomcat\n" {
 		t.Fatalf("Tomcat answered %q", got)
 	}
-	before := statxOf(t, sock)
+	before := testutil.Birth(t, sock)
 	svc, err := s.service("tomcat")
 	if err != nil {
 		t.Fatal(err)
@@ -80,13 +77,13 @@ stdin = true
 	if err != nil || after.Pid == svc.Pid {
 		t.Errorf("after the restart: pid %d (before %d), %v", after.Pid, svc.Pid, err)
 	}
-	if statxOf(t, sock) != before {
+	if testutil.Birth(t, sock) != before {
 		t.Error("the restart re-created the socket")
 	}
 	if out, err := s.ctl("stop", "tomcat"); err != nil {
 		t.Fatalf("ctl stop: %v\n%s", err, out)
 	}
-	if statxOf(t, sock) != before {
+	if testutil.Birth(t, sock) != before {
 		t.Error("the socket is gone or new after Tomcat stopped")
 	}
 }
@@ -141,21 +138,4 @@ func getBody(t *testing.T, sock string) string {
 		return ""
 	}
 	return string(b)
-}
-
-// statxOf is the inode and birth time of path: what tells a socket file
-// from a new one at the same name (SECURITY-NOTES 0.13).
-func statxOf(t *testing.T, path string) string {
-	t.Helper()
-	var stx unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_INO|unix.STATX_BTIME, &stx); err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("%d/%d.%d", stx.Ino, stx.Btime.Sec, stx.Btime.Nsec)
-}
-
-// ctl runs udsvisor ctl on the stack's control socket.
-func (s *stack) ctl(args ...string) (string, error) {
-	out, err := exec.Command(built.udsvisor, append([]string{"ctl", "-s", s.ctlSock}, args...)...).CombinedOutput()
-	return string(out), err
 }

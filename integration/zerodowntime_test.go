@@ -2,7 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -27,8 +26,7 @@ restart_mode = "overlap"
 	fetch(t, "http://"+addr+"/warm-up")
 	ctl := func(args ...string) {
 		t.Helper()
-		out, err := exec.Command(built.udsvisor, append([]string{"ctl", "-s", s.ctlSock}, args...)...).CombinedOutput()
-		if err != nil {
+		if out, err := s.ctl(args...); err != nil {
 			t.Fatalf("ctl %v: %v\n%s", args, err, out)
 		}
 	}

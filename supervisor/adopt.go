@@ -214,14 +214,6 @@ func checkChild(pid int) error {
 	return nil
 }
 
-// socketKeyOf is socketKey for a bound listener's spec.
-func socketKeyOf(spec sockets.Spec) string {
-	if spec.Path != "" {
-		return "unix:" + spec.Path
-	}
-	return "tcp:" + spec.Addr.String()
-}
-
 // adoptServices makes the services of the adoption, with their
 // processes registered with the reaper, their notify sockets and their
 // output pipes, and starts their goroutines, which arm their timers and

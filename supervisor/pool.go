@@ -26,11 +26,14 @@ type pooled struct {
 // socketKey identifies a socket across configs: the same key means the
 // same bound listener can serve it. The backlog is not part of it: a
 // reload applies a new backlog to the live socket.
-func socketKey(c *config.Socket) string {
-	if c.IsUnix() {
-		return "unix:" + c.Path
+func socketKey(c *config.Socket) string { return socketKeyOf(socketSpec(c)) }
+
+// socketKeyOf is the key of a bound listener's spec.
+func socketKeyOf(spec sockets.Spec) string {
+	if spec.Path != "" {
+		return "unix:" + spec.Path
 	}
-	return "tcp:" + c.Addr.String()
+	return "tcp:" + spec.Addr.String()
 }
 
 // bindAll returns a pool with a listener for every socket of cfg, taking

@@ -146,7 +146,7 @@ func TestCtlStatusMatchesProc(t *testing.T) {
 func TestCtlRestartKeepsTheSocket(t *testing.T) {
 	e := startCtlEnv(t, ctlConfig)
 	sock := filepath.Join(e.dir, "web", "web.sock")
-	before := statx(t, sock)
+	before := testutil.Birth(t, sock)
 	svcs, _ := e.services(t)
 	if _, stderr, err := e.ctl("restart", "web"); err != nil {
 		t.Fatalf("ctl restart: %v: %s", err, stderr)
@@ -155,21 +155,12 @@ func TestCtlRestartKeepsTheSocket(t *testing.T) {
 	if after[0].Pid == 0 || after[0].Pid == svcs[0].Pid || after[0].Restarts != 1 {
 		t.Errorf("after restart: pid %d (before %d), restarts %d", after[0].Pid, svcs[0].Pid, after[0].Restarts)
 	}
-	if statx(t, sock) != before {
+	if testutil.Birth(t, sock) != before {
 		t.Error("ctl restart re-created the socket")
 	}
 	if after[1].Pid != svcs[1].Pid {
 		t.Error("ctl restart web touched worker")
 	}
-}
-
-func statx(t *testing.T, path string) string {
-	t.Helper()
-	var stx unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_INO|unix.STATX_BTIME, &stx); err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("%d/%d.%d", stx.Ino, stx.Btime.Sec, stx.Btime.Nsec)
 }
 
 // ctl logs returns the lines the child printed.
@@ -307,14 +298,14 @@ func TestSecondUpRefused(t *testing.T) {
 	e := startCtlEnv(t, ctlConfig)
 	before, _ := e.services(t)
 	sock := filepath.Join(e.dir, "web", "web.sock")
-	id := statx(t, sock)
+	id := testutil.Birth(t, sock)
 	out, err := exec.Command(udsvisorBin, "up", "-c", e.cfg).CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "already running") {
 		t.Errorf("second up: %v\n%s", err, out)
 	}
 	after, _ := e.services(t)
-	if after[0].Pid != before[0].Pid || statx(t, sock) != id {
+	if after[0].Pid != before[0].Pid || testutil.Birth(t, sock) != id {
 		t.Error("the second up disturbed the first")
 	}
 }

@@ -67,7 +67,7 @@ path = "$DIR/honest/honest.sock"
 func TestUnlinkedNamePutBack(t *testing.T) {
 	e := startCtlEnv(t, ctlConfig)
 	sock := filepath.Join(e.dir, "web", "web.sock")
-	before := statx(t, sock)
+	before := testutil.Birth(t, sock)
 	svcs, err := e.services(t)
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +78,7 @@ func TestUnlinkedNamePutBack(t *testing.T) {
 	e.up.WaitLog(t, "the name put back", func(en testutil.Entry) bool {
 		return strings.HasPrefix(en.Msg, "a socket's name was unlinked while it listens") && en.Str("services") == "web"
 	})
-	if statx(t, sock) != before {
+	if testutil.Birth(t, sock) != before {
 		t.Error("the name came back on another socket")
 	}
 	if _, err := get(sock); err != nil {

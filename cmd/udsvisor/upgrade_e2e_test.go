@@ -145,7 +145,7 @@ func (e *upgradeEnv) snapshot(t *testing.T) snapshot {
 		s.states[svc.Name] = svc.State
 	}
 	for _, name := range []string{"web/web.sock", "notif/notif.sock", "held/held.sock", "lazy/lazy.sock", "ctl/control.sock"} {
-		s.sockets[name] = statx(t, filepath.Join(e.dir, name))
+		s.sockets[name] = testutil.Birth(t, filepath.Join(e.dir, name))
 	}
 	return s
 }

@@ -409,3 +409,15 @@ func PidfdID(t testing.TB, pid int) string {
 	}
 	return strconv.FormatUint(st.Ino, 10)
 }
+
+// Birth identifies the file at path by inode and birth time: an inode
+// number alone comes back at once after unlink and bind (SECURITY-NOTES
+// 0.13), so a socket re-created at the same name would look the same.
+func Birth(t testing.TB, path string) string {
+	t.Helper()
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_INO|unix.STATX_BTIME, &stx); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("inode %d born %d.%09d", stx.Ino, stx.Btime.Sec, stx.Btime.Nsec)
+}
