@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -50,6 +51,7 @@ type launchThread struct {
 	reqs  chan launchReq
 	execs chan execReq  // main-thread launcher only
 	done  chan struct{} // closed when the thread's goroutine has ended
+	tid   int           // the thread's id, set before done is closed
 }
 
 type launchReq struct {
@@ -66,7 +68,7 @@ type launchResult struct {
 // NewLauncher starts n launcher threads (at least one). Create it early,
 // before the process opens many fds: each thread's table is a copy of
 // the process's at this moment, and the files in it stay open until
-// Close.
+// Close returns.
 func NewLauncher(n int) (*Launcher, error) {
 	ln := &Launcher{idle: make(chan *launchThread, max(n, 1)), quit: make(chan struct{})}
 	for range max(n, 1) {
@@ -112,8 +114,25 @@ func (ln *Launcher) Close() {
 		for _, t := range ln.threads {
 			<-t.done
 			unix.Close(t.sock)
+			waitThreadGone(t.tid)
 		}
 	})
+}
+
+// waitThreadGone waits, at most a second, until the thread tid has
+// exited. Its goroutine ends with the thread locked, so the runtime
+// ends the thread, but later: until then its fd table, a copy of the
+// process's, holds files the caller may believe closed (a listener
+// would still accept). The id is released only after the thread's
+// files are, so tgkill failing with ESRCH means they are closed.
+func waitThreadGone(tid int) {
+	if tid == 0 || tid == unix.Getpid() {
+		return // never started, or the main thread, which stays
+	}
+	deadline := time.Now().Add(time.Second)
+	for unix.Tgkill(unix.Getpid(), tid, 0) != unix.ESRCH && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // Start forks and execs l's command (the launch helper) from the
@@ -190,6 +209,7 @@ func (t *launchThread) run(peer int, quit <-chan struct{}, ready chan<- error) {
 
 func (t *launchThread) serve(peer int, quit <-chan struct{}, ready chan<- error, inherited []int, started func()) {
 	defer close(t.done)
+	t.tid = unix.Gettid()
 	// The runtime's own fds (its epoll and event fds) are in the copy
 	// and must stay: the runtime may use them from any thread.
 	if err := unix.Unshare(unix.CLONE_FILES); err != nil {
