@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/udsvisor/udsvisor/internal/osthread"
 )
 
 // Launcher starts launch helpers from OS threads of its own, whose file
@@ -90,7 +92,9 @@ func (ln *Launcher) startThread() (*launchThread, error) {
 	}
 	t := newLaunchThread(fds[0])
 	ready := make(chan error, 1) // the thread reports once, without waiting
-	go t.run(fds[1], ln.quit, ready)
+	// A thread of its own, never the main one, whose table becomes
+	// private and which ends with its goroutine.
+	osthread.Go(func() { t.serve(fds[1], ln.quit, ready, nil, nil) })
 	err = <-ready
 	// The thread's table has its own copy of fds[1]; the process's copy
 	// is not needed (nor, after a failure, the thread's).
@@ -181,30 +185,6 @@ func (ln *Launcher) Start(l *Launch) (int, error) {
 	}
 	r := <-reply
 	return r.pid, r.err
-}
-
-// run locks the goroutine to a thread other than the main one, gives
-// that thread a table of its own and serves launches on it until quit.
-// It never unlocks: the thread, with its private table, ends with the
-// goroutine instead of going back to the runtime's pool.
-func (t *launchThread) run(peer int, quit <-chan struct{}, ready chan<- error) {
-	runtime.LockOSThread()
-	if unix.Gettid() == unix.Getpid() {
-		// The main thread's table is the one /proc/self/fd shows, which
-		// the sockets package binds through: it must stay the
-		// process's. Hold the main thread while another goroutine locks
-		// a thread, which therefore cannot be this one, then let go.
-		locked := make(chan struct{})
-		go func() {
-			runtime.LockOSThread()
-			close(locked)
-			t.serve(peer, quit, ready, nil, nil)
-		}()
-		<-locked
-		runtime.UnlockOSThread()
-		return
-	}
-	t.serve(peer, quit, ready, nil, nil)
 }
 
 func (t *launchThread) serve(peer int, quit <-chan struct{}, ready chan<- error, inherited []int, started func()) {

@@ -12,13 +12,16 @@
 //     not writable by group or others (sticky root-owned directories are
 //     allowed above the socket's own directory); missing ones are made
 //     root:GID with DirMode.
-//  3. The socket is bound to a temporary name through
-//     /proc/thread-self/fd/<dirfd>/, chowned and chmodded through an O_PATH fd
-//     of that exact node (never through the socket fd, which changes only
-//     the sockfs inode), and starts listening.
-//  4. The temporary name is linked to the final name, or renamed over a
-//     socket that a non-blocking connect proved stale, so the name appears
-//     with its final mode and is never missing.
+//  3. The socket is bound in a fresh staging directory (root, 0700) made
+//     in the verified directory, under the configured path as its address
+//     (see namer: the kernel resolves that path only in a private mount
+//     namespace, to the staging directory's fd) or else through
+//     /proc/thread-self/fd/<stage>/; then chowned and chmodded through an
+//     O_PATH fd of that exact node (never through the socket fd, which
+//     changes only the sockfs inode), and starts listening.
+//  4. The node is linked to the final name, or renamed over a socket
+//     that a non-blocking connect proved stale, so the name appears with
+//     its final mode and is never missing.
 //
 // A child shares the open file description of its socket and can shut it
 // down for everyone; Check spots that and Rebind replaces the socket by the
@@ -109,15 +112,19 @@ type binder struct {
 	// without openat2 (< 5.6), so that a test exercises it.
 	noOpenat2 bool
 	// afterBind, when set, runs between bind(2) of the temporary name and
-	// the chown/chmod of it, with the directory fd and the temporary name.
+	// the chown/chmod of it, with the staging directory's fd and the
+	// node's name in it.
 	afterBind func(dirfd int, tmp string)
+	// namer, when not nil, returns the namer that binds sockets under
+	// their configured path; nil makes Bind bind through /proc.
+	namer func() (*namer, error)
 	// probeTimeout bounds the connect that tells a live socket from a
 	// stale one.
 	probeTimeout time.Duration
 }
 
 func newBinder() *binder {
-	return &binder{probeTimeout: time.Second}
+	return &binder{probeTimeout: time.Second, namer: sharedNamer}
 }
 
 // Bind creates the socket that spec describes and starts listening on it.

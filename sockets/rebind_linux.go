@@ -99,11 +99,12 @@ func (b *binder) rebindUnix(l *Listener) error {
 	// publish renames over the old socket, which a connect probe shows to
 	// be dead: the name is never missing. It refuses anything that answers
 	// or is not a socket.
-	if err := b.publish(l.dir, n.tmp, name, p); err != nil {
+	if err := b.publish(l.dir, n.stage, n.tmp, name, p); err != nil {
 		n.abort(l.dir)
 		return err
 	}
 	n.tmp = ""
+	n.dropStage(l.dir)
 
 	oldFile, oldNode := l.file, l.node
 	oldSt := unix.Stat_t{Dev: l.dev, Ino: l.ino}

@@ -27,7 +27,7 @@ func (b *binder) linkPrivate(node, dirfd int, name, path string) error {
 	if err := b.probe(dirfd, priv, privPath); err != nil && err != errVanished {
 		return fmt.Errorf("socket %s: its private name: %w", path, err)
 	}
-	tmp := tempName(dirfd, name)
+	tmp := tempName(name)
 	// AT_EMPTY_PATH links the very inode node refers to; it needs
 	// CAP_DAC_READ_SEARCH, which root has.
 	if err := unix.Linkat(node, "", dirfd, tmp, unix.AT_EMPTY_PATH); err != nil {

@@ -13,16 +13,16 @@ import (
 // errVanished means the name disappeared while it was being probed.
 var errVanished = errors.New("vanished")
 
-// publish gives the listening temporary node tmp its final name: a link
-// when the name is free, a rename over a socket proven stale (T7). Either
-// way the name appears with its final owner and mode, and a stale name is
-// replaced without ever being missing. Anything else at the name is left
-// alone and reported.
-func (b *binder) publish(dirfd int, tmp, name, path string) error {
+// publish gives the listening node tmp in the staging directory stage
+// its final name in dirfd: a link when the name is free, a rename over a
+// socket proven stale (T7). Either way the name appears with its final
+// owner and mode, and a stale name is replaced without ever being
+// missing. Anything else at the name is left alone and reported.
+func (b *binder) publish(dirfd, stage int, tmp, name, path string) error {
 	for range 3 {
-		err := unix.Linkat(dirfd, tmp, dirfd, name, 0)
+		err := unix.Linkat(stage, tmp, dirfd, name, 0)
 		if err == nil {
-			if err := unix.Unlinkat(dirfd, tmp, 0); err != nil {
+			if err := unix.Unlinkat(stage, tmp, 0); err != nil {
 				return &os.PathError{Op: "unlink", Path: filepath.Join(filepath.Dir(path), tmp), Err: err}
 			}
 			return nil
@@ -37,7 +37,7 @@ func (b *binder) publish(dirfd int, tmp, name, path string) error {
 		if err != nil {
 			return err
 		}
-		if err := unix.Renameat(dirfd, tmp, dirfd, name); err != nil {
+		if err := unix.Renameat(stage, tmp, dirfd, name); err != nil {
 			return &os.PathError{Op: "rename", Path: path, Err: err}
 		}
 		return nil

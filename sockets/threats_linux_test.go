@@ -21,6 +21,7 @@ var walkers = []struct {
 }{
 	{"openat2", newBinder},
 	{"openat", func() *binder { b := newBinder(); b.noOpenat2 = true; return b }},
+	{"bind through /proc", func() *binder { b := newBinder(); b.namer = nil; return b }},
 }
 
 // T1: a symlink in a parent component is refused by name, and nothing is

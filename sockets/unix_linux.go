@@ -43,10 +43,11 @@ func (b *binder) bindUnix(spec Spec) (l *Listener, err error) {
 		w.close()
 	}()
 
-	if err := b.publish(dirfd, n.tmp, name, spec.Path); err != nil {
+	if err := b.publish(dirfd, n.stage, n.tmp, name, spec.Path); err != nil {
 		return nil, err
 	}
 	n.tmp = ""
+	n.dropStage(dirfd)
 	if err := b.linkPrivate(n.node, dirfd, name, spec.Path); err != nil {
 		return nil, err
 	}
@@ -67,32 +68,50 @@ func (b *binder) bindUnix(spec Spec) (l *Listener, err error) {
 	return l, nil
 }
 
-// tempSocket is a listening socket bound to a temporary name, with its
-// final owner and mode, not yet published under its real name.
+// tempSocket is a listening socket with its final owner and mode, bound
+// in a staging directory next to its final name and not yet published.
 type tempSocket struct {
 	sock int         // the socket fd
 	node int         // an O_PATH fd of its file
 	st   unix.Stat_t // of node
-	tmp  string      // the temporary name; "" once published
+	// stage is an O_PATH fd of the staging directory, stageName its name
+	// in the socket's directory; stage is -1 once it is removed.
+	stage     int
+	stageName string
+	tmp       string // the node's name in stage; "" once published
 }
 
-// abort removes the temporary name, if still there, and closes the fds.
+// abort removes the node from the staging directory, if still there, and
+// the staging directory, and closes the fds.
 func (n *tempSocket) abort(dirfd int) {
 	if n.tmp != "" {
-		// The name is random and the directory writable only by root,
-		// so whatever is there now is our own node (or the link a test
+		// The staging directory is root's, 0700, with a random name,
+		// so whatever is in it is our own node (or the link a test
 		// hook put in its place).
-		unix.Unlinkat(dirfd, n.tmp, 0)
+		unix.Unlinkat(n.stage, n.tmp, 0)
+		n.tmp = ""
 	}
+	n.dropStage(dirfd)
 	unix.Close(n.node)
 	unix.Close(n.sock)
 }
 
-// listenTemp makes a socket for spec in the verified directory dirfd,
-// bound to a temporary name, owned and moded as spec says, and listening
-// (steps 3 of the package doc). On error it leaves nothing behind.
+// dropStage removes the (empty) staging directory and closes its fd.
+func (n *tempSocket) dropStage(dirfd int) {
+	if n.stage < 0 {
+		return
+	}
+	unix.Close(n.stage)
+	n.stage = -1
+	unix.Unlinkat(dirfd, n.stageName, unix.AT_REMOVEDIR)
+}
+
+// listenTemp makes a socket for spec, bound in a fresh staging directory
+// inside the verified directory dirfd, owned and moded as spec says, and
+// listening (step 3 of the package doc). On error it leaves nothing
+// behind.
 func (b *binder) listenTemp(dirfd int, name string, spec Spec) (_ *tempSocket, err error) {
-	n := &tempSocket{sock: -1, node: -1}
+	n := &tempSocket{sock: -1, node: -1, stage: -1}
 	defer func() {
 		if err != nil {
 			n.abort(dirfd)
@@ -108,18 +127,21 @@ func (b *binder) listenTemp(dirfd int, name string, spec Spec) (_ *tempSocket, e
 	if err := unix.Fchmod(n.sock, 0); err != nil {
 		return nil, fmt.Errorf("socket %s: %w", spec.Path, os.NewSyscallError("fchmod", err))
 	}
-	if n.tmp, err = bindTemp(n.sock, dirfd, name, spec.Path); err != nil {
+	if err := n.makeStage(dirfd, name, spec.Path); err != nil {
+		return nil, err
+	}
+	if err := b.bindStaged(n, name, spec.Path); err != nil {
 		return nil, err
 	}
 	if b.afterBind != nil {
-		b.afterBind(dirfd, n.tmp)
+		b.afterBind(n.stage, n.tmp)
 	}
 
 	// Pin the node and check it before chown: a symlink or a hard link to
 	// another file at the temporary name must never be chowned (T3, T6).
-	tmpPath := filepath.Join(filepath.Dir(spec.Path), n.tmp)
+	tmpPath := filepath.Join(filepath.Dir(spec.Path), n.stageName, n.tmp)
 	n.node, err = ignoringEINTR(func() (int, error) {
-		return unix.Openat(dirfd, n.tmp, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		return unix.Openat(n.stage, n.tmp, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	})
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: tmpPath, Err: err}
@@ -129,7 +151,7 @@ func (b *binder) listenTemp(dirfd int, name string, spec Spec) (_ *tempSocket, e
 	}
 	if k := n.st.Mode & unix.S_IFMT; k != unix.S_IFSOCK || n.st.Nlink != 1 {
 		return nil, fmt.Errorf("socket %s: temporary name %s was replaced by a %s with %d links; refusing",
-			spec.Path, n.tmp, kindName(k), n.st.Nlink)
+			spec.Path, filepath.Join(n.stageName, n.tmp), kindName(k), n.st.Nlink)
 	}
 	if err := setOwnerFD(n.node, spec.UID, spec.GID, spec.Mode); err != nil {
 		return nil, fmt.Errorf("socket %s: %w", spec.Path, err)
@@ -138,6 +160,60 @@ func (b *binder) listenTemp(dirfd int, name string, spec Spec) (_ *tempSocket, e
 		return nil, &os.PathError{Op: "listen", Path: spec.Path, Err: err}
 	}
 	return n, nil
+}
+
+// makeStage makes the staging directory: root's, 0700, under a random
+// name in dirfd.
+func (n *tempSocket) makeStage(dirfd int, name, path string) error {
+	for attempt := 0; ; attempt++ {
+		n.stageName = tempName(name)
+		err := unix.Mkdirat(dirfd, n.stageName, 0o700)
+		if err == unix.EEXIST && attempt < 3 {
+			continue // a leftover with the same random name
+		}
+		if err != nil {
+			// Named by the socket's path: the staging directory is
+			// udsvisor's detail, the full disk or read-only mount is not.
+			return &os.PathError{Op: "bind", Path: path, Err: err}
+		}
+		break
+	}
+	fd, err := ignoringEINTR(func() (int, error) {
+		return unix.Openat(dirfd, n.stageName, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	})
+	if err != nil {
+		unix.Unlinkat(dirfd, n.stageName, unix.AT_REMOVEDIR)
+		return &os.PathError{Op: "open", Path: filepath.Join(filepath.Dir(path), n.stageName), Err: err}
+	}
+	n.stage = fd
+	return nil
+}
+
+// bindStaged binds n's socket as name in its staging directory: through
+// the namer, so that the socket's name is path (the app's getsockname
+// returns what it was configured with), or, where the namer cannot be
+// had, through /proc/thread-self/fd/<stage>/. Either way the node lands
+// in the directory the walk verified, whatever the path leads to by now.
+func (b *binder) bindStaged(n *tempSocket, name, path string) error {
+	if b.namer != nil && namable(path) {
+		if nm, err := b.namer(); err == nil {
+			n.tmp = name
+			if err := nm.bind(n.sock, n.stage, path); err != nil {
+				n.tmp = ""
+				return &os.PathError{Op: "bind", Path: path, Err: err}
+			}
+			return nil
+		}
+	}
+	n.tmp = name
+	if len(procPath(n.stage, name)) > maxSunPath {
+		n.tmp = "s"
+	}
+	if err := unix.Bind(n.sock, &unix.SockaddrUnix{Name: procPath(n.stage, n.tmp)}); err != nil {
+		n.tmp = ""
+		return &os.PathError{Op: "bind", Path: path, Err: err}
+	}
+	return nil
 }
 
 // checkPublished verifies that name in dirfd is the file st describes.
@@ -152,35 +228,16 @@ func checkPublished(dirfd int, name, path string, st *unix.Stat_t) error {
 	return nil
 }
 
-// bindTemp binds sock to a fresh temporary name in the directory dirfd
-// and returns the name. It binds through /proc/thread-self/fd/<dirfd>, so the
-// node lands in the directory the walk verified, whatever its path now
-// leads to, and long directory paths do not count against sun_path.
-func bindTemp(sock, dirfd int, name, path string) (string, error) {
-	for attempt := 0; ; attempt++ {
-		tmp := tempName(dirfd, name)
-		err := unix.Bind(sock, &unix.SockaddrUnix{Name: procPath(dirfd, tmp)})
-		if err == unix.EADDRINUSE && attempt < 3 {
-			continue // a leftover with the same random name
-		}
-		if err != nil {
-			return "", &os.PathError{Op: "bind", Path: path, Err: err}
-		}
-		return tmp, nil
-	}
-}
-
 // tempName returns ".<name>.<random>.tmp", or ".<random>.tmp" when the
-// former would not fit in sun_path or NAME_MAX.
-func tempName(dirfd int, name string) string {
+// former would be longer than NAME_MAX.
+func tempName(name string) string {
 	var r [6]byte
 	rand.Read(r[:]) // never fails (crypto/rand docs)
 	suffix := hex.EncodeToString(r[:]) + ".tmp"
-	tmp := "." + name + "." + suffix
-	if len(tmp) > 255 || len(procPath(dirfd, tmp)) > maxSunPath {
-		tmp = "." + suffix
+	if tmp := "." + name + "." + suffix; len(tmp) <= 255 {
+		return tmp
 	}
-	return tmp
+	return "." + suffix
 }
 
 // unlinkIfSame unlinks name in dirfd if it is the file st describes.

@@ -325,7 +325,12 @@ func handleSignals(ctx context.Context, sigc <-chan os.Signal, sup *supervisor.S
 				continue
 			}
 			if sig == unix.SIGHUP {
-				sig = pendingStop(sigc)
+				var upgrade bool
+				sig, upgrade = pendingStop(sigc)
+				if upgrade && sig == unix.SIGHUP {
+					log.Info("SIGUSR2 received; upgrading in place")
+					go upg.Upgrade(ctx)
+				}
 			}
 			if sig != unix.SIGHUP {
 				log.Info("signal received; stopping", zap.String("signal", sig.String()))
@@ -351,19 +356,25 @@ func handleSignals(ctx context.Context, sigc <-chan os.Signal, sup *supervisor.S
 }
 
 // pendingStop returns the SIGTERM or SIGINT among the signals already
-// queued behind a SIGHUP, or SIGHUP if there is none. The kernel delivers
-// pending signals lowest number first, so a SIGTERM sent just before a
-// SIGHUP arrives after it; the stop must win, rather than a reload that
-// the stop would undo at once.
-func pendingStop(sigc <-chan os.Signal) os.Signal {
+// queued behind a SIGHUP, or SIGHUP if there is none, and whether a
+// SIGUSR2 was among them. The kernel delivers pending signals lowest
+// number first, so a SIGTERM sent just before a SIGHUP arrives after it;
+// the stop must win, rather than a reload that the stop would undo at
+// once. A SIGUSR2 taken from the queue is not lost: the caller upgrades.
+func pendingStop(sigc <-chan os.Signal) (os.Signal, bool) {
+	upgrade := false
 	for {
 		select {
 		case sig := <-sigc:
-			if sig != unix.SIGHUP {
-				return sig
+			switch sig {
+			case unix.SIGHUP:
+			case unix.SIGUSR2:
+				upgrade = true
+			default:
+				return sig, upgrade
 			}
 		default:
-			return unix.SIGHUP
+			return unix.SIGHUP, upgrade
 		}
 	}
 }
