@@ -27,6 +27,7 @@ declare -A probe=(
 	[tomcat10]=/usr/share/tomcat10/bin/catalina.sh
 	[nodejs]=/usr/bin/node
 	[php8.2-fpm]=/usr/sbin/php-fpm8.2
+	[puma]=/usr/bin/puma
 	[libfcgi-bin]=/usr/bin/cgi-fcgi
 )
 # privdrop compiles its C for 32 bits too, to catch width bugs.
