@@ -24,4 +24,6 @@ const (
 	_ = uint64(maxSpecBytes-C.UDSV_MAX_SPEC_BYTES) + uint64(C.UDSV_MAX_SPEC_BYTES-maxSpecBytes)
 	_ = uint64(maxErrBytes-C.UDSV_MAX_ERR_BYTES) + uint64(C.UDSV_MAX_ERR_BYTES-maxErrBytes)
 	_ = uint64(maxGroups-C.UDSV_MAX_GROUPS) + uint64(C.UDSV_MAX_GROUPS-maxGroups)
+	_ = uint64(flagPrivateNetwork-C.UDSV_FLAG_PRIVATE_NETWORK) + uint64(C.UDSV_FLAG_PRIVATE_NETWORK-flagPrivateNetwork)
+	_ = uint64(flagsKnown-C.UDSV_FLAGS_KNOWN) + uint64(C.UDSV_FLAGS_KNOWN-flagsKnown)
 )

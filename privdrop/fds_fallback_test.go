@@ -27,7 +27,7 @@ func TestT10FDsWithoutCloseRange(t *testing.T) {
 			// pipes, one well above.
 			leakFDs(t)
 
-			s, _ := mustStart(t, spec, files, launchOpts{closeRange: errno})
+			s, _ := mustStart(t, spec, files, launchOpts{deny: denyCloseRange(errno)})
 			pid := s.cmd.Process.Pid
 			want := map[int]string{0: "/dev/null", 1: s.stdoutPipe, 2: s.stderr.Name(), 3: targets[0]}
 			got, err := testutil.ProcFDs(pid)
@@ -41,17 +41,35 @@ func TestT10FDsWithoutCloseRange(t *testing.T) {
 	}
 }
 
+// denial makes one syscall fail with errno, in the thread that installs
+// it and in the children it forks.
+type denial struct {
+	nr    uintptr
+	errno unix.Errno
+	// try makes the call in a way that would change nothing if it got
+	// through, to check the filter.
+	try func() error
+}
+
+// denyCloseRange makes close_range fail as on an older kernel.
+func denyCloseRange(errno unix.Errno) *denial {
+	return &denial{unix.SYS_CLOSE_RANGE, errno, func() error {
+		// An empty range.
+		return unix.CloseRange(^uint(0), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	}}
+}
+
 // startFiltered starts cmd from a thread of its own whose seccomp filter
-// makes close_range fail with errno; the child inherits the filter. The
-// thread stays locked until the test ends, since Pdeathsig watches it,
-// and then exits with its goroutine, taking the filter with it.
-func startFiltered(t *testing.T, cmd *exec.Cmd, errno unix.Errno) error {
+// makes d's syscall fail; the child inherits the filter. The thread
+// stays locked until the test ends, since Pdeathsig watches it, and then
+// exits with its goroutine, taking the filter with it.
+func startFiltered(t *testing.T, cmd *exec.Cmd, d denial) error {
 	started := make(chan error, 1) // buffered: the goroutine never waits to send
 	done := make(chan struct{})
 	t.Cleanup(func() { close(done) }) // runs after launch's kill-and-reap
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread must not be reused
-		if err := denyCloseRange(errno); err != nil {
+		if err := d.install(); err != nil {
 			started <- err
 			return
 		}
@@ -61,9 +79,9 @@ func startFiltered(t *testing.T, cmd *exec.Cmd, errno unix.Errno) error {
 	return <-started
 }
 
-// denyCloseRange installs a seccomp filter on this thread that fails
-// close_range with errno and allows everything else, and checks it.
-func denyCloseRange(errno unix.Errno) error {
+// install puts a seccomp filter on this thread that fails d's syscall
+// with its errno and allows everything else, and checks it.
+func (d denial) install() error {
 	var arch uint32
 	switch runtime.GOARCH {
 	case "amd64":
@@ -80,8 +98,8 @@ func denyCloseRange(errno unix.Errno) error {
 		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 4},
 		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: arch, Jt: 0, Jf: 3},
 		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 0},
-		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: unix.SYS_CLOSE_RANGE, Jt: 0, Jf: 1},
-		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ERRNO | uint32(errno)},
+		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: uint32(d.nr), Jt: 0, Jf: 1},
+		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ERRNO | uint32(d.errno)},
 		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW},
 	}
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
@@ -94,9 +112,8 @@ func denyCloseRange(errno unix.Errno) error {
 		return fmt.Errorf("seccomp: %w", err)
 	}
 	runtime.KeepAlive(prog)
-	// An empty range: it would change nothing even if it got through.
-	if err := unix.CloseRange(^uint(0), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != errno {
-		return fmt.Errorf("close_range under the filter: %v, want %v", err, errno)
+	if err := d.try(); err != d.errno {
+		return fmt.Errorf("syscall %d under the filter: %v, want %v", d.nr, err, d.errno)
 	}
 	return nil
 }

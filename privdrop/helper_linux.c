@@ -27,13 +27,17 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -97,6 +101,43 @@ static void reset_signals(void)
 		if (syscall(SYS_rt_sigaction, (long)sig, dfl, NULL, (size_t)KERNEL_SIGSET_BYTES) != 0)
 			udsv_failf(errno, "rt_sigaction %d", sig);
 	}
+}
+
+/*
+ * Moves the helper, and so the command, into a new network namespace in
+ * which only the loopback interface exists, and brings it up: the
+ * command's 127.0.0.1 and ::1 are its own, invisible to the host and to
+ * every other process, and a port it binds there can be reached only
+ * through an fd made inside the namespace. The sockets at 3.. keep
+ * working: a socket belongs to the namespace it was made in, whoever
+ * holds its fd.
+ *
+ * A new namespace's lo is down and has no address; bringing it up makes
+ * the kernel add 127.0.0.1/8 and ::1 and set IFF_RUNNING, before the
+ * ioctl returns. Checked afterwards, as the ids are: trust the kernel's
+ * answer, not the calls' return values.
+ */
+static void private_network(void)
+{
+	struct ifreq ifr;
+
+	if (unshare(CLONE_NEWNET) != 0)
+		udsv_fail_sys("unshare CLONE_NEWNET", errno);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		udsv_fail_sys("socket AF_INET", errno);
+	memset(&ifr, 0, sizeof ifr);
+	memcpy(ifr.ifr_name, "lo", sizeof "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0)
+		udsv_fail_path("ioctl SIOCGIFFLAGS", "lo", errno);
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) != 0)
+		udsv_fail_path("ioctl SIOCSIFFLAGS", "lo", errno);
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0)
+		udsv_fail_path("ioctl SIOCGIFFLAGS", "lo", errno);
+	if ((ifr.ifr_flags & IFF_UP) == 0)
+		udsv_failf(0, "ioctl SIOCSIFFLAGS lo: still down afterwards (flags %#x)", (unsigned)(unsigned short)ifr.ifr_flags);
+	close(fd);
 }
 
 /* Applies the limits and checks them with the kernel. It runs as root,
@@ -386,6 +427,16 @@ static void __attribute__((noreturn)) run(void)
 	 * would give the service root back (0.7, T12). */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		udsv_fail_sys("prctl PR_SET_NO_NEW_PRIVS", errno);
+
+	/* While still root: unshare(CLONE_NEWNET) needs CAP_SYS_ADMIN, and
+	 * bringing lo up needs CAP_NET_ADMIN over the new namespace, which
+	 * root has because the namespace belongs to root's user namespace.
+	 * After the drop the command holds neither (unless granted), so it
+	 * can neither reconfigure its namespace nor leave it for the host's
+	 * (setns needs CAP_SYS_ADMIN). Before the resource limits, so that
+	 * a low RLIMIT_NOFILE cannot refuse the socket for the ioctls. */
+	if ((s.flags & UDSV_FLAG_PRIVATE_NETWORK) != 0)
+		private_network();
 
 	/* While still root: only root may raise a hard limit above the
 	 * supervisor's, and RLIMIT_NPROC must be in place when setuid

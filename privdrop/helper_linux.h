@@ -24,6 +24,7 @@ struct udsv_rlimit {
 /* The decoded spec. Strings point into the spec buffer, in place. */
 struct udsv_spec {
 	uint32_t ppid, uid, gid, umask, nfds;
+	uint32_t flags; /* UDSV_FLAG_* */
 	char *path, *dir;
 	char **argv;        /* NULL-terminated */
 	char **envp;        /* nenv entries, then room for LISTEN_PID and NULL */

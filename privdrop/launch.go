@@ -10,15 +10,17 @@
 // runs before main in every binary linking this package. It returns at
 // once unless argv[1] is helperArg; in the helper it never returns, so
 // the Go runtime of the udsvisor binary never starts there, which saves
-// some 4 ms of CPU per launch. It resets signals, sets no_new_privs and
-// the resource limits, drops to the service's uid, gid and groups (with
-// no capabilities but those granted), re-arms the parent-death signal,
-// enters the working directory, adds LISTEN_PID=getpid() (and
-// LISTEN_PIDFDID, its pidfd's inode id, where the kernel has pidfs), marks every
-// other fd close-on-exec and execs the command. Failures before the exec
-// come back over a close-on-exec pipe as a report that AfterStart turns
-// into an *os.PathError, *os.SyscallError or plain error: EOF without a
-// report means the exec succeeded.
+// some 4 ms of CPU per launch. It resets signals, sets no_new_privs,
+// gives the command a network namespace of its own if the Spec asks for
+// one (PrivateNetwork), sets the resource limits, drops to the service's
+// uid, gid and groups (with no capabilities but those granted), re-arms
+// the parent-death signal, enters the working directory, adds
+// LISTEN_PID=getpid() (and LISTEN_PIDFDID, its pidfd's inode id, where
+// the kernel has pidfs), marks every other fd close-on-exec and execs the
+// command. Failures before the exec come back over a close-on-exec pipe
+// as a report that AfterStart turns into an *os.PathError,
+// *os.SyscallError or plain error: EOF without a report means the exec
+// succeeded.
 //
 // The binary needs nothing in main for this: linking the package is
 // enough. It must be built with cgo (CGO_ENABLED=1 and a C compiler); a
@@ -77,6 +79,17 @@ type Spec struct {
 	// no_new_privs. Empty means none at all. Not for uid 0, which keeps
 	// root's capabilities.
 	AmbientCaps []uintptr
+	// PrivateNetwork runs the command in a new network namespace of its
+	// own (unshare(CLONE_NEWNET)), made by the helper while still root,
+	// in which only the loopback interface exists and is up, so that
+	// 127.0.0.1 and ::1 work. The namespace is invisible to the host and
+	// to every other process: a port the command binds on 127.0.0.1
+	// there can be reached only through an fd created inside the
+	// namespace. The sockets at fds 3.. keep working, since a socket
+	// stays in the namespace it was made in, whoever holds its fd. Only
+	// a command that keeps CAP_SYS_ADMIN (uid 0, or a grant in
+	// AmbientCaps) could leave the namespace.
+	PrivateNetwork bool
 }
 
 // Rlimit is one resource limit for the command.

@@ -31,9 +31,9 @@ type launchOpts struct {
 	// thread's inheritable and ambient sets, which the helper inherits.
 	inheritCaps bool
 	noStderr    bool // pass a nil stderr
-	// closeRange, when set, forks from a thread whose seccomp filter
-	// makes close_range fail with this errno (see startFiltered).
-	closeRange unix.Errno
+	// deny, when set, forks from a thread whose seccomp filter makes
+	// one syscall fail (see startFiltered).
+	deny *denial
 }
 
 // launch runs the probe through Prepare, Start and AfterStart, the way
@@ -62,8 +62,8 @@ func launch(t *testing.T, spec *privdrop.Spec, files []*os.File, o launchOpts) (
 	}
 	s.cmd = l.Cmd()
 	start := func() error { return startLocked(l.Cmd(), nil, o.inheritCaps) }
-	if o.closeRange != 0 {
-		start = func() error { return startFiltered(t, l.Cmd(), o.closeRange) }
+	if o.deny != nil {
+		start = func() error { return startFiltered(t, l.Cmd(), *o.deny) }
 	}
 	if err := start(); err != nil {
 		l.Abort()

@@ -109,7 +109,21 @@ type report struct {
 	TTY        string         `json:"tty"`
 	Activation []string       `json:"activation"`
 	Bind       string         `json:"bind"`
+	Ifaces     []iface        `json:"ifaces"`
+	Dial       string         `json:"dial"`
+	Serve      []served       `json:"serve"`
 	Err        string         `json:"err"`
+}
+
+type iface struct {
+	Name  string `json:"name"`
+	Flags string `json:"flags"`
+}
+
+type served struct {
+	Addr string `json:"addr"`
+	Port int    `json:"port"`
+	Err  string `json:"err"`
 }
 
 type fdr struct {

@@ -2,6 +2,7 @@ package privdrop
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"reflect"
@@ -35,6 +36,8 @@ func decodeSpec(b []byte, specFD int) (*Spec, uint32, error) {
 	ppid := r.u32()
 	s.UID, s.GID, s.Umask = r.u32(), r.u32(), r.u32()
 	s.NumFDs = int(r.u32())
+	flags := r.u32()
+	s.PrivateNetwork = flags&flagPrivateNetwork != 0
 	s.Path, s.Dir = r.str(), r.str()
 	s.Args = r.strings()
 	s.Env = r.strings()
@@ -61,6 +64,9 @@ func decodeSpec(b []byte, specFD int) (*Spec, uint32, error) {
 	}
 	if !r.done() {
 		return nil, 0, errors.New("malformed body")
+	}
+	if flags&^flagsKnown != 0 {
+		return nil, 0, errors.New("unknown flags")
 	}
 	if err := checkDecoded(&s, specFD); err != nil {
 		return nil, 0, err
@@ -113,8 +119,9 @@ func fullSpec() *Spec {
 	return &Spec{
 		Path: "/bin/true", Args: []string{"true", "", "x y"}, Env: []string{"A=1", "B="},
 		Dir: "/", UID: 65534, GID: 65534, Groups: []uint32{65534, 4}, Umask: 0o027, NumFDs: 0,
-		Rlimits:     []Rlimit{{Resource: unix.RLIMIT_NOFILE, Cur: 1024, Max: unix.RLIM_INFINITY}, {Resource: unix.RLIMIT_CORE}},
-		AmbientCaps: []uintptr{unix.CAP_NET_BIND_SERVICE, unix.CAP_CHECKPOINT_RESTORE},
+		Rlimits:        []Rlimit{{Resource: unix.RLIMIT_NOFILE, Cur: 1024, Max: unix.RLIM_INFINITY}, {Resource: unix.RLIMIT_CORE}},
+		AmbientCaps:    []uintptr{unix.CAP_NET_BIND_SERVICE, unix.CAP_CHECKPOINT_RESTORE},
+		PrivateNetwork: true,
 	}
 }
 
@@ -220,7 +227,7 @@ func frame(body []byte) []byte {
 // the counts follow it.
 func upToDir() wireEncoder {
 	var e wireEncoder
-	for _, v := range []uint32{1, 65534, 65534, 0o022, 0} {
+	for _, v := range []uint32{1, 65534, 65534, 0o022, 0, 0} {
 		e.u32(v)
 	}
 	e.str("/bin/true")
@@ -257,7 +264,13 @@ func TestHelperRejectsBadSpecs(t *testing.T) {
 		e.u32(n)
 		return append(e, body...)
 	}
-	pathAt := 8 + 5*4 // the path's length field
+	const flagsAt = 8 + 5*4 // the flags word
+	withFlags := func(f uint32) []byte {
+		b := bytes.Clone(good)
+		binary.LittleEndian.PutUint32(b[flagsAt:], f)
+		return b
+	}
+	const pathAt = flagsAt + 4 // the path's length field
 	hugePath := bytes.Clone(good)
 	copy(hugePath[pathAt:], []byte{0xff, 0xff, 0xff, 0xff})
 	noNUL := bytes.Clone(good)
@@ -275,11 +288,11 @@ func TestHelperRejectsBadSpecs(t *testing.T) {
 		{"truncated field", string(frame(good[8 : len(good)-2])), "decode spec: truncated in capabilities"},
 		{"trailing bytes", string(good) + "x", fmt.Sprintf("read spec: more than the %d bytes its header announces", len(good)-8)},
 		{"bytes left over", string(frame(append(bytes.Clone(good[8:]), 0))), "decode spec: 1 bytes left over"},
-		{"string past the end", string(hugePath), "decode spec: path of 4294967295 bytes at byte 24 runs past the end"},
-		{"string not terminated", string(noNUL), "decode spec: path at byte 24 is not NUL-terminated"},
-		{"NUL in path", string(badSpec(func(s *Spec) { s.Path = "/bin/tr\x00e" })), "decode spec: path at byte 24 contains a NUL byte"},
-		{"NUL in argument", string(badSpec(func(s *Spec) { s.Args = []string{"a\x00"} })), "decode spec: argument at byte 48 contains a NUL byte"},
-		{"NUL in environment", string(badSpec(func(s *Spec) { s.Env = []string{"A=\x00"} })), "decode spec: environment entry at byte 61 contains a NUL byte"},
+		{"string past the end", string(hugePath), "decode spec: path of 4294967295 bytes at byte 28 runs past the end"},
+		{"string not terminated", string(noNUL), "decode spec: path at byte 28 is not NUL-terminated"},
+		{"NUL in path", string(badSpec(func(s *Spec) { s.Path = "/bin/tr\x00e" })), "decode spec: path at byte 28 contains a NUL byte"},
+		{"NUL in argument", string(badSpec(func(s *Spec) { s.Args = []string{"a\x00"} })), "decode spec: argument at byte 52 contains a NUL byte"},
+		{"NUL in environment", string(badSpec(func(s *Spec) { s.Env = []string{"A=\x00"} })), "decode spec: environment entry at byte 65 contains a NUL byte"},
 		{"argument count overflow", string(frame(append(upToDir(), 0xff, 0xff, 0xff, 0xff))), "decode spec: 4294967295 arguments, more than 4194304"},
 		{"argument count past the end", string(frame(append(upToDir(), 2, 0, 0, 0, 1, 0, 0, 0))), "decode spec: 2 arguments cannot fit in the 4 bytes left"},
 		{"group count", string(withCounts(maxGroups+1, 0, 0)), "decode spec: 65537 groups, more than 65536"},
@@ -298,6 +311,8 @@ func TestHelperRejectsBadSpecs(t *testing.T) {
 		{"soft above hard", string(badSpec(func(s *Spec) { s.Rlimits = []Rlimit{{Resource: unix.RLIMIT_CORE, Cur: 2, Max: 1}} })),
 			"spec RLIMIT_CORE: soft limit 2 is above the hard limit 1"},
 		{"capability past the last word", string(badSpec(func(s *Spec) { s.AmbientCaps = []uintptr{64} })), "spec has unknown capability 64"},
+		{"unknown flag", string(withFlags(flagPrivateNetwork | 1<<1)), "spec has unknown flags 0x2"},
+		{"unknown high flag", string(withFlags(1 << 31)), "spec has unknown flags 0x80000000"},
 		{"capabilities for root", string(badSpec(func(s *Spec) { s.UID, s.AmbientCaps = 0, []uintptr{unix.CAP_NET_BIND_SERVICE} })),
 			"spec grants ambient capabilities to uid 0"},
 	} {

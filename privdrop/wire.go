@@ -21,7 +21,7 @@ const (
 // They are repeated here so that a build without cgo stops at the one
 // clear error in nocgo_linux.go.
 const (
-	specMagic   = 0x314c4455 // "UDL1"
+	specMagic   = 0x324c4455 // "UDL2": the layout with the flags word
 	reportMagic = 0x31524455 // "UDR1"
 	// Bounds on what crosses the pipes; both ends are udsvisor, but a
 	// helper that misbehaves must not make the supervisor buffer
@@ -29,6 +29,12 @@ const (
 	maxSpecBytes = 4 << 20
 	maxErrBytes  = 64 << 10
 	maxGroups    = 65536 // the kernel's NGROUPS_MAX
+)
+
+// The spec's flags word; the helper refuses a bit it does not know.
+const (
+	flagPrivateNetwork = 1 << 0 // Spec.PrivateNetwork
+	flagsKnown         = flagPrivateNetwork
 )
 
 // helperOp prefixes helper failures that are not a single syscall's.
@@ -46,6 +52,7 @@ func encodeSpec(s *Spec, parentPID int) []byte {
 	e.u32(s.GID)
 	e.u32(s.Umask)
 	e.u32(uint32(s.NumFDs))
+	e.u32(specFlags(s))
 	e.str(s.Path)
 	e.str(s.Dir)
 	e.strs(s.Args)
@@ -67,6 +74,15 @@ func encodeSpec(s *Spec, parentPID int) []byte {
 	binary.LittleEndian.PutUint32(e[0:], specMagic)
 	binary.LittleEndian.PutUint32(e[4:], uint32(len(e)-8))
 	return e
+}
+
+// specFlags is the flags word for s.
+func specFlags(s *Spec) uint32 {
+	var f uint32
+	if s.PrivateNetwork {
+		f |= flagPrivateNetwork
+	}
+	return f
 }
 
 type wireEncoder []byte

@@ -226,6 +226,7 @@ static void decode_spec(char *buf, size_t len, struct udsv_spec *s)
 	s->gid = take_u32(&c, "gid");
 	s->umask = take_u32(&c, "umask");
 	s->nfds = take_u32(&c, "socket count");
+	s->flags = take_u32(&c, "flags");
 	s->path = take_str(&c, "path");
 	s->dir = take_str(&c, "dir");
 
@@ -274,6 +275,10 @@ static void check_spec(const struct udsv_spec *s)
 		udsv_failf(0, "spec working directory \"%.200s\" is not absolute", s->dir);
 	if (s->umask > 0777)
 		udsv_failf(0, "spec umask %#o is not a permission mask", s->umask);
+	/* A newer supervisor's step that this helper would skip in silence,
+	 * e.g. a namespace, must stop the launch instead. */
+	if ((s->flags & ~UDSV_FLAGS_KNOWN) != 0)
+		udsv_failf(0, "spec has unknown flags %#x", s->flags & ~UDSV_FLAGS_KNOWN);
 	for (i = 0; i < s->nenv; i++) {
 		const char *e = s->envp[i], *eq = strchr(e, '=');
 		if (eq == NULL || eq == e)

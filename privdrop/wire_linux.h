@@ -10,6 +10,7 @@
  * Spec (supervisor -> helper, on the spec pipe), then EOF:
  *   u32 UDSV_SPEC_MAGIC, u32 length of the rest
  *   u32 parent pid, u32 uid, u32 gid, u32 umask, u32 number of sockets
+ *   u32 flags (UDSV_FLAG_*; the helper refuses a bit it does not know)
  *   str path, str dir
  *   u32 n, n x str argv
  *   u32 n, n x str env (KEY=VALUE)
@@ -28,8 +29,14 @@
 #define UDSV_ENV_SPEC_FD "_UDSVISOR_SPEC_FD"
 #define UDSV_ENV_ERR_FD "_UDSVISOR_ERR_FD"
 
-#define UDSV_SPEC_MAGIC 0x314c4455u   /* "UDL1" */
+#define UDSV_SPEC_MAGIC 0x324c4455u   /* "UDL2", since the flags word */
 #define UDSV_REPORT_MAGIC 0x31524455u /* "UDR1" */
+
+/* The spec's flags word. A bit the helper does not know is refused, not
+ * ignored: a supervisor that asks for an isolation step must never get a
+ * launch without it. */
+#define UDSV_FLAG_PRIVATE_NETWORK 0x1u /* Spec.PrivateNetwork */
+#define UDSV_FLAGS_KNOWN UDSV_FLAG_PRIVATE_NETWORK
 
 /*
  * Bounds on what crosses the pipes. Both ends are udsvisor, but the
