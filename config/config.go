@@ -177,6 +177,9 @@ type Service struct {
 	// Proxy are the routes `udsvisor proxy` generates for the service;
 	// none means the service is not exposed through the proxy.
 	Proxy []*Route
+	// Relay, if not nil, runs the service in a network namespace of its
+	// own behind a relay to its TCP port.
+	Relay *Relay
 }
 
 // Socket is one [[services.NAME.sockets]] entry: a listening socket that

@@ -18,7 +18,7 @@ var serviceKeys = []string{
 	"command", "user", "allow_root", "group", "supplementary_groups", "working_dir",
 	"environment", "restart", "stop_signal", "stop_timeout", "min_uptime", "start_limit",
 	"ready", "start_timeout", "watchdog", "start", "idle_stop", "instances", "restart_mode",
-	"umask", "limits", "ambient_capabilities", "sockets", "proxy",
+	"umask", "limits", "ambient_capabilities", "sockets", "proxy", "relay",
 }
 
 // ServiceNameForm describes the names ValidServiceName accepts, for
@@ -134,6 +134,7 @@ func (c *checker) service(name string, v any) *Service {
 	c.placeFDs(s)
 	c.expandTemplates(t, s)
 	c.startMode(t, s)
+	c.relay(t, s)
 	c.routes(s, t)
 	return s
 }

@@ -48,7 +48,7 @@ func copyApps(appDir string) error {
 	if err := os.Chmod(appDir, 0o755); err != nil {
 		return err
 	}
-	for _, name := range []string{"asgi_app.py", "wsgi_app.py", "node_app.js", "puma_app.ru"} {
+	for _, name := range []string{"asgi_app.py", "wsgi_app.py", "node_app.js", "puma_app.ru", "proxy_echo.py"} {
 		if err := copyFile(filepath.Join("testdata", name), filepath.Join(appDir, name)); err != nil {
 			return err
 		}

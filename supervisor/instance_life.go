@@ -285,7 +285,11 @@ func (inst *instance) onStarted(s *service, reason string) {
 	inst.disarm(timerMain)
 	inst.failures = 0
 	inst.log.Info("started", zap.Int("pid", inst.pid), zap.String("because", reason))
-	warnOwnListeners(inst.log, inst.pid, inst.inherited)
+	if s.cfg.Relay == nil {
+		// A relay's app listens on its port by design, in a network
+		// namespace nothing else can reach.
+		warnOwnListeners(inst.log, inst.pid, inst.inherited)
+	}
 	inst.transition(s, Running)
 	inst.armWatchdog(s)
 	s.onInstanceStarted(inst)

@@ -101,6 +101,15 @@ func (s *service) forkWith(inst *instance, c *config.Service, files []*os.File, 
 		UID: c.UID, GID: c.GID, Groups: c.Groups, Umask: uint32(c.Umask),
 		NumFDs: len(numbered), AmbientCaps: c.AmbientCaps,
 	}
+	if c.Relay != nil {
+		if s.binary == "" {
+			stdout.abort()
+			stderr.abort()
+			return nil, 0, fmt.Errorf("start %s: a relay needs the udsvisor binary's path, which is not known", c.Name)
+		}
+		spec.Path, spec.Args = s.binary, relayArgs(s.binary, c)
+		spec.PrivateNetwork = true
+	}
 	for _, lim := range c.Limits {
 		spec.Rlimits = append(spec.Rlimits, privdrop.Rlimit{Resource: lim.Resource, Cur: lim.Soft, Max: lim.Hard})
 	}
@@ -155,4 +164,16 @@ func childEnv(cfg *config.Service) []string {
 		env = append(env, "LISTEN_FDS="+strconv.Itoa(len(names)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
 	}
 	return env
+}
+
+// relayArgs is the argv of `udsvisor __relay` in front of c's command:
+// the relay takes the service's sockets (LISTEN_FDS) and starts the
+// command as its child, in the network namespace the launch helper made.
+func relayArgs(binary string, c *config.Service) []string {
+	args := []string{binary, "__relay", "-port", strconv.Itoa(c.Relay.Port),
+		"-connect-timeout", c.Relay.ConnectTimeout.String()}
+	if c.Relay.Proxy != "" {
+		args = append(args, "-proxy", string(c.Relay.Proxy))
+	}
+	return append(append(args, "--"), c.Command...)
 }

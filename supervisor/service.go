@@ -61,6 +61,8 @@ func (o op) String() string {
 // first service exists and never modified.
 type shared struct {
 	exe string // the launch helper (the udsvisor binary)
+	// binary is the udsvisor binary's path, for a relay (Options.Binary).
+	binary string
 	// launcher forks the helper from a thread with a small fd table.
 	launcher *privdrop.Launcher
 	reaper   *reaper

@@ -75,6 +75,10 @@ type Options struct {
 	// (the control socket's group and mode, who may control) and refuses
 	// what needs a restart. Nil when the caller serves no control socket.
 	Reconfigure func(old, new config.Supervisor) error
+	// Binary is the path of the udsvisor binary, which a relay service
+	// ([services.NAME.relay]) runs as `udsvisor __relay` in front of its
+	// app, as the service's user. Empty: relay services cannot start.
+	Binary string
 }
 
 // Supervisor runs the services of one config. One goroutine, Run's, owns
@@ -205,7 +209,7 @@ func (s *Supervisor) Run(ctx context.Context, started func()) error {
 	} else {
 		r.watchNames(s.cfg)
 	}
-	r.env = &shared{exe: s.exe, launcher: launcher, reaper: s.reaper, outs: outs,
+	r.env = &shared{exe: s.exe, binary: s.opts.Binary, launcher: launcher, reaper: s.reaper, outs: outs,
 		helperTimeout: s.helperTimeout, changed: &s.changed}
 	if s.adopted != nil {
 		// Before the reaper runs: an adopted process that ended during

@@ -104,7 +104,7 @@ func runUp(args []string, stderr io.Writer) error {
 	if err := u.openSelf(); err != nil {
 		return back(err)
 	}
-	opts := supervisor.Options{ReapOrphans: true, Reconfigure: u.reconfigure, Launcher: ln}
+	opts := supervisor.Options{ReapOrphans: true, Reconfigure: u.reconfigure, Launcher: ln, Binary: u.exePath}
 	if inherited != nil {
 		// Nothing the adoption wraps may be closed by a finalizer
 		// before goBack hands it back.
