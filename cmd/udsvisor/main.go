@@ -68,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runDemo(args[1:])
 	case upgradeCheckArg:
 		err = runUpgradeCheck(args[1:], stdout)
+	case relayArg:
+		err = runRelay(args[1:], stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "udsvisor", version)
 	case "help", "-h", "--help":
