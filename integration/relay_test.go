@@ -169,14 +169,6 @@ proxy_protocol = "v1"
 	}
 }
 
-// unixClient is an HTTP client that dials sock whatever the URL says.
-func unixClient(sock string) *http.Client {
-	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
-		DisableKeepAlives: true,
-		Dial:              func(_, _ string) (net.Conn, error) { return net.Dial("unix", sock) },
-	}}
-}
-
 // procUID is pid's real uid, from /proc/PID/status.
 func procUID(t *testing.T, pid int) int {
 	t.Helper()

@@ -1,16 +1,13 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/udsvisor/udsvisor/internal/testutil"
 )
@@ -119,13 +116,7 @@ func tomcatBase(t *testing.T, u testutil.User) string {
 // getBody GETs / through the Unix socket sock and returns the body of a
 // 200 answer ("" and a test error otherwise).
 func getBody(t *testing.T, sock string) string {
-	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
-		DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		},
-	}}
+	client := unixClient(sock)
 	resp, err := client.Get("http://localhost/")
 	if err != nil {
 		t.Errorf("GET through %s: %v", sock, err)
