@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/udsvisor/udsvisor/internal/testutil"
 )
@@ -21,6 +22,8 @@ command = ["`+node+`", "$APPDIR/node_app.js"]
 user = "udsv-app"
 [[services.node.sockets]]
 path = "$DIR/node/node.sock"
+group = "www-data"
+mode = "0660"
 `)
 	sock := filepath.Join(s.dir, "node", "node.sock")
 	svc, err := s.service("node")
@@ -44,4 +47,6 @@ path = "$DIR/node/node.sock"
 	if testutil.Birth(t, sock) != before {
 		t.Error("the restart re-created the socket")
 	}
+	addr := freePort(t)
+	proveRecipe(t, s, "node", sock, httpNginx(addr, sock), addr, "/", 3*time.Second)
 }

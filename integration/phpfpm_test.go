@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/udsvisor/udsvisor/internal/testutil"
 )
@@ -83,4 +84,6 @@ path = %q
 	if strings.Contains(s.up.Log(), "sockets of its own") {
 		t.Error("php-fpm listened on a socket of its own: it did not take the inherited one")
 	}
+	addr := freePort(t)
+	proveRecipe(t, s, "php", sock, fastcgiNginx(addr, sock, script), addr, "/", 3*time.Second)
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/udsvisor/udsvisor/internal/testutil"
 )
@@ -23,6 +24,8 @@ command = ["`+puma+`", "--bind-to-activated-sockets", "only", "-t", "1:2", "$APP
 user = "udsv-app"
 [[services.puma.sockets]]
 path = "$DIR/puma/puma.sock"
+group = "www-data"
+mode = "0660"
 
 [services.pumab]
 command = ["`+puma+`", "-b", "unix://%{socket.pumab.path}", "--bind-to-activated-sockets", "-t", "1:2", "$APPDIR/puma_app.ru"]
@@ -65,4 +68,7 @@ path = "$DIR/pumab/puma.sock"
 	if strings.Contains(log, "was unlinked") {
 		t.Error("Puma unlinked its socket on stop")
 	}
+	sock := filepath.Join(s.dir, "puma", "puma.sock")
+	addr := freePort(t)
+	proveRecipe(t, s, "puma", sock, httpNginx(addr, sock), addr, "/", 3*time.Second)
 }

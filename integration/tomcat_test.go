@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/udsvisor/udsvisor/internal/testutil"
 )
@@ -49,6 +50,8 @@ stop_timeout = "30s"
 [[services.tomcat.sockets]]
 name = "http"
 path = "$DIR/tomcat/tomcat.sock"
+group = "www-data"
+mode = "0660"
 stdin = true
 `, catalina, base, filepath.Join(base, "temp")))
 	sock := filepath.Join(s.dir, "tomcat", "tomcat.sock")
@@ -77,17 +80,13 @@ stdin = true
 	if testutil.Birth(t, sock) != before {
 		t.Error("the restart re-created the socket")
 	}
-	if out, err := s.ctl("stop", "tomcat"); err != nil {
-		t.Fatalf("ctl stop: %v\n%s", err, out)
-	}
-	if testutil.Birth(t, sock) != before {
-		t.Error("the socket is gone or new after Tomcat stopped")
-	}
+	addr := freePort(t)
+	proveRecipe(t, s, "tomcat", sock, httpNginx(addr, sock), addr, "/", 20*time.Second)
 }
 
 // tomcatBase makes a CATALINA_BASE with the server.xml above, Debian's
 // other conf files (readable by u: Debian's are root:tomcat 0640) and a
-// ROOT web application with one page.
+// ROOT web application with one JSP.
 func tomcatBase(t *testing.T, u testutil.User) string {
 	t.Helper()
 	base := filepath.Join(testutil.RunDir(t), "catalina")
@@ -104,7 +103,10 @@ func tomcatBase(t *testing.T, u testutil.User) string {
 		writeFile(t, filepath.Join(base, "conf", f), string(b))
 	}
 	writeFile(t, filepath.Join(base, "conf", "server.xml"), tomcatServerXML)
-	writeFile(t, filepath.Join(base, "webapps", "ROOT", "index.html"), "hello from tomcat\n")
+	// A JSP: Jasper compiles it into the service user's work directory,
+	// and the expression shows it ran.
+	writeFile(t, filepath.Join(base, "webapps", "ROOT", "index.jsp"),
+		`<%@ page contentType="text/plain" %>hello from <%= "tom" + "cat" %>`+"\n")
 	for _, d := range []string{"conf/Catalina", "conf/Catalina/localhost", "logs", "temp", "work"} {
 		if err := os.Chown(filepath.Join(base, d), int(u.UID), int(u.GID)); err != nil {
 			t.Fatal(err)
