@@ -4,20 +4,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/udsvisor/udsvisor/bench/internal/proc"
 	"github.com/udsvisor/udsvisor/bench/internal/unixhttp"
+	"github.com/udsvisor/udsvisor/internal/proctree"
 )
 
 // servicesTOML is udsvisor's config: the backend as nobody on a socket
 // nginx's workers (group www-data) may connect to, with its own control
-// socket so that it never meets another udsvisor's.
+// socket so that it never meets another udsvisor's; and the same backend
+// as a relay service, binding 127.0.0.1:PORT in its own network
+// namespace behind a socket of its own, set up alike in all else (user,
+// environment, socket group and modes, stop_timeout).
 const servicesTOML = `# Written by bench's proxypath part; removed with its directory.
 [supervisor]
 control_socket = %[1]q
@@ -35,13 +42,30 @@ path = %[3]q
 group = "www-data"
 mode = "0660"
 directory_mode = "0750"
+
+[services.relayed]
+command = [%[2]q, "-bind", %[4]q]
+user = "nobody"
+stop_timeout = "2s"
+
+[[services.relayed.sockets]]
+name = "http"
+path = %[5]q
+group = "www-data"
+mode = "0660"
+directory_mode = "0750"
+
+[services.relayed.relay]
+port = %[6]d
 `
 
-// startUdsvisor runs `udsvisor up` on the backend and waits until the
-// socket answers.
+// startUdsvisor runs `udsvisor up` on the backend and the relayed one and
+// waits until both sockets answer.
 func (p *part) startUdsvisor(ctx context.Context) error {
 	conf := filepath.Join(p.dir, "services.toml")
-	text := fmt.Sprintf(servicesTOML, filepath.Join(p.dir, "ctl", "control.sock"), p.env.Backend, p.sock)
+	relayAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p.relayPort))
+	text := fmt.Sprintf(servicesTOML, filepath.Join(p.dir, "ctl", "control.sock"), p.env.Backend, p.sock,
+		relayAddr, p.relaySock, p.relayPort)
 	// udsvisor refuses a config that is writable by anyone but root.
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		return fmt.Errorf("udsvisor config: %w", err)
@@ -59,7 +83,53 @@ func (p *part) startUdsvisor(ctx context.Context) error {
 		return fmt.Errorf("backend on %s under udsvisor: %w", p.sock, err)
 	}
 	p.env.Logf("proxypath: backend under udsvisor on %s, pid %d", p.sock, p.unixPID)
+
+	relayClient := unixhttp.Client(p.relaySock, 0)
+	defer relayClient.CloseIdleConnections()
+	p.relayPID, err = waitAnswer(ctx, relayClient, "http://relayed/", p.udsvisor, 0)
+	if err != nil {
+		return fmt.Errorf("relayed backend on %s under udsvisor: %w", p.relaySock, err)
+	}
+	relayPID, err := relayedApp(p.udsvisor.Pid(), p.relayPID)
+	if err != nil {
+		return fmt.Errorf("relayed backend on %s: %w", p.relaySock, err)
+	}
+	p.env.Logf("proxypath: backend under udsvisor's relay (pid %d) on %s, pid %d, on %s in its own network namespace",
+		relayPID, p.relaySock, p.relayPID, relayAddr)
 	return nil
+}
+
+// relayedApp checks that app, the pid that answered on the relay
+// service's socket, is the app the relay serves: a child of a `udsvisor
+// __relay` process that is a child of udsvisor (pid sup), in a network
+// namespace other than the benchmark's. It returns the relay's pid.
+func relayedApp(sup, app int) (int, error) {
+	relay := 0
+	for _, pid := range proctree.Children(sup) {
+		if slices.Contains(proctree.Children(pid), app) {
+			relay = pid
+		}
+	}
+	if relay == 0 {
+		return 0, fmt.Errorf("pid %d, which answered, is no grandchild of udsvisor (pid %d)", app, sup)
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", relay))
+	if err != nil {
+		return 0, fmt.Errorf("the relay's command line: %w", err)
+	}
+	if argv := strings.Split(string(cmdline), "\x00"); len(argv) < 2 || argv[1] != "__relay" {
+		return 0, fmt.Errorf("pid %d, which answered, is the child of %q, not of `udsvisor __relay`",
+			app, strings.ReplaceAll(strings.TrimRight(string(cmdline), "\x00"), "\x00", " "))
+	}
+	ours, err1 := os.Readlink("/proc/self/ns/net")
+	its, err2 := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", app))
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("network namespaces: %w", err)
+	}
+	if ours == its {
+		return 0, fmt.Errorf("pid %d, which answered, runs in the host's network namespace (%s)", app, its)
+	}
+	return relay, nil
 }
 
 // startTCPBackend runs the same backend binary as nobody, binding

@@ -30,10 +30,7 @@ func (p *part) verifyPorts(ctx context.Context, n int) error {
 	client := tcpClient()
 	defer client.CloseIdleConnections()
 	for _, c := range p.cases {
-		want := p.tcpPID
-		if c.unix {
-			want = p.unixPID
-		}
+		want := map[transport]int{unixSocket: p.unixPID, tcpLoopback: p.tcpPID, relayed: p.relayPID}[c.transport]
 		for i := 0; i < n; i++ {
 			pid, err := get(ctx, client, p.url(c))
 			if err != nil {

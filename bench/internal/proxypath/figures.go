@@ -15,10 +15,12 @@ import (
 // it gets no column: a TCP column would print "×ratio to udsvisor" under
 // supervisord's name. Instead every case is a row of its own with only
 // the udsvisor column filled (this is udsvisor's deployment: the Unix
-// socket is what it offers, TCP 127.0.0.1 what it replaces), and the
-// comparison is a row of its own, "Unix ÷ TCP requests/s", with the
-// issue's target. Its samples are paired per round: the Unix and TCP
-// runs of one round ran within seconds of each other, so the ratio
+// socket is what it offers, TCP 127.0.0.1 what it replaces, and the relay
+// what it offers an app that only speaks TCP), and each comparison is a
+// row of its own: "Unix ÷ TCP requests/s", with the target, and
+// "relay ÷ Unix requests/s", what the relay costs against a backend on
+// the socket itself. Their samples are paired per round: the three runs
+// of one mode in a round ran within seconds of each other, so the ratio
 // cancels the machine's slow drift. The peers' columns stay empty: the
 // path from nginx to a socket does not depend on who supervises the
 // backend, only on the transport.
@@ -28,33 +30,31 @@ func (p *part) figures(results [][]wrkResult) []report.Figure {
 		figs = append(figs, report.Figure{Name: name, Unit: unit, Target: target,
 			Results: map[string]report.Result{report.Udsvisor: {Samples: samples}}})
 	}
+	rps := func(i int) []float64 { return collect(results[i], func(r wrkResult) float64 { return r.RPS }) }
+	p99 := func(i int) []float64 {
+		return collect(results[i], func(r wrkResult) float64 { return float64(r.P99) / float64(time.Millisecond) })
+	}
+	// ratio is case a's requests/s over case b's, round by round.
+	ratio := func(a, b int) []float64 {
+		var out []float64
+		for r := range results[a] {
+			if d := results[b][r].RPS; d > 0 {
+				out = append(out, results[a][r].RPS/d)
+			}
+		}
+		return out
+	}
 	for _, keepalive := range []bool{false, true} {
-		var unix, tcp int
-		for i, c := range p.cases {
-			if c.keepalive == keepalive {
-				if c.unix {
-					unix = i
-				} else {
-					tcp = i
-				}
-			}
-		}
-		uc, tc := p.cases[unix], p.cases[tcp]
-		rps := func(i int) []float64 { return collect(results[i], func(r wrkResult) float64 { return r.RPS }) }
-		p99 := func(i int) []float64 {
-			return collect(results[i], func(r wrkResult) float64 { return float64(r.P99) / float64(time.Millisecond) })
-		}
-		var ratio []float64
-		for r := range results[unix] {
-			if t := results[tcp][r].RPS; t > 0 {
-				ratio = append(ratio, results[unix][r].RPS/t)
-			}
-		}
+		unix, tcp, relay := caseIndex(unixSocket, keepalive), caseIndex(tcpLoopback, keepalive), caseIndex(relayed, keepalive)
+		uc, tc, rc := p.cases[unix], p.cases[tcp], p.cases[relay]
 		udsvisor("nginx → "+uc.String(), "requests/s", "", rps(unix))
 		udsvisor("nginx → "+tc.String(), "requests/s", "", rps(tcp))
-		udsvisor("nginx, "+uc.mode()+": Unix ÷ TCP requests/s", "", "≥ 1", ratio)
+		udsvisor("nginx → "+rc.String(), "requests/s", "", rps(relay))
+		udsvisor("nginx, "+uc.mode()+": Unix ÷ TCP requests/s", "", "≥ 1", ratio(unix, tcp))
+		udsvisor("nginx, "+uc.mode()+": relay ÷ Unix requests/s", "", "", ratio(relay, unix))
 		udsvisor("nginx → "+uc.String()+": p99", "ms", "", p99(unix))
 		udsvisor("nginx → "+tc.String()+": p99", "ms", "", p99(tcp))
+		udsvisor("nginx → "+rc.String()+": p99", "ms", "", p99(relay))
 	}
 	// Every error status and socket error counts, of the requests wrk
 	// completed plus those a socket error cut short: wrk's count leaves
@@ -73,7 +73,7 @@ func (p *part) figures(results [][]wrkResult) []report.Figure {
 		note += " " + s
 	}
 	figs = append(figs, report.Figure{
-		Name:   "nginx → backend, all 4 cases: failed requests",
+		Name:   fmt.Sprintf("nginx → backend, all %d cases: failed requests", len(p.cases)),
 		Target: "0",
 		Results: map[string]report.Result{report.Udsvisor: {
 			Samples: []float64{float64(failed)}, Note: note,

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/udsvisor/udsvisor/bench/internal/proc"
@@ -29,7 +30,7 @@ const keepaliveConns = 32
 // every run has the same shape, and runs differ only by the transport.
 const nginxWorkers = 1
 
-// nginxMain is nginx's config around the four server blocks: every file
+// nginxMain is nginx's config around the server blocks, one per case: every file
 // it writes inside its prefix directory, no access log (it would measure
 // the disk), workers as www-data like Debian's nginx.
 const nginxMain = `# Written by bench's proxypath part; removed with its directory.
@@ -59,8 +60,11 @@ func (p *part) nginxServers() string {
 		// A Unix socket in proxy_pass ends with ":" (where a URI could
 		// follow); in an upstream's server it does not.
 		server, direct := p.tcpAddr, p.tcpAddr
-		if c.unix {
+		switch c.transport {
+		case unixSocket:
 			server, direct = "unix:"+p.sock, "unix:"+p.sock+":"
+		case relayed:
+			server, direct = "unix:"+p.relaySock, "unix:"+p.relaySock+":"
 		}
 		fmt.Fprintf(&b, "\n\t# %s\n", c)
 		if !c.keepalive {
@@ -104,8 +108,11 @@ func (p *part) startNginx(ctx context.Context) error {
 			return fmt.Errorf("nginx on port %d (%s): %w\nnginx error log:\n%s", c.port, c, err, p.nginxErrors(20))
 		}
 	}
-	p.env.Logf("proxypath: nginx (%d worker) on 127.0.0.1 ports %d, %d, %d, %d", nginxWorkers,
-		p.cases[0].port, p.cases[1].port, p.cases[2].port, p.cases[3].port)
+	ports := make([]string, len(p.cases))
+	for i, c := range p.cases {
+		ports[i] = strconv.Itoa(c.port)
+	}
+	p.env.Logf("proxypath: nginx (%d worker) on 127.0.0.1 ports %s", nginxWorkers, strings.Join(ports, ", "))
 	return nil
 }
 

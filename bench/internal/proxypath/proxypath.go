@@ -1,13 +1,17 @@
 // Package proxypath measures the path udsvisor exists for: nginx in front
 // of one HTTP backend (bench/backend), over the backend's udsvisor-owned
-// Unix socket versus over TCP 127.0.0.1, each with and without upstream
-// keepalive, driven by wrk.
+// Unix socket versus over TCP 127.0.0.1, and over a udsvisor relay in
+// front of the backend bound to TCP in a private network namespace, each
+// with and without upstream keepalive, driven by wrk.
 //
-// Both transports reach the same binary with the same handler, running as
-// nobody with an environment built from scratch: one started by `udsvisor
-// up` on the Unix socket udsvisor binds (fd 3), one started directly with
-// `-bind 127.0.0.1:PORT`. Only the transport between nginx and the
-// backend differs.
+// Every transport reaches the same binary with the same handler, running
+// as nobody with an environment built from scratch: one started by
+// `udsvisor up` on the Unix socket udsvisor binds (fd 3), one started
+// directly with `-bind 127.0.0.1:PORT`, and one started by the same
+// udsvisor as a relay service ([services.NAME.relay]): `udsvisor __relay`
+// accepts on the service's own Unix socket and splices each connection
+// to the backend's `-bind 127.0.0.1:PORT` in the service's network
+// namespace. Only the transport between nginx and the backend differs.
 package proxypath
 
 import (
@@ -27,18 +31,43 @@ import (
 	"github.com/udsvisor/udsvisor/bench/internal/report"
 )
 
+// transport is how nginx reaches a backend.
+type transport int
+
+// The transports, in the order of part.cases within a keepalive mode.
+const (
+	unixSocket  transport = iota // the udsvisor-owned Unix socket, the backend on fd 3
+	tcpLoopback                  // TCP 127.0.0.1, the backend binding it itself
+	relayed                      // a udsvisor-owned Unix socket, relayed to the backend's TCP port in its own network namespace
+	numTransports
+)
+
+func (t transport) String() string {
+	switch t {
+	case unixSocket:
+		return "Unix socket"
+	case tcpLoopback:
+		return "TCP 127.0.0.1"
+	case relayed:
+		return "Unix socket → relay → TCP (private netns)"
+	}
+	return fmt.Sprintf("transport(%d)", int(t))
+}
+
 // pathCase is one way from nginx to the backend.
 type pathCase struct {
-	unix      bool // the udsvisor-owned Unix socket, else TCP 127.0.0.1
+	transport transport
 	keepalive bool // an upstream pool of keepaliveConns, else a connection per request
 	port      int  // nginx's listening port for this case
 }
 
-func (c pathCase) transport() string {
-	if c.unix {
-		return "Unix socket"
+// caseIndex is the index in part.cases of the case with t and keepalive:
+// the transports without keepalive, then with.
+func caseIndex(t transport, keepalive bool) int {
+	if keepalive {
+		return int(numTransports) + int(t)
 	}
-	return "TCP 127.0.0.1"
+	return int(t)
 }
 
 func (c pathCase) mode() string {
@@ -48,7 +77,7 @@ func (c pathCase) mode() string {
 	return "no keepalive"
 }
 
-func (c pathCase) String() string { return c.transport() + ", " + c.mode() }
+func (c pathCase) String() string { return c.transport.String() + ", " + c.mode() }
 
 // part is one run of this part: its scratch directory and the processes
 // it started.
@@ -57,14 +86,19 @@ type part struct {
 	dir     string // env.Dir/proxypath, removed on return
 	sock    string // the backend's Unix socket, bound by udsvisor
 	tcpAddr string // the TCP backend's address
-	cases   []*pathCase
+	// relaySock is the relay service's Unix socket, bound by udsvisor;
+	// relayPort the backend's port behind it, in its network namespace.
+	relaySock string
+	relayPort int
+	cases     []*pathCase // indexed by caseIndex
 
 	udsvisor, tcpBackend, nginx *proc.Child
-	unixPID, tcpPID             int // the two backends' pids, from their answers
+	// The three backends' pids, from their answers.
+	unixPID, tcpPID, relayPID int
 }
 
-// Run measures nginx → backend over the Unix socket and over TCP, with and
-// without upstream keepalive, and returns the figures. Without nginx or
+// Run measures nginx → backend over the Unix socket, over TCP and over the
+// relay, with and without upstream keepalive, and returns the figures. Without nginx or
 // wrk it returns no figures (bench has said what is missing). Every
 // process it starts is stopped, and its directory removed, on every
 // return.
@@ -107,8 +141,8 @@ func Run(ctx context.Context, env *report.Env) (figs []report.Figure, err error)
 	if err := p.setup(ctx); err != nil {
 		return nil, fmt.Errorf("set-up: %w", err)
 	}
-	env.Logf("proxypath: set up in %v; measuring %d round(s) of 4 cases, %v each",
-		time.Since(start).Round(time.Millisecond), pl.rounds, pl.dur)
+	env.Logf("proxypath: set up in %v; measuring %d round(s) of %d cases, %v each",
+		time.Since(start).Round(time.Millisecond), pl.rounds, len(p.cases), pl.dur)
 	results, err := p.measure(ctx, pl)
 	if err != nil {
 		return nil, err
@@ -124,8 +158,9 @@ func Run(ctx context.Context, env *report.Env) (figs []report.Figure, err error)
 	return p.figures(results), nil
 }
 
-// setup starts the backend under udsvisor, the TCP backend and nginx, and
-// checks that each of nginx's ports answers with the right backend.
+// setup starts the backend and the relayed one under udsvisor, the TCP
+// backend and nginx, and checks that each of nginx's ports answers with
+// the right backend.
 func (p *part) setup(ctx context.Context) error {
 	nobody, err := lookupIDs("nobody")
 	if err != nil {
@@ -136,17 +171,25 @@ func (p *part) setup(ctx context.Context) error {
 	if _, err := user.LookupGroup("www-data"); err != nil {
 		return fmt.Errorf("nginx's worker group: %w", err)
 	}
-	ports, err := freePorts(5)
+	// One nginx port per case, then the TCP backend's and the relayed
+	// backend's. The latter is bound in the relay service's own network
+	// namespace and could be any port; one free here too means that
+	// nothing on the host could answer in its place.
+	n := 2 * int(numTransports)
+	ports, err := freePorts(n + 2)
 	if err != nil {
 		return err
 	}
 	p.sock = filepath.Join(p.dir, "sock", "backend.sock")
-	p.tcpAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[4]))
-	p.cases = []*pathCase{
-		{unix: true, port: ports[0]},
-		{unix: false, port: ports[1]},
-		{unix: true, keepalive: true, port: ports[2]},
-		{unix: false, keepalive: true, port: ports[3]},
+	p.tcpAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[n]))
+	p.relaySock = filepath.Join(p.dir, "relay-sock", "relayed.sock")
+	p.relayPort = ports[n+1]
+	p.cases = make([]*pathCase, n)
+	for _, keepalive := range []bool{false, true} {
+		for t := range numTransports {
+			i := caseIndex(t, keepalive)
+			p.cases[i] = &pathCase{transport: t, keepalive: keepalive, port: ports[i]}
+		}
 	}
 
 	if err := p.startUdsvisor(ctx); err != nil {
@@ -155,8 +198,9 @@ func (p *part) setup(ctx context.Context) error {
 	if err := p.startTCPBackend(ctx, nobody); err != nil {
 		return err
 	}
-	if p.unixPID == p.tcpPID {
-		return fmt.Errorf("both backends answer as pid %d", p.unixPID)
+	if p.unixPID == p.tcpPID || p.relayPID == p.unixPID || p.relayPID == p.tcpPID {
+		return fmt.Errorf("two backends answer as the same pid: Unix %d, TCP %d, relayed %d",
+			p.unixPID, p.tcpPID, p.relayPID)
 	}
 	if err := p.startNginx(ctx); err != nil {
 		return err
@@ -175,8 +219,8 @@ func (p *part) alive() error {
 }
 
 // stopAll stops nginx first (no more requests to the backends), then the
-// TCP backend, then udsvisor, which stops its backend and removes the
-// socket. Each gets SIGTERM, then SIGKILL to its whole process group.
+// TCP backend, then udsvisor, which stops its two services and removes
+// their sockets. Each gets SIGTERM, then SIGKILL to its whole process group.
 func (p *part) stopAll() error {
 	var errs []error
 	if p.nginx != nil {

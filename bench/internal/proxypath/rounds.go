@@ -7,14 +7,14 @@ import (
 )
 
 // plan is how long the part measures. The whole part must fit in about
-// 1.5 minutes (20 s with -quick), setup included (about 0.5 s), which
-// rules out the 10 s wrk runs in several rounds. Many short
-// rounds beat few long ones here: this machine's noise (other work on
-// the same 2 vCPUs) comes in bursts of seconds, and the Unix and TCP runs
-// that a round pairs (see order) lie closer together. 3 s at 10,000 to
-// 30,000 requests/s still puts hundreds of requests past the p99. So:
-// 6 rounds × 4 cases × 3 s = 72 s, and 2 × 4 × 2 s = 16 s quick, two
-// rounds so that even a smoke run goes through the interleaving.
+// 2 minutes (30 s with -quick), setup included (about 1 s), which rules
+// out the 10 s wrk runs in several rounds. Many short rounds beat
+// few long ones here: this machine's noise (other work on the same 2
+// vCPUs) comes in bursts of seconds, and the runs that a round compares
+// (see order) lie closer together. 3 s at 10,000 to 30,000 requests/s
+// still puts hundreds of requests past the p99. So: 6 rounds × 6 cases ×
+// 3 s = 108 s, and 2 × 6 × 2 s = 24 s quick, two rounds so that even a
+// smoke run goes through the interleaving.
 type plan struct {
 	rounds int
 	dur    time.Duration // of one wrk run; whole seconds (wrk's -d)
@@ -52,24 +52,30 @@ func (p *part) measure(ctx context.Context, pl plan) ([][]wrkResult, error) {
 	return results, nil
 }
 
-// order is the order of the cases (indexes into part.cases: Unix and TCP
-// without keepalive, then with) in a round. The Unix and TCP runs of one
-// keepalive mode, which the ratio rows pair, always run back to back; odd
-// rounds swap the two modes, and every other pair of rounds runs TCP
-// before Unix, so that no case always runs first, or always right after
-// the TCP case without keepalive (which leaves tens of thousands of
-// TIME_WAIT sockets behind), and slow drift does not favour either side.
+// order is the order of the cases (indexes into part.cases, see
+// caseIndex) in a round. The three transports of one keepalive mode,
+// which the ratio rows compare, always run back to back; odd rounds swap
+// the two modes, and the order of the three within a mode goes through
+// the three rotations of Unix, TCP, relay and then of its reverse, so
+// that over six rounds every case runs first once and no case always
+// runs right after the TCP case without keepalive (which leaves tens of
+// thousands of TIME_WAIT sockets behind), and slow drift favours no
+// transport.
 func order(round int) []int {
-	pairs := [][2]int{{0, 1}, {2, 3}}
-	if round%2 == 1 {
-		pairs[0], pairs[1] = pairs[1], pairs[0]
+	triples := [6][3]transport{
+		{unixSocket, tcpLoopback, relayed}, {tcpLoopback, relayed, unixSocket}, {relayed, unixSocket, tcpLoopback},
+		{unixSocket, relayed, tcpLoopback}, {relayed, tcpLoopback, unixSocket}, {tcpLoopback, unixSocket, relayed},
 	}
+	modes := []bool{false, true}
+	if round%2 == 1 {
+		modes[0], modes[1] = modes[1], modes[0]
+	}
+	triple := triples[(round/2)%3+3*(round%2)]
 	var out []int
-	for _, pr := range pairs {
-		if (round/2)%2 == 1 {
-			pr[0], pr[1] = pr[1], pr[0]
+	for _, keepalive := range modes {
+		for _, t := range triple {
+			out = append(out, caseIndex(t, keepalive))
 		}
-		out = append(out, pr[0], pr[1])
 	}
 	return out
 }

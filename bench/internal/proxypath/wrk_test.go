@@ -137,26 +137,45 @@ func TestParseWrkDuration(t *testing.T) {
 }
 
 // TestOrder pins the interleaving: every round runs each case once, the
-// two cases the ratio rows pair (0 with 1, 2 with 3) back to back, and
-// over four rounds every case runs first once.
+// three cases of one keepalive mode (which the ratio rows compare) back
+// to back, and over six rounds every case runs first once and each
+// transport holds each place within its mode's three twice.
 func TestOrder(t *testing.T) {
+	n := 2 * int(numTransports)
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
 	var firsts []int
-	for round := 0; round < 8; round++ {
+	places := map[[2]int]int{} // {transport, place within the three}: rounds
+	for round := 0; round < 12; round++ {
 		o := order(round)
-		if s := slices.Sorted(slices.Values(o)); !slices.Equal(s, []int{0, 1, 2, 3}) {
+		if s := slices.Sorted(slices.Values(o)); !slices.Equal(s, all) {
 			t.Fatalf("round %d: order %v is not each case once", round, o)
 		}
-		for k := 0; k < 4; k += 2 {
-			if o[k]/2 != o[k+1]/2 {
-				t.Errorf("round %d: order %v splits a pair", round, o)
+		for k := 0; k < n; k += int(numTransports) {
+			for j := k; j < k+int(numTransports); j++ {
+				if o[j]/int(numTransports) != o[k]/int(numTransports) {
+					t.Errorf("round %d: order %v splits a keepalive mode", round, o)
+				}
+				if round < 6 {
+					places[[2]int{o[j] % int(numTransports), j - k}]++
+				}
 			}
 		}
-		if round < 4 {
+		if round < 6 {
 			firsts = append(firsts, o[0])
 		}
 	}
-	if s := slices.Sorted(slices.Values(firsts)); !slices.Equal(s, []int{0, 1, 2, 3}) {
-		t.Errorf("first cases of rounds 1–4: %v, want each case once", firsts)
+	if s := slices.Sorted(slices.Values(firsts)); !slices.Equal(s, all) {
+		t.Errorf("first cases of rounds 1–6: %v, want each case once", firsts)
+	}
+	for tr := range numTransports {
+		for place := range int(numTransports) {
+			if got := places[[2]int{int(tr), place}]; got != 4 {
+				t.Errorf("rounds 1–6: %s in place %d of its mode's three %d times, want 4 (twice per mode)", tr, place+1, got)
+			}
+		}
 	}
 }
 
