@@ -55,6 +55,8 @@ environment = { FPM_SOCKETS = "%%{socket.fpm.path}=%%{socket.fpm.fd}" }
 [[services.php.sockets]]
 name = "fpm"
 path = %q
+group = "www-data"
+mode = "0660"
 `, fpm, filepath.Join(base, "fpm.conf"), sock))
 	ask := func() answer {
 		t.Helper()
