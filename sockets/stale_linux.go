@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -23,7 +22,7 @@ func (b *binder) publish(dirfd, stage int, tmp, name, path string) error {
 		err := unix.Linkat(stage, tmp, dirfd, name, 0)
 		if err == nil {
 			if err := unix.Unlinkat(stage, tmp, 0); err != nil {
-				return &os.PathError{Op: "unlink", Path: filepath.Join(filepath.Dir(path), tmp), Err: err}
+				return fmt.Errorf("socket %s: unlink the staged node: %w", path, os.NewSyscallError("unlink", err))
 			}
 			return nil
 		}
