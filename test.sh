@@ -29,6 +29,12 @@ declare -A probe=(
 	[php8.2-fpm]=/usr/sbin/php-fpm8.2
 	[puma]=/usr/bin/puma
 	[libfcgi-bin]=/usr/bin/cgi-fcgi
+	# The Debian package's test: build (dpkg-shlibdeps, dpkg-buildflags),
+	# lintian, and the man pages' rendering.
+	[dpkg-dev]=/usr/bin/dpkg-shlibdeps
+	[lintian]=/usr/bin/lintian
+	[groff-base]=/usr/bin/groff
+	[man-db]=/usr/bin/man
 )
 # privdrop compiles its C for 32 bits too, to catch width bugs.
 if [ "$(dpkg --print-architecture)" = amd64 ]; then
