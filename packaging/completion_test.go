@@ -47,17 +47,53 @@ func TestBashCompletion(t *testing.T) {
 		{"udsvisor ctl scale hello ''", ""},
 	} {
 		// COMP_WORDS[0] is the stand-in, as if it were the udsvisor on PATH.
-		words := strings.Replace(tt.words, "udsvisor", fake, 1)
-		cmd := exec.Command(bash, "--norc", "-c", `source completion/udsvisor
-COMP_WORDS=(`+words+`); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
-_udsvisor; echo "${COMPREPLY[*]}"`)
-		out, err := cmd.CombinedOutput()
-		if got := strings.TrimSpace(string(out)); err != nil || got != tt.want {
+		if got, err := complete(bash, strings.Replace(tt.words, "udsvisor", fake, 1)); err != nil || got != tt.want {
 			t.Errorf("%s<TAB>: %q %v, want %q", tt.words, got, err, tt.want)
 		}
 	}
 	// The last service completion above asked the socket given with -s.
 	if b, err := os.ReadFile(args); err != nil || strings.TrimSpace(string(b)) != "ctl -s /run/x.sock status" {
 		t.Errorf("the completion ran udsvisor %q %v, want ctl -s /run/x.sock status", b, err)
+	}
+}
+
+// complete sources the completion in bash, sets COMP_WORDS to words (a
+// bash array's body; the last word is the one completed) and returns
+// COMPREPLY joined by spaces.
+func complete(bash, words string) (string, error) {
+	out, err := exec.Command(bash, "--norc", "-c", `source completion/udsvisor
+COMP_WORDS=(`+words+`); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+_udsvisor; echo "${COMPREPLY[*]}"`).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// Against a real udsvisor up, the completion offers its services' names,
+// read from the table ctl status prints.
+func TestBashCompletionServices(t *testing.T) {
+	bash := testutil.RequireCommand(t, "bash")
+	dir := testutil.RunDir(t)
+	bin, err := testutil.Build(dir, "github.com/udsvisor/udsvisor/cmd/udsvisor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "ctl", "control.sock")
+	cfg := filepath.Join(dir, "services.toml")
+	conf := "[supervisor]\ncontrol_socket = \"" + sock + "\"\n"
+	for _, name := range []string{"web", "worker", "api@2"} {
+		conf += "\n[services.\"" + name + "\"]\ncommand = [\"/bin/sleep\", \"infinity\"]\nuser = \"nobody\"\n"
+	}
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	up := testutil.StartUp(t, bin, cfg, testutil.UpOptions{})
+	up.WaitUp(t)
+	for _, tt := range []struct{ words, want string }{
+		{bin + " ctl -s " + sock + " restart ''", "api@2 web worker"},
+		{bin + " ctl -c " + cfg + " logs w", "web worker"},
+		{bin + " ctl status -s " + sock + " a", "api@2"},
+	} {
+		if got, err := complete(bash, tt.words); err != nil || got != tt.want {
+			t.Errorf("%s<TAB>: %q %v, want %q", tt.words, got, err, tt.want)
+		}
 	}
 }
