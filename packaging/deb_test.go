@@ -13,8 +13,8 @@ import (
 )
 
 // The Debian package builds, holds the right files with the right modes,
-// never changes the mode of /, and lintian (2.116, Debian 12's) finds no
-// error and no warning in it. Then, as root, it installs with apt-get,
+// never changes the mode of /, builds to the same bytes twice, and
+// lintian (2.116, Debian 12's) finds no error and no warning in it. Then, as root, it installs with apt-get,
 // its binary checks the example config it ships, and a purge leaves
 // nothing of it behind: no file, no directory of its own, no group.
 func TestDebianPackage(t *testing.T) {
@@ -71,6 +71,25 @@ func TestDebianPackage(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(v), "udsvisor ") {
 		t.Errorf("packaged binary: %q %v", v, err)
 	}
+
+	t.Run("reproducible", func(t *testing.T) {
+		// A second build of the same tree gives the same bytes: the
+		// version, the changelog's date and every mtime come from the
+		// commit, and the Go build is -trimpath.
+		again := t.TempDir()
+		b, err := exec.Command("./deb/build.sh", again).CombinedOutput()
+		if err != nil {
+			t.Fatalf("build.sh: %v\n%s", err, b)
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		second := lines[len(lines)-1]
+		if filepath.Base(second) != filepath.Base(deb) {
+			t.Fatalf("second build: %s, first: %s", second, deb)
+		}
+		if out, err := exec.Command("cmp", deb, second).CombinedOutput(); err != nil {
+			t.Errorf("two builds differ: %v %s", err, out)
+		}
+	})
 
 	t.Run("lintian", func(t *testing.T) {
 		testutil.RequireCommand(t, "lintian")
