@@ -30,14 +30,18 @@ commands:
          [--proxy-user USER] [--strict] [--chroot DIR]
                    print the reverse-proxy config for the services' routes
   demo             the demo HTTP backend (run it under udsvisor up)
-  version          print the version
+  version          print the version, commit and Go version
   help             print this help
 
 FILE defaults to /etc/udsvisor/services.toml.
 `
 
-// version is set at build time with -ldflags "-X main.version=…".
+// version and commit are set at build time with
+// -ldflags "-X main.version=… -X main.commit=…" (packaging/release/build.sh).
+// A plain go build leaves them as they are here; the commit then comes
+// from the VCS stamp of the build info (see buildCommit).
 var version = "dev"
+var commit = "unknown"
 
 // The main goroutine keeps the main thread: in up it serves the launcher
 // there (privdrop.Launcher.ServeMain), the one thread an upgrade's exec
@@ -71,7 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case relayArg:
 		err = runRelay(args[1:], stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "udsvisor", version)
+		printVersion(stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
