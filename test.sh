@@ -36,9 +36,16 @@ declare -A probe=(
 	[groff-base]=/usr/bin/groff
 	[man-db]=/usr/bin/man
 )
-# privdrop compiles its C for 32 bits too, to catch width bugs.
+# privdrop compiles its C for 32 bits too, to catch width bugs. The
+# linux/arm64 build (cgo: privdrop's C) uses clang --target, because
+# gcc-multilib conflicts with gcc-aarch64-linux-gnu in Debian 12; clang
+# takes binutils, libc and libgcc from the arm64 cross packages.
 if [ "$(dpkg --print-architecture)" = amd64 ]; then
 	probe[gcc-multilib]=/usr/include/asm
+	probe[clang]=/usr/bin/clang
+	probe[binutils-aarch64-linux-gnu]=/usr/bin/aarch64-linux-gnu-ld
+	probe[libc6-dev-arm64-cross]=/usr/aarch64-linux-gnu/include
+	probe[libgcc-12-dev-arm64-cross]=/usr/lib/gcc-cross/aarch64-linux-gnu/12
 fi
 missing=()
 for pkg in "${!probe[@]}"; do

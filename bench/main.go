@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command bench measures udsvisor against the supervisors operators would
 // pick instead (supervisord, s6 with s6-fdholder, runit) on the same work,
 // on this machine, in one run, and prints one table: the median of each

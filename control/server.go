@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package control serves udsvisor's control API: HTTP/1.1 with JSON
 // bodies on a Unix socket (never TCP), authorised by the kernel's peer
 // credentials.

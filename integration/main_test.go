@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package integration runs udsvisor end to end with the real servers of
 // Debian's packages: nginx and Apache in front (on the configs that
 // `udsvisor proxy` generates), uvicorn, gunicorn and a Go app using

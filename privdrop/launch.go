@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package privdrop starts a service's command as its unprivileged user
 // through a short re-exec of the udsvisor binary, the launch helper, in
 // the shape of runc's init and its nsexec constructor.

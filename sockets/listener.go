@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package sockets creates udsvisor's listening sockets: Unix sockets with
 // an exact owner, group and mode, and TCP sockets on an IP literal.
 //

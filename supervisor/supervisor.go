@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package supervisor owns the services of a udsvisor config: it binds
 // their sockets once, starts each service as its own user through the
 // launch helper, restarts it by its policy and stops everything on

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command backend is the benchmark's HTTP service. It serves the socket it
 // inherits (LISTEN_FDS, fd 3, as under udsvisor or systemd), or one on any
 // fd (-fd 0, as s6-fdholder-retrieve or supervisord's fcgi-program hand

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -348,6 +350,20 @@ func TestParseArgs(t *testing.T) {
 		pos, err := parseArgs(fs, tt.args)
 		if err != nil || !slices.Equal(pos, tt.pos) || *asJSON != tt.json {
 			t.Errorf("%q: got %q json=%v err=%v, want %q json=%v", tt.args, pos, *asJSON, err, tt.pos, tt.json)
+		}
+	}
+}
+
+// isUp's state names are supervisor's.
+func TestIsUpStates(t *testing.T) {
+	for _, st := range []supervisor.State{supervisor.Starting, supervisor.Running, supervisor.Reloading, supervisor.Waiting} {
+		if !isUp(string(st)) {
+			t.Errorf("isUp(%q) is false", st)
+		}
+	}
+	for _, st := range []supervisor.State{supervisor.Stopped, supervisor.Backoff} {
+		if isUp(string(st)) {
+			t.Errorf("isUp(%q) is true", st)
 		}
 	}
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // Fault injection against the real binary (SECURITY-NOTES section 6):

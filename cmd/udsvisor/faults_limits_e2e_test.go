@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // Limits against the real binary (SECURITY-NOTES section 6): a NOFILE

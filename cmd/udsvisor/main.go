@@ -13,9 +13,6 @@ import (
 	"runtime"
 
 	"github.com/udsvisor/udsvisor/config"
-	// Linked for its launch helper: a C constructor that runs before
-	// main and, in the helper process, never returns to Go.
-	_ "github.com/udsvisor/udsvisor/privdrop"
 )
 
 const usage = `usage: udsvisor <command> [flags]

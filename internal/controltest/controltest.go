@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package controltest runs the real control server (package control) on
 // a real Unix socket for the tests of its clients, with the fake
 // supervisor of package fakesup behind it. It is apart from fakesup

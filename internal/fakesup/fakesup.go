@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package fakesup is the one fake supervisor of udsvisor's tests: an
 // in-memory control.Backend that keeps enough state to show what a
 // request changed, and records every call the control server made. The

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package osthread runs code on an OS thread of its own, one that nothing
 // else ever runs on and that ends with the code.
 //

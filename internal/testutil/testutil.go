@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package testutil holds what the root tests of several packages share:
 // the root gate that refuses to skip under UDSVISOR_CI, test users made
 // with useradd, builds of real test binaries into world-readable

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package peer drives each supervisor the benchmark compares (udsvisor,
 // supervisord, s6 with s6-fdholder-daemon, runit) through one small
 // interface: run N services, each with its Unix socket and command,

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package proc starts the benchmark's long-running children (the
 // supervisors, nginx, the proxy path's backends) and ends them, and reads
 // from /proc what the figures need: process trees, CPU time and PSS.

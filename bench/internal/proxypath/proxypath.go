@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package proxypath measures the path udsvisor exists for: nginx in front
 // of one HTTP backend (bench/backend), over the backend's udsvisor-owned
 // Unix socket versus over TCP 127.0.0.1, and over a udsvisor relay in

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package report holds what every part of the benchmark shares: the run's
 // environment (which supervisors were found, where the binaries are) and
 // the table of figures it prints.

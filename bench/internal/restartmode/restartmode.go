@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package restartmode measures what a client sees while udsvisor
 // restarts a service that needs 2 s to start, under steady load, in each
 // restart_mode: with stop-start, connections wait in the backlog for the

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package scale measures what each supervisor costs as the number of
 // services grows: start-up, memory, the status command and idle CPU at
 // each size, and the restart gap of one service.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package storm measures how each supervisor's services fare when their
 // processes die: the kill storm (a backend SIGKILLed every 300 ms under
 // open-loop load through nginx), the crash loop (a command that exits 1

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package unixhttp makes the HTTP clients of the benchmark that talk to
 // a Unix socket: a backend's, or a supervisor's control socket.
 package unixhttp
