@@ -46,6 +46,7 @@ export CGO_CFLAGS="-O2" CGO_LDFLAGS="" GOAMD64=v1 GOARM64=v8.0 GOTOOLCHAIN=local
 ldflags="-s -w -buildid= -X main.version=$VERSION -X main.commit=$commit"
 
 mkdir -p "$out"
+out=$(cd "$out" && pwd) # go build runs in $top
 bins=()
 build() { # GOOS GOARCH CGO CC: adds the binary to bins
 	local bin="udsvisor_${VERSION}_$1_$2" static=""
