@@ -32,6 +32,9 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	for _, warn := range cfg.Warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", warn)
 	}
+	if err := upSupported(); err != nil {
+		fmt.Fprintf(stderr, "warning: %v\n", err) // the config is fine; this OS is not, yet
+	}
 	if !*quiet {
 		printPlan(stdout, cfg)
 	}

@@ -28,6 +28,9 @@ import (
 	"github.com/udsvisor/udsvisor/supervisor"
 )
 
+// upSupported is nil: up runs on Linux (see up_other.go).
+func upSupported() error { return nil }
+
 func runUp(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	cfgPath := configFlag(fs)

@@ -21,6 +21,9 @@ const (
 // ambient capabilities, PR_SET_CHILD_SUBREAPER) that have no port yet.
 var errUpUnsupported = fmt.Errorf("up is not supported on %s: the launch helper and the supervisor are Linux-only; check, ctl, proxy and version work", runtime.GOOS)
 
+// upSupported is the error up would return, for check to warn with.
+func upSupported() error { return errUpUnsupported }
+
 func runUp([]string, io.Writer) error { return errUpUnsupported }
 
 func runUpgradeCheck([]string, io.Writer) error { return errUpUnsupported }
