@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs what the tests need (when missing) and runs every test.
 # Run it as root on Debian 12: most tests create sockets owned by other
 # users and start processes as test users (udsv-*), which needs root.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package api holds the JSON types of udsvisor's control API (version 1),
 // shared by the server (package control) and the client (package client).
 // Field names are the wire format: change them only with a new API

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package api
 
 // maxSocketPath is the longest path bind(2) and connect(2) take: sun_path

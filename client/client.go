@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package client talks to udsvisor's control API (package control) over
 // its Unix socket: HTTP/1.1 with the JSON types of
 // package api. It is all that `udsvisor ctl` needs; it knows nothing of the

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package config loads and validates a udsvisor services.toml.
 //
 // Load decodes strictly (an unknown key is an error), validates every

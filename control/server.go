@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 //go:build linux
 
 // Package control serves udsvisor's control API: HTTP/1.1 with JSON

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What the launch helper's two C files share: helper_linux.c carries out
  * the launch, wire_linux.c reads the spec and writes failure reports. The

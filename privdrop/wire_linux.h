@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Wire constants shared by the launch helper (wire_linux.c) and the
  * supervisor side (wire.go). cgo_linux.go checks at compile time that

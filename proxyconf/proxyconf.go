@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package proxyconf writes reverse-proxy configurations (nginx, Apache,
 // Caddy, HAProxy) for the [[services.NAME.proxy]] routes of a config, and
 // checks that the proxy's user can reach the sockets they route to.

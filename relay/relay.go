@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package relay carries the connections accepted on a service's sockets to
 // an app that can only listen on TCP at 127.0.0.1:PORT.
 //

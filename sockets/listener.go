@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 //go:build linux
 
 // Package sockets creates udsvisor's listening sockets: Unix sockets with

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command udsvisor is a process supervisor that owns its services'
 // sockets: it binds Unix (or TCP) sockets with exact owner, group and
 // mode, starts each service as its own user with the sockets passed the

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command testapp is the service that udsvisor's tests supervise: a real
 // program written the way an app for systemd socket activation is, with
 // go-systemd's activation package. On every socket it was given it serves

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 //go:build linux
 
 // Package fakesup is the one fake supervisor of udsvisor's tests: an

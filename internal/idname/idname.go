@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package idname turns uids and gids into the names messages show. It is
 // its own package so that the light client can share it with config,
 // control and proxyconf without importing config's TOML decoder.

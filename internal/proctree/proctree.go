@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package proctree reads the process tree from /proc.
 package proctree
 

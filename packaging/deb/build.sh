@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds udsvisor_<version>_<arch>.deb with dpkg-deb, from this checkout,
 # with Debian's own tools only (dpkg-dev, gzip, binutils) and no network
 # beyond what `go build` needs for the module cache.

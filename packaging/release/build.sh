@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds the release binaries of udsvisor and their SHA256SUMS into OUTDIR:
 #   udsvisor_<version>_linux_amd64, udsvisor_<version>_linux_arm64,
 #   udsvisor_<version>_freebsd_amd64.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 //go:build linux
 
 // Package peer drives each supervisor the benchmark compares (udsvisor,

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 //go:build linux
 
 // Package unixhttp makes the HTTP clients of the benchmark that talk to

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package websocket is the least of RFC 6455 that the reverse-proxy tests
 // need, on the standard library alone: the handshake's accept key and
 // messages of one unfragmented frame. It is no general implementation:

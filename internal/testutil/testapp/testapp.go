@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package testapp holds what integration/testapp, the service that
 // udsvisor's tests supervise, and those tests share: the JSON it answers
 // with. One definition keeps a field added to the app from going missing

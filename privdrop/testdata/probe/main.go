@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command probe is the service that privdrop's tests launch. It reports
 // what it was started with as one JSON line on stdout, then exits or, with
 // the argument "block", waits to be killed so that the test can read
