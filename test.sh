@@ -36,6 +36,10 @@ declare -A probe=(
 	[lintian]=/usr/bin/lintian
 	[groff-base]=/usr/bin/groff
 	[man-db]=/usr/bin/man
+	# The container image's test builds and runs it with podman; runc,
+	# because Debian 12's crun refuses hosts with hybrid cgroups.
+	[podman]=/usr/bin/podman
+	[runc]=/usr/sbin/runc
 )
 # privdrop compiles its C for 32 bits too, to catch width bugs. The
 # linux/arm64 build (cgo: privdrop's C) uses clang --target, because
