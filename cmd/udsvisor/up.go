@@ -331,13 +331,13 @@ func handleSignals(ctx context.Context, sigc <-chan os.Signal, sup *supervisor.S
 				go upg.Upgrade(ctx) // its failure is logged
 				continue
 			}
+			// A SIGUSR2 queued behind the SIGHUP upgrades after the
+			// reload: the kernel hands over SIGHUP first, whichever came
+			// first, and an upgrade needs the running config to be the
+			// file's (the operator who edits, HUPs and USR2s means both).
+			upgrade := false
 			if sig == unix.SIGHUP {
-				var upgrade bool
 				sig, upgrade = pendingStop(sigc)
-				if upgrade && sig == unix.SIGHUP {
-					log.Info("SIGUSR2 received; upgrading in place")
-					go upg.Upgrade(ctx)
-				}
 			}
 			if sig != unix.SIGHUP {
 				log.Info("signal received; stopping", zap.String("signal", sig.String()))
@@ -358,6 +358,10 @@ func handleSignals(ctx context.Context, sigc <-chan os.Signal, sup *supervisor.S
 				}
 			}
 			notify(log, daemon.SdNotifyReady)
+			if upgrade {
+				log.Info("SIGUSR2 received; upgrading in place")
+				go upg.Upgrade(ctx)
+			}
 		}
 	}
 }
