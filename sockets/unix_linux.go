@@ -167,18 +167,22 @@ func (b *binder) listenTemp(dirfd int, name string, spec Spec) (_ *tempSocket, e
 // makeStage makes the staging directory: root's, 0700, under a random
 // name in dirfd.
 func (n *tempSocket) makeStage(dirfd int, name, path string) error {
-	for attempt := 0; ; attempt++ {
+	// The usual name is fixed, so that the leftover of a udsvisor killed
+	// in the middle of a bind is found and removed by the next bind;
+	// random names serve when it is taken by a bind under way.
+	n.stageName = stageName(name)
+	err := unix.Mkdirat(dirfd, n.stageName, 0o700)
+	if err == unix.EEXIST && removeLeftoverStage(dirfd, n.stageName) {
+		err = unix.Mkdirat(dirfd, n.stageName, 0o700)
+	}
+	for attempt := 0; err == unix.EEXIST && attempt < 3; attempt++ {
 		n.stageName = tempName(name)
-		err := unix.Mkdirat(dirfd, n.stageName, 0o700)
-		if err == unix.EEXIST && attempt < 3 {
-			continue // a leftover with the same random name
-		}
-		if err != nil {
-			// Named by the socket's path: the staging directory is
-			// udsvisor's detail, the full disk or read-only mount is not.
-			return &os.PathError{Op: "bind", Path: path, Err: err}
-		}
-		break
+		err = unix.Mkdirat(dirfd, n.stageName, 0o700)
+	}
+	if err != nil {
+		// Named by the socket's path: the staging directory is
+		// udsvisor's detail, the full disk or read-only mount is not.
+		return &os.PathError{Op: "bind", Path: path, Err: err}
 	}
 	fd, err := ignoringEINTR(func() (int, error) {
 		return unix.Openat(dirfd, n.stageName, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
