@@ -120,22 +120,26 @@ func (ln *Launcher) Close() {
 		for _, t := range ln.threads {
 			<-t.done
 			unix.Close(t.sock)
-			waitThreadGone(t.tid)
+		}
+		// One bound for all: a thread that has not ended by then is
+		// stuck in the kernel, and Close must not hang on it.
+		deadline := time.Now().Add(time.Second)
+		for _, t := range ln.threads {
+			waitThreadGone(t.tid, deadline)
 		}
 	})
 }
 
-// waitThreadGone waits, at most a second, until the thread tid has
-// exited. Its goroutine ends with the thread locked, so the runtime
+// waitThreadGone waits until the thread tid has exited, or until
+// deadline. Its goroutine ends with the thread locked, so the runtime
 // ends the thread, but later: until then its fd table, a copy of the
 // process's, holds files the caller may believe closed (a listener
 // would still accept). The id is released only after the thread's
 // files are, so tgkill failing with ESRCH means they are closed.
-func waitThreadGone(tid int) {
+func waitThreadGone(tid int, deadline time.Time) {
 	if tid == 0 || tid == unix.Getpid() {
 		return // never started, or the main thread, which stays
 	}
-	deadline := time.Now().Add(time.Second)
 	for unix.Tgkill(unix.Getpid(), tid, 0) != unix.ESRCH && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
