@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -77,8 +78,13 @@ port = %s
 		if ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid)); ns == host || ns == "" {
 			t.Errorf("process %d is in network namespace %q, the host's is %q", pid, ns, host)
 		}
-		if uid := procUID(t, pid); uid != int(u.UID) {
-			t.Errorf("process %d runs as uid %d, want %d", pid, uid, u.UID)
+		ps, err := testutil.ProcStatus(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Uid: real, effective, saved, filesystem.
+		if uid, _, _ := strings.Cut(ps["Uid"], "\t"); uid != strconv.Itoa(int(u.UID)) {
+			t.Errorf("process %d runs as uid %s, want %d", pid, uid, u.UID)
 		}
 	}
 	// The app's port is not the host's.
@@ -167,22 +173,4 @@ proxy_protocol = "v1"
 	if want := fmt.Sprintf("PROXY TCP4 %s %s %s %s", lh, rh, lp, rp); h != want {
 		t.Errorf("through the TCP socket the app got %q, want %q", h, want)
 	}
-}
-
-// procUID is pid's real uid, from /proc/PID/status.
-func procUID(t *testing.T, pid int) int {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
-			var uid int
-			fmt.Sscan(rest, &uid)
-			return uid
-		}
-	}
-	t.Fatalf("/proc/%d/status has no Uid line", pid)
-	return -1
 }
