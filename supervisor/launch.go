@@ -80,6 +80,9 @@ func (s *service) fork(inst *instance, c *config.Service, files []*os.File) (*pr
 }
 
 func (s *service) forkWith(inst *instance, c *config.Service, files []*os.File, env []string) (*privdrop.Launch, int, error) {
+	if c.Relay != nil && s.binary == "" {
+		return nil, 0, fmt.Errorf("start %s: a relay needs the udsvisor binary's path, which is not known", c.Name)
+	}
 	stdout, err := s.outs.pipe(c.Name, inst.log, s.logs, "stdout", inst.index)
 	if err != nil {
 		return nil, 0, fmt.Errorf("start %s: %w", c.Name, err)
@@ -106,11 +109,6 @@ func (s *service) forkWith(inst *instance, c *config.Service, files []*os.File, 
 		NumFDs: len(numbered), AmbientCaps: c.AmbientCaps,
 	}
 	if c.Relay != nil {
-		if s.binary == "" {
-			stdout.abort()
-			stderr.abort()
-			return nil, 0, fmt.Errorf("start %s: a relay needs the udsvisor binary's path, which is not known", c.Name)
-		}
 		spec.Path, spec.Args = s.binary, relayArgs(s.binary, c)
 		spec.PrivateNetwork = true
 	}
