@@ -321,14 +321,17 @@ func applySupervisor(old, new config.Supervisor, ctl *sockets.Listener, srv *con
 // handleSignals stops on SIGTERM/SIGINT, reloads on SIGHUP and upgrades
 // on SIGUSR2, until shutdown begins; a SIGHUP during shutdown is ignored.
 func handleSignals(ctx context.Context, sigc <-chan os.Signal, sup *supervisor.Supervisor, upg *upgrader, log *zap.Logger, stop func()) {
+	startUpgrade := func() {
+		log.Info("SIGUSR2 received; upgrading in place")
+		go upg.Upgrade(ctx) // its failure is logged
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case sig := <-sigc:
 			if sig == unix.SIGUSR2 {
-				log.Info("SIGUSR2 received; upgrading in place")
-				go upg.Upgrade(ctx) // its failure is logged
+				startUpgrade()
 				continue
 			}
 			// A SIGUSR2 queued behind the SIGHUP upgrades after the
@@ -359,8 +362,7 @@ func handleSignals(ctx context.Context, sigc <-chan os.Signal, sup *supervisor.S
 			}
 			notify(log, daemon.SdNotifyReady)
 			if upgrade {
-				log.Info("SIGUSR2 received; upgrading in place")
-				go upg.Upgrade(ctx)
+				startUpgrade()
 			}
 		}
 	}
