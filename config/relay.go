@@ -2,7 +2,10 @@
 
 package config
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Relay runs a TCP-only app in a network namespace of its own, where
 // only the loopback interface exists, and relays each connection
@@ -27,6 +30,20 @@ const (
 	ProxyV1 ProxyProtocol = "v1"
 	ProxyV2 ProxyProtocol = "v2"
 )
+
+// String returns the version as the config and Set spell it.
+func (p ProxyProtocol) String() string { return string(p) }
+
+// Set parses "v1", "v2" or "" (none), making *ProxyProtocol the
+// flag.Value of udsvisor __relay -proxy.
+func (p *ProxyProtocol) Set(s string) error {
+	switch v := ProxyProtocol(s); v {
+	case "", ProxyV1, ProxyV2:
+		*p = v
+		return nil
+	}
+	return fmt.Errorf("unknown PROXY protocol version %q (want %s or %s)", s, ProxyV1, ProxyV2)
+}
 
 // defaultConnectTimeout covers a slow app's start-up, a JVM's included.
 const defaultConnectTimeout = 30 * time.Second

@@ -48,3 +48,17 @@ func TestRelayDefaults(t *testing.T) {
 		t.Error("a service without [relay] got one")
 	}
 }
+
+// The relay's -proxy flag takes the versions the config spells.
+func TestProxyProtocolFlagValue(t *testing.T) {
+	for _, s := range []string{"", "v1", "v2"} {
+		var p ProxyProtocol
+		if err := p.Set(s); err != nil || p.String() != s {
+			t.Errorf("Set(%q): %v, then String() = %q", s, err, p.String())
+		}
+	}
+	var p ProxyProtocol
+	if err := p.Set("v3"); err == nil {
+		t.Error(`Set("v3") succeeded`)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/udsvisor/udsvisor/config"
 )
 
 // header returns the PROXY protocol header of version p for client, a
@@ -14,8 +16,8 @@ import (
 // address; the destination is the connection's local address, which for
 // a TCP listener bound to a wildcard is the address the client reached
 // rather than 0.0.0.0, and for a Unix listener is its path.
-func header(p Proxy, client net.Conn) []byte {
-	if p == ProxyV2 {
+func header(p config.ProxyProtocol, client net.Conn) []byte {
+	if p == config.ProxyV2 {
 		return headerV2(client.RemoteAddr(), client.LocalAddr())
 	}
 	return headerV1(client.RemoteAddr(), client.LocalAddr())

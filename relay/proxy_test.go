@@ -91,16 +91,3 @@ func TestRelayHeaderV2(t *testing.T) {
 		}
 	}
 }
-
-func TestRelayProxyFlagValue(t *testing.T) {
-	for _, s := range []string{"", "v1", "v2"} {
-		var p Proxy
-		if err := p.Set(s); err != nil || p.String() != s {
-			t.Errorf("Set(%q): %v, then String() = %q", s, err, p.String())
-		}
-	}
-	var p Proxy
-	if err := p.Set("v3"); err == nil {
-		t.Error(`Set("v3") succeeded`)
-	}
-}

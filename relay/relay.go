@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/udsvisor/udsvisor/config"
 )
 
 // Options says where and how Serve relays.
@@ -37,49 +39,10 @@ type Options struct {
 	Port int
 	// Proxy is the PROXY protocol header sent to the app first on each
 	// connection, if any.
-	Proxy Proxy
+	Proxy config.ProxyProtocol
 	// ConnectTimeout bounds how long an accepted client waits for the app
 	// to accept on Port (it refuses while it starts); it must be positive.
 	ConnectTimeout time.Duration
-}
-
-// Proxy is a version of the haproxy PROXY protocol
-// (https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt), or none.
-// *Proxy is a flag.Value.
-type Proxy int
-
-// The PROXY protocol versions: none, the text line, the binary header.
-const (
-	ProxyNone Proxy = iota
-	ProxyV1
-	ProxyV2
-)
-
-// String returns "", "v1" or "v2", as Set takes them.
-func (p Proxy) String() string {
-	switch p {
-	case ProxyV1:
-		return "v1"
-	case ProxyV2:
-		return "v2"
-	default:
-		return ""
-	}
-}
-
-// Set parses "v1", "v2" or "" (none).
-func (p *Proxy) Set(s string) error {
-	switch s {
-	case "":
-		*p = ProxyNone
-	case "v1":
-		*p = ProxyV1
-	case "v2":
-		*p = ProxyV2
-	default:
-		return fmt.Errorf("unknown PROXY protocol version %q (want v1 or v2)", s)
-	}
-	return nil
 }
 
 // retryEvery is how often a refused dial is tried again: an app that is
@@ -210,7 +173,7 @@ func (s *server) relay(ctx context.Context, client net.Conn) {
 		return
 	}
 	defer target.Close()
-	if s.opts.Proxy != ProxyNone {
+	if s.opts.Proxy != "" {
 		if _, err := target.Write(header(s.opts.Proxy, client)); err != nil {
 			s.log.Debug("relay: PROXY header not sent", zap.Error(err))
 			return

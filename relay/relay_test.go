@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.uber.org/zap/zaptest"
+
+	"github.com/udsvisor/udsvisor/config"
 )
 
 // waitLimit bounds every wait on an outcome: generous, because CI
@@ -281,19 +283,19 @@ func TestRelayProxyHeaders(t *testing.T) {
 	sup := supervisorSocket(t)
 	path := sup.Addr().String()
 	for _, tc := range []struct {
-		proxy Proxy
+		proxy config.ProxyProtocol
 		tcp   bool
 		want  func(client net.Conn) []byte
 	}{
-		{ProxyV1, false, func(net.Conn) []byte { return []byte("PROXY UNKNOWN\r\n") }},
-		{ProxyV1, true, func(c net.Conn) []byte {
+		{config.ProxyV1, false, func(net.Conn) []byte { return []byte("PROXY UNKNOWN\r\n") }},
+		{config.ProxyV1, true, func(c net.Conn) []byte {
 			return fmt.Appendf(nil, "PROXY TCP4 127.0.0.1 127.0.0.1 %d %d\r\n",
 				c.LocalAddr().(*net.TCPAddr).Port, c.RemoteAddr().(*net.TCPAddr).Port)
 		}},
-		{ProxyV2, false, func(net.Conn) []byte {
+		{config.ProxyV2, false, func(net.Conn) []byte {
 			return cat(sig, []byte{0x21, 0x31, 0x00, 0xD8}, sunPath(""), sunPath(path))
 		}},
-		{ProxyV2, true, func(c net.Conn) []byte {
+		{config.ProxyV2, true, func(c net.Conn) []byte {
 			h := cat(sig, []byte{0x21, 0x11, 0x00, 0x0C, 127, 0, 0, 1, 127, 0, 0, 1})
 			h = binary.BigEndian.AppendUint16(h, uint16(c.LocalAddr().(*net.TCPAddr).Port))
 			return binary.BigEndian.AppendUint16(h, uint16(c.RemoteAddr().(*net.TCPAddr).Port))
