@@ -13,8 +13,8 @@ import (
 )
 
 // The whole module builds and vets for the release targets other than
-// the host: freebsd/amd64 without cgo (up is Linux-only there and says
-// so; check, ctl, proxy and version work) and linux/arm64 with cgo
+// the host: freebsd/amd64 without cgo (up is Linux-only there, and up and
+// check say so; ctl, proxy and version work) and linux/arm64 with cgo
 // through clang and Debian's arm64 cross libc, since the launch helper is
 // C (issue 14, item 5). go vet also compiles every test file.
 func TestCrossBuildAndVet(t *testing.T) {

@@ -35,7 +35,8 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "warning: %s\n", warn)
 	}
 	if err := upSupported(); err != nil {
-		fmt.Fprintf(stderr, "warning: %v\n", err) // the config is fine; this OS is not, yet
+		// A pass would let rc.d's start_precmd start an up that exits.
+		return fmt.Errorf("%s is valid, but %w", cfg.File, err)
 	}
 	if !*quiet {
 		printPlan(stdout, cfg)

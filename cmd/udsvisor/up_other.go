@@ -21,9 +21,9 @@ const (
 // (privdrop/helper_linux.c) and the socket and supervisor code under it
 // use Linux interfaces (openat2, close_range, pidfds, no_new_privs,
 // ambient capabilities, PR_SET_CHILD_SUBREAPER) that have no port yet.
-var errUpUnsupported = fmt.Errorf("up is not supported on %s: the launch helper and the supervisor are Linux-only; check, ctl, proxy and version work", runtime.GOOS)
+var errUpUnsupported = fmt.Errorf("up is not supported on %s: the launch helper and the supervisor are Linux-only (ctl, proxy and version work)", runtime.GOOS)
 
-// upSupported is the error up would return, for check to warn with.
+// upSupported is the error up would return, for check to fail with.
 func upSupported() error { return errUpUnsupported }
 
 func runUp([]string, io.Writer) error { return errUpUnsupported }
