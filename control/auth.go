@@ -7,27 +7,10 @@ package control
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/udsvisor/udsvisor/internal/idname"
+	"github.com/udsvisor/udsvisor/internal/peercred"
 )
-
-// peerCreds is who is at the other end of a control connection, as the kernel
-// recorded it when the client connected.
-type peerCreds struct {
-	UID, GID uint32
-	PID      int32
-	// Groups are the supplementary groups.
-	Groups []uint32
-}
-
-// inGroup reports whether gid is p's primary or a supplementary group.
-func (p peerCreds) inGroup(gid int) bool {
-	if gid < 0 {
-		return false
-	}
-	return p.GID == uint32(gid) || slices.Contains(p.Groups, uint32(gid))
-}
 
 // access is what a route needs.
 type access int
@@ -46,13 +29,13 @@ type peerKey struct{}
 // withPeer returns ctx carrying p as the request's credentials. The
 // server attaches the credentials it read at Accept this way; tests that
 // drive Handler without a socket do the same.
-func withPeer(ctx context.Context, p peerCreds) context.Context {
+func withPeer(ctx context.Context, p peercred.Creds) context.Context {
 	return context.WithValue(ctx, peerKey{}, p)
 }
 
 // peerFrom returns the credentials attached to ctx.
-func peerFrom(ctx context.Context) (peerCreds, bool) {
-	p, ok := ctx.Value(peerKey{}).(peerCreds)
+func peerFrom(ctx context.Context) (peercred.Creds, bool) {
+	p, ok := ctx.Value(peerKey{}).(peercred.Creds)
 	return p, ok
 }
 
@@ -60,18 +43,18 @@ func peerFrom(ctx context.Context) (peerCreds, bool) {
 // everything, status_group may read; nobody else may do anything, whatever
 // the socket file's mode says (a loosened mode is the first gate failing,
 // not a grant).
-func (s *Server) may(p peerCreds, a access) bool {
+func (s *Server) may(p peercred.Creds, a access) bool {
 	g := s.groups.Load()
-	if p.UID == 0 || p.inGroup(g.control) {
+	if p.UID == 0 || p.InGroup(g.control) {
 		return true
 	}
-	return a == accessRead && p.inGroup(g.status)
+	return a == accessRead && p.InGroup(g.status)
 }
 
 // denial explains to p why the request needing a was refused.
-func (s *Server) denial(p peerCreds, a access, method, path string) string {
+func (s *Server) denial(p peercred.Creds, a access, method, path string) string {
 	g := s.groups.Load()
-	if a == accessWrite && p.inGroup(g.status) {
+	if a == accessWrite && p.InGroup(g.status) {
 		return fmt.Sprintf("permission denied: uid %d may only read (group %s); %s %s needs root%s",
 			p.UID, idname.Group(uint32(g.status)), method, path, g.orControlGroup())
 	}

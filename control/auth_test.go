@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/udsvisor/udsvisor/internal/peercred"
 	"github.com/udsvisor/udsvisor/internal/testutil"
 )
 
@@ -163,7 +164,7 @@ func TestT16HandlerWithoutCredentials(t *testing.T) {
 	}
 	rec = httptest.NewRecorder()
 	req := httptest.NewRequest("POST", "/v1/services/web/restart", nil)
-	h.ServeHTTP(rec, req.WithContext(withPeer(context.Background(), peerCreds{UID: 0})))
+	h.ServeHTTP(rec, req.WithContext(withPeer(context.Background(), peercred.Creds{UID: 0})))
 	if rec.Code != http.StatusOK || b.Service("web").Restarts != 1 {
 		t.Errorf("root in context: %d %s; want 200 and a restart", rec.Code, rec.Body)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/udsvisor/udsvisor/api"
+	"github.com/udsvisor/udsvisor/internal/peercred"
 )
 
 // FuzzHandler feeds arbitrary methods, paths, queries and bodies to the
@@ -50,9 +51,9 @@ func FuzzHandler(f *testing.F) {
 		fb := newFake()
 		srv := New(fb, Options{ControlGID: -1, StatusGID: -1})
 		req := httptest.NewRequest(method, target, bytes.NewBufferString(body))
-		p := peerCreds{UID: 1001, GID: 1001}
+		p := peercred.Creds{UID: 1001, GID: 1001}
 		if root {
-			p = peerCreds{UID: 0}
+			p = peercred.Creds{UID: 0}
 		}
 		rec := httptest.NewRecorder()
 		srv.Handler().ServeHTTP(rec, req.WithContext(withPeer(ctx, p)))

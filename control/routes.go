@@ -16,6 +16,7 @@ import (
 
 	"github.com/udsvisor/udsvisor/api"
 	"github.com/udsvisor/udsvisor/config"
+	"github.com/udsvisor/udsvisor/internal/peercred"
 	"github.com/udsvisor/udsvisor/supervisor"
 )
 
@@ -111,7 +112,7 @@ func (s *Server) guard(rt route) http.Handler {
 // deny refuses the request and closes the connection after the answer,
 // so that a refused caller cannot keep its slot as an idle keep-alive
 // connection (T28).
-func (s *Server) deny(w http.ResponseWriter, r *http.Request, p peerCreds, a access) {
+func (s *Server) deny(w http.ResponseWriter, r *http.Request, p peercred.Creds, a access) {
 	w.Header().Set("Connection", "close")
 	s.log.Warn("control request denied", zap.String("method", r.Method), zap.String("path", r.URL.Path),
 		zap.Uint32("uid", p.UID), zap.Uint32("gid", p.GID), zap.Int32("pid", p.PID))

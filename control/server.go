@@ -68,6 +68,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/udsvisor/udsvisor/api"
+	"github.com/udsvisor/udsvisor/internal/peercred"
 )
 
 // DefaultMaxConns is the connection cap when Options.MaxConns is 0.
@@ -324,7 +325,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			// (EMFILE), and stops on any other.
 			return nil, err
 		}
-		p, err := readPeer(c, l.noPeerGroups)
+		p, err := peercred.Read(c, peercred.Options{NoPeerGroups: l.noPeerGroups})
 		if err != nil {
 			l.log.Warn("control: refusing connection", zap.Error(err))
 			c.Close()
@@ -382,7 +383,7 @@ func (l *limitListener) Close() error {
 // peerConn is an accepted connection with the credentials read at Accept.
 type peerConn struct {
 	net.Conn
-	peer    peerCreds
+	peer    peercred.Creds
 	release func()
 	once    sync.Once
 }

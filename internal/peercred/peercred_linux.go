@@ -1,71 +1,44 @@
 // SPDX-License-Identifier: Apache-2.0
 
-package control
+package peercred
 
 import (
 	"bufio"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// readPeer returns the kernel's record of who connected c: SO_PEERCRED for
-// uid, gid and pid and SO_PEERGROUPS for the supplementary groups, all
-// captured by the kernel at connect(2). Nothing is parsed from a string the
-// client could shape, such as its bound address (snapd's dirty_sock,
-// CVE-2019-7304). When the kernel lacks SO_PEERGROUPS (< 4.13), or
-// noPeerGroups forces it for a test, the groups come from
-// /proc/PID/status, which is read now rather than at connect and so is
-// only a fallback.
-func readPeer(c net.Conn, noPeerGroups bool) (peerCreds, error) {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return peerCreds{}, fmt.Errorf("peer credentials: %T is not a socket", c)
-	}
-	raw, err := sc.SyscallConn()
+// read takes uid, gid and pid from SO_PEERCRED and the supplementary
+// groups from SO_PEERGROUPS, all captured by the kernel at connect(2).
+// When the kernel lacks SO_PEERGROUPS (< 4.13), or opts say so for a
+// test, the groups come from /proc/PID/status, which is read now rather
+// than at connect and so is only a fallback.
+func read(fd int, opts Options) (Creds, error) {
+	uc, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
 	if err != nil {
-		return peerCreds{}, fmt.Errorf("peer credentials: %w", err)
+		return Creds{}, os.NewSyscallError("getsockopt SO_PEERCRED", err)
 	}
-	var (
-		p      peerCreds
-		opErr  error
-		groups []uint32
-	)
-	err = raw.Control(func(fd uintptr) {
-		uc, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-		if err != nil {
-			opErr = os.NewSyscallError("getsockopt SO_PEERCRED", err)
-			return
-		}
-		p = peerCreds{UID: uc.Uid, GID: uc.Gid, PID: uc.Pid}
-		if noPeerGroups {
-			opErr = unix.ENOPROTOOPT
-			return
-		}
-		groups, opErr = peerGroups(int(fd))
-	})
-	if err != nil {
-		return peerCreds{}, fmt.Errorf("peer credentials: %w", err)
+	cr := Creds{UID: uc.Uid, GID: uc.Gid, PID: uc.Pid}
+	err = unix.ENOPROTOOPT
+	if !opts.NoPeerGroups {
+		cr.Groups, err = peerGroups(fd)
 	}
 	switch {
-	case opErr == nil:
-		p.Groups = groups
-	case errors.Is(opErr, unix.ENOPROTOOPT) && p.PID > 0:
-		p.Groups, err = procGroups(int(p.PID))
-		if err != nil {
-			return peerCreds{}, fmt.Errorf("peer credentials of pid %d: %w", p.PID, err)
+	case err == nil:
+		return cr, nil
+	case errors.Is(err, unix.ENOPROTOOPT) && cr.PID > 0:
+		if cr.Groups, err = procGroups(int(cr.PID)); err != nil {
+			return Creds{}, fmt.Errorf("groups of pid %d: %w", cr.PID, err)
 		}
-	default:
-		return peerCreds{}, fmt.Errorf("peer credentials: %w", opErr)
+		return cr, nil
 	}
-	return p, nil
+	return Creds{}, err
 }
 
 // peerGroups reads SO_PEERGROUPS with a raw getsockopt: x/sys has no typed
