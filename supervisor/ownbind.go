@@ -5,10 +5,10 @@
 package supervisor
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -74,23 +74,9 @@ func socketInodes(files []*os.File) map[uint64]bool {
 // holds open and that are not in inherited.
 func ownListeners(pid int, inherited map[uint64]bool) ([]string, error) {
 	dir := "/proc/" + strconv.Itoa(pid)
-	ents, err := os.ReadDir(dir + "/fd")
-	if err != nil {
+	held, err := heldSockets(dir+"/fd", inherited)
+	if err != nil || len(held) == 0 {
 		return nil, err
-	}
-	held := make(map[uint64]bool)
-	for _, e := range ents {
-		target, err := os.Readlink(dir + "/fd/" + e.Name())
-		if err != nil {
-			continue
-		}
-		ino, ok := strings.CutPrefix(target, "socket:[")
-		if n, err := strconv.ParseUint(strings.TrimSuffix(ino, "]"), 10, 64); ok && err == nil && !inherited[n] {
-			held[n] = true
-		}
-	}
-	if len(held) == 0 {
-		return nil, nil
 	}
 	var own []string
 	for _, file := range []string{"tcp", "tcp6"} {
@@ -130,6 +116,44 @@ func ownListeners(pid int, inherited map[uint64]bool) ([]string, error) {
 		return own, err
 	}
 	return own, nil
+}
+
+// heldSockets returns the inodes of the sockets open in fdDir
+// (/proc/PID/fd) that are not in inherited. At 1,000 services this runs
+// 2,000 times in the seconds after a start: names unsorted, links read
+// relative to the directory into one buffer, nothing allocated for an fd
+// that is not a socket.
+func heldSockets(fdDir string, inherited map[uint64]bool) (map[uint64]bool, error) {
+	d, err := os.Open(fdDir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		held map[uint64]bool
+		buf  [64]byte // "socket:[" and at most 20 digits and "]"
+	)
+	for _, name := range names {
+		n, err := unix.Readlinkat(int(d.Fd()), name, buf[:])
+		if err != nil {
+			continue // closed meanwhile
+		}
+		ino, ok := bytes.CutPrefix(buf[:n], []byte("socket:["))
+		if !ok || len(ino) < 2 || ino[len(ino)-1] != ']' {
+			continue
+		}
+		if v, err := strconv.ParseUint(string(ino[:len(ino)-1]), 10, 64); err == nil && !inherited[v] {
+			if held == nil {
+				held = make(map[uint64]bool)
+			}
+			held[v] = true
+		}
+	}
+	return held, nil
 }
 
 func parseUint(s string) uint64 {
