@@ -42,11 +42,11 @@ type params struct {
 	// looks at each process's listeners again 5 s after it started), so
 	// that the window sees only what an idle supervisor does. That work
 	// is in the start-up CPU figure, which ends where the window begins.
-	quiet time.Duration
-	gapSamples  int
-	gapPeriod   time.Duration // between two kill slots of one peer
-	gapSettle   time.Duration // the least age of a process killed
-	gapFor      time.Duration // the longest the restart gap runs
+	quiet      time.Duration
+	gapSamples int
+	gapPeriod  time.Duration // between two kill slots of one peer
+	gapSettle  time.Duration // the least age of a process killed
+	gapFor     time.Duration // the longest the restart gap runs
 }
 
 func paramsFor(env *report.Env) params {
