@@ -5,6 +5,8 @@ package config
 import (
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -25,6 +27,46 @@ type checker struct {
 	somaxconn  int
 	nrOpen     int
 	capLastCap int
+	// lstats and realPaths remember what one check found on disk: a
+	// thousand services share a few programs and directories, whose
+	// paths would be walked again for each.
+	lstats    map[string]lstatResult
+	realPaths map[string]string
+}
+
+type lstatResult struct {
+	fi  fs.FileInfo
+	err error
+}
+
+// lstat is os.Lstat, once per path and check.
+func (c *checker) lstat(p string) (fs.FileInfo, error) {
+	if r, ok := c.lstats[p]; ok {
+		return r.fi, r.err
+	}
+	fi, err := os.Lstat(p)
+	if c.lstats == nil {
+		c.lstats = make(map[string]lstatResult)
+	}
+	c.lstats[p] = lstatResult{fi, err}
+	return fi, err
+}
+
+// realPath is filepath.EvalSymlinks, once per path and check; "" when it
+// fails.
+func (c *checker) realPath(p string) string {
+	if r, ok := c.realPaths[p]; ok {
+		return r
+	}
+	r, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		r = ""
+	}
+	if c.realPaths == nil {
+		c.realPaths = make(map[string]string)
+	}
+	c.realPaths[p] = r
+	return r
 }
 
 func (c *checker) errorf(key, format string, args ...any) {

@@ -114,7 +114,7 @@ func canExec(fi fs.FileInfo, s *Service) bool {
 // service's own.
 func (c *checker) replaceable(key, exe string, s *Service) {
 	paths := []string{exe}
-	if real, err := filepath.EvalSymlinks(exe); err == nil && real != exe {
+	if real := c.realPath(exe); real != "" && real != exe {
 		paths = append(paths, real)
 	}
 	seen := map[string]bool{}
@@ -136,7 +136,7 @@ func (c *checker) replaceable(key, exe string, s *Service) {
 // replaceableNode checks one file (file true) or directory of a command's
 // path and reports whether it found an error.
 func (c *checker) replaceableNode(key, p string, file bool, s *Service) bool {
-	fi, err := os.Lstat(p)
+	fi, err := c.lstat(p)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			c.errorf(key, "%v", err)

@@ -77,7 +77,7 @@ func (c *checker) unixPathFS(key, p string) bool {
 		if i >= 0 {
 			cur = filepath.Join(cur, parts[i])
 		}
-		fi, err := os.Lstat(cur)
+		fi, err := c.lstat(cur)
 		if errors.Is(err, fs.ErrNotExist) {
 			return true
 		}
