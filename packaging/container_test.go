@@ -317,8 +317,11 @@ func TestContainerImage(t *testing.T) {
 	ctx := t.TempDir()
 	rel := t.TempDir()
 	for _, name := range release(t, "..", rel, "TARGETS=linux/amd64") {
-		if strings.HasSuffix(name, "_linux_amd64") {
+		switch {
+		case strings.HasSuffix(name, "_linux_amd64"):
 			testutil.CopyFile(t, filepath.Join(rel, name), filepath.Join(ctx, "udsvisor"), 0o755)
+		case name == "LICENSE" || name == "NOTICE":
+			testutil.CopyFile(t, filepath.Join(rel, name), filepath.Join(ctx, name), 0o644)
 		}
 	}
 	for _, f := range []string{"Containerfile", "passwd", "group", "services.toml"} {
@@ -329,6 +332,7 @@ func TestContainerImage(t *testing.T) {
 		t.Fatalf("podman build: %v\n%s", err, out)
 	}
 	t.Cleanup(func() { pm("rmi", "--force", tag) })
+	imageNotices(t, pm, tag, rel)
 
 	vol := reachableDir(t)
 	gid := groupIn(t, "container/group", "www-data")
@@ -491,4 +495,27 @@ func reachableDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// imageNotices checks that the image carries the release's LICENSE and
+// NOTICE, byte for byte, in /usr/share/doc/udsvisor.
+func imageNotices(t *testing.T, pm func(...string) (string, error), tag, rel string) {
+	t.Helper()
+	name := fmt.Sprintf("udsvisor-notices-%d", os.Getpid())
+	if out, err := pm("create", "--name", name, tag); err != nil {
+		t.Fatalf("podman create: %v\n%s", err, out)
+	}
+	defer pm("rm", "--force", name)
+	got := t.TempDir()
+	for _, f := range []string{"LICENSE", "NOTICE"} {
+		if out, err := pm("cp", name+":/usr/share/doc/udsvisor/"+f, filepath.Join(got, f)); err != nil {
+			t.Errorf("podman cp %s: %v\n%s", f, err, out)
+			continue
+		}
+		a, _ := os.ReadFile(filepath.Join(got, f))
+		b, _ := os.ReadFile(filepath.Join(rel, f))
+		if len(b) == 0 || string(a) != string(b) {
+			t.Errorf("the image's /usr/share/doc/udsvisor/%s is not the release's", f)
+		}
+	}
 }

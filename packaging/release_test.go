@@ -81,8 +81,8 @@ func sameFiles(t *testing.T, a, b string, names []string) {
 
 // The release build is reproducible and its binaries are what the README
 // says (issue 14, item 4): built a second time from a copy of the
-// checkout at another path, every file (the three binaries and
-// SHA256SUMS) has the same bytes, and so has the linux/amd64 binary built
+// checkout at another path, every file (the three binaries, LICENSE,
+// NOTICE and SHA256SUMS) has the same bytes, and so has the linux/amd64 binary built
 // a third time with an empty build cache; SHA256SUMS checks; the Linux
 // binaries are static ELF files (no interpreter, no shared library), the
 // FreeBSD one is a FreeBSD ELF file; and the linux/amd64 binary prints
@@ -104,10 +104,11 @@ func TestReleaseReproducible(t *testing.T) {
 	first := filepath.Join(tmp, "first")
 	names := release(t, top, first, stamp...)
 	bin := func(goos, goarch string) string { return "udsvisor_" + version + "_" + goos + "_" + goarch }
-	want := []string{"SHA256SUMS", bin("freebsd", "amd64"), bin("linux", "amd64"), bin("linux", "arm64")}
-	if !slices.Equal(names, want) {
+	bins := []string{bin("freebsd", "amd64"), bin("linux", "amd64"), bin("linux", "arm64")}
+	if want := append([]string{"LICENSE", "NOTICE", "SHA256SUMS"}, bins...); !slices.Equal(names, want) {
 		t.Fatalf("build.sh wrote %q, want %q", names, want)
 	}
+	releaseNotices(t, first)
 
 	src := filepath.Join(tmp, "elsewhere", "src")
 	copyCheckout(t, src)
@@ -123,7 +124,7 @@ func TestReleaseReproducible(t *testing.T) {
 	if b, err := sums.CombinedOutput(); err != nil {
 		t.Errorf("sha256sum --check: %v\n%s", err, b)
 	}
-	for _, n := range want[1:] {
+	for _, n := range bins {
 		f, err := elf.Open(filepath.Join(first, n))
 		if err != nil {
 			t.Fatal(err)
@@ -154,5 +155,33 @@ func TestReleaseReproducible(t *testing.T) {
 	}
 	if w := "udsvisor " + version + " (commit " + commit + ", go"; !strings.HasPrefix(string(out), w) {
 		t.Errorf("version printed %q, want it to start with %q", out, w)
+	}
+}
+
+// releaseNotices checks what dir holds beside the binaries for their
+// licences: LICENSE is the project's, and NOTICE names the glibc the
+// Linux binaries link statically, by the version dpkg knows, and holds
+// the Go modules' notices (the Debian copyright file, whole).
+func releaseNotices(t *testing.T, dir string) {
+	t.Helper()
+	read := func(p string) string {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if read(filepath.Join(dir, "LICENSE")) != read("../LICENSE") {
+		t.Error("the release's LICENSE is not the project's")
+	}
+	notice := read(filepath.Join(dir, "NOTICE"))
+	glibc, err := exec.Command("dpkg-query", "-W", "-f", "${Version}", "libc6-dev").Output()
+	if err != nil {
+		t.Fatalf("dpkg-query libc6-dev: %v", err)
+	}
+	for _, want := range []string{"libc6-dev " + string(glibc) + " ", "Lesser General Public License", read("deb/copyright")} {
+		if !strings.Contains(notice, want) {
+			t.Errorf("NOTICE lacks %q:\n%s", want, notice)
+		}
 	}
 }

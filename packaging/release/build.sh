@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Builds the release binaries of udsvisor and their SHA256SUMS into OUTDIR:
+# Builds the release binaries of udsvisor into OUTDIR:
 #   udsvisor_<version>_linux_amd64, udsvisor_<version>_linux_arm64,
-#   udsvisor_<version>_freebsd_amd64.
+#   udsvisor_<version>_freebsd_amd64, with LICENSE, NOTICE (the licences
+#   of the Go modules and of the statically linked glibc) and SHA256SUMS.
 # Usage: packaging/release/build.sh OUTDIR
 # Run it on a Debian 12 amd64 host with gcc, clang,
 # binutils-aarch64-linux-gnu, libc6-dev-arm64-cross and
@@ -72,5 +73,36 @@ for target in ${TARGETS:-linux/amd64 linux/arm64 freebsd/amd64}; do
 		;;
 	esac
 done
-(cd "$out" && sha256sum "${bins[@]}" >SHA256SUMS)
+
+# What a binary distribution owes the licences of what it contains: the
+# Apache License itself (its section 4a), and the notices of the Go
+# modules and of glibc, which the Linux binaries link statically (LGPL
+# 2.1 section 6: say so, and where its source is).
+cp "$top/LICENSE" "$out/LICENSE"
+glibc=$(dpkg-query -W -f '${Version}' libc6-dev)
+glibc_arm64=$(dpkg-query -W -f '${Version}' libc6-dev-arm64-cross 2>/dev/null || echo "not installed")
+{
+	printf '%s\n' \
+		"udsvisor release binaries: the licences of what they contain." \
+		"" \
+		"udsvisor is licensed under the Apache License, Version 2.0: LICENSE," \
+		"beside this file." \
+		"" \
+		"The Linux binaries are linked statically with the GNU C Library" \
+		"(glibc) of Debian 12: package libc6-dev $glibc (amd64) and" \
+		"libc6-dev-arm64-cross $glibc_arm64 (arm64, from glibc ${glibc_arm64%cross*}), under the GNU" \
+		"Lesser General Public License, version 2.1 or later" \
+		"(https://www.gnu.org/licenses/old-licenses/lgpl-2.1.html). Its" \
+		"source is Debian's glibc source package of that version" \
+		"(apt-get source glibc, or https://snapshot.debian.org/package/glibc/)." \
+		"udsvisor's source is public: to link a modified glibc, install it and" \
+		"build with packaging/release/build.sh. The FreeBSD binary contains" \
+		"no C library." \
+		"" \
+		"Every binary contains the Go runtime and standard library and these" \
+		"Go modules, as listed in the Debian package's copyright file:" \
+		""
+	cat "$top/packaging/deb/copyright"
+} >"$out/NOTICE"
+(cd "$out" && sha256sum "${bins[@]}" LICENSE NOTICE >SHA256SUMS)
 echo "$out"
