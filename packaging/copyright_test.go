@@ -5,6 +5,7 @@
 package packaging
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -14,10 +15,10 @@ import (
 	"testing"
 )
 
-// The copyright file names every Go module linked into the binary, with
-// the holder and the licence the module's own licence file states, and
-// no module that is not linked: adding or dropping a dependency without
-// updating it fails here.
+// The copyright file names every Go module linked into a Linux or
+// FreeBSD binary, with the holder and the licence the module's own
+// licence file states, and no module that is not linked: adding or
+// dropping a dependency without updating it fails here.
 func TestCopyrightListsLinkedModules(t *testing.T) {
 	paras := copyrightParagraphs(t, "deb/copyright")
 	files := map[string]map[string]string{} // module path -> its paragraph
@@ -48,7 +49,7 @@ func TestCopyrightListsLinkedModules(t *testing.T) {
 		if want := classifyLicence(text); p["License"] != want {
 			t.Errorf("module %s: copyright says License: %s, its licence file reads as %s", m.Path, p["License"], want)
 		}
-		if !strings.Contains(text, p["Copyright"]) {
+		if p["Copyright"] == "" || !strings.Contains(text, p["Copyright"]) {
 			t.Errorf("module %s: Copyright: %q is not in its licence or notice files", m.Path, p["Copyright"])
 		}
 	}
@@ -61,16 +62,31 @@ func TestCopyrightListsLinkedModules(t *testing.T) {
 
 type module struct{ Path, Dir string }
 
-// linkedModules lists the modules other than this one that the udsvisor
-// binary is built from.
+// linkedModules lists the modules other than this one that a udsvisor
+// release binary, for Linux or FreeBSD, is built from.
 func linkedModules(t *testing.T) []module {
 	t.Helper()
-	out, err := exec.Command("go", "list", "-deps", "-json=Module", "../cmd/udsvisor").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
 	var mods []module
-	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for _, goos := range []string{"linux", "freebsd"} {
+		cmd := exec.Command("go", "list", "-deps", "-json=Module", "../cmd/udsvisor")
+		cmd.Env = append(os.Environ(), "GOOS="+goos)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("GOOS=%s go list: %v", goos, err)
+		}
+		mods = appendModules(t, mods, out)
+	}
+	if len(mods) == 0 {
+		t.Fatal("go list found no module linked into udsvisor")
+	}
+	return mods
+}
+
+// appendModules adds to mods the modules of go list -json=Module's
+// output that are not there yet.
+func appendModules(t *testing.T, mods []module, out []byte) []module {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(out))
 	for dec.More() {
 		var pkg struct{ Module *struct{ Path, Dir string } }
 		if err := dec.Decode(&pkg); err != nil {
@@ -83,9 +99,6 @@ func linkedModules(t *testing.T) []module {
 		if !slices.Contains(mods, m) {
 			mods = append(mods, m)
 		}
-	}
-	if len(mods) == 0 {
-		t.Fatal("go list found no module linked into udsvisor")
 	}
 	return mods
 }

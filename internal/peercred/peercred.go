@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 
+//go:build linux || freebsd
+
 // Package peercred reads who is at the other end of a Unix socket
 // connection, as the kernel recorded it: SO_PEERCRED and SO_PEERGROUPS on
 // Linux, LOCAL_PEERCRED on FreeBSD. Nothing is parsed from a string the

@@ -3,6 +3,7 @@
 package peercred
 
 import (
+	"fmt"
 	"os"
 	"unsafe"
 
@@ -20,7 +21,7 @@ func read(fd int, _ Options) (Creds, error) {
 	}
 	n := int(x.Ngroups)
 	if n < 1 || n > len(x.Groups) {
-		return Creds{}, os.NewSyscallError("getsockopt LOCAL_PEERCRED", unix.EINVAL)
+		return Creds{}, fmt.Errorf("getsockopt LOCAL_PEERCRED: %d groups, want 1 to %d", n, len(x.Groups))
 	}
 	return Creds{
 		UID:    x.Uid,
@@ -34,6 +35,6 @@ func read(fd int, _ Options) (Creds, error) {
 // struct xucred where x/sys has only a blank pointer field; older kernels
 // leave it zero.
 func xucredPid(x *unix.Xucred) int32 {
-	end := unsafe.Add(unsafe.Pointer(x), unix.SizeofXucred)
-	return *(*int32)(unsafe.Add(end, -int(unsafe.Sizeof(uintptr(0)))))
+	union := unsafe.Add(unsafe.Pointer(x), unix.SizeofXucred-int(unsafe.Sizeof(uintptr(0))))
+	return *(*int32)(union)
 }

@@ -79,28 +79,46 @@ done
 # modules and of glibc, which the Linux binaries link statically (LGPL
 # 2.1 section 6: say so, and where its source is).
 cp "$top/LICENSE" "$out/LICENSE"
-glibc=$(dpkg-query -W -f '${Version}' libc6-dev)
-glibc_arm64=$(dpkg-query -W -f '${Version}' libc6-dev-arm64-cross 2>/dev/null || echo "not installed")
+# glibc_line ARCH PACKAGE: the NOTICE line of a Linux binary's glibc.
+glibc_line() {
+	local v
+	v=$(dpkg-query -W -f '${Version}' "$2")
+	printf '  %s: %s %s (glibc %s)\n' "$1" "${2%%:*}" "$v" "${v%cross*}"
+}
 {
 	printf '%s\n' \
 		"udsvisor release binaries: the licences of what they contain." \
 		"" \
 		"udsvisor is licensed under the Apache License, Version 2.0: LICENSE," \
-		"beside this file." \
+		"beside this file."
+	linux=""
+	for target in ${TARGETS:-linux/amd64 linux/arm64 freebsd/amd64}; do
+		case $target in
+		linux/amd64) linux+=$(glibc_line linux/amd64 libc6-dev:amd64)$'\n' ;;
+		linux/arm64) linux+=$(glibc_line linux/arm64 libc6-dev-arm64-cross)$'\n' ;;
+		esac
+	done
+	if [ -n "$linux" ]; then
+		printf '%s\n' \
+			"" \
+			"The Linux binaries are linked statically with the GNU C Library" \
+			"(glibc) of these Debian 12 packages:"
+		printf '%s' "$linux"
+		printf '%s\n' \
+			"glibc is licensed under the GNU Lesser General Public License," \
+			"version 2.1 or later (https://www.gnu.org/licenses/old-licenses/lgpl-2.1.html)." \
+			"Its source is Debian's glibc source package of that version" \
+			"(apt-get source glibc, or https://snapshot.debian.org/package/glibc/)." \
+			"udsvisor's source is public: to link a modified glibc, install it and" \
+			"build with packaging/release/build.sh."
+	fi
+	printf '%s\n' \
 		"" \
-		"The Linux binaries are linked statically with the GNU C Library" \
-		"(glibc) of Debian 12: package libc6-dev $glibc (amd64) and" \
-		"libc6-dev-arm64-cross $glibc_arm64 (arm64, from glibc ${glibc_arm64%cross*}), under the GNU" \
-		"Lesser General Public License, version 2.1 or later" \
-		"(https://www.gnu.org/licenses/old-licenses/lgpl-2.1.html). Its" \
-		"source is Debian's glibc source package of that version" \
-		"(apt-get source glibc, or https://snapshot.debian.org/package/glibc/)." \
-		"udsvisor's source is public: to link a modified glibc, install it and" \
-		"build with packaging/release/build.sh. The FreeBSD binary contains" \
-		"no C library." \
-		"" \
-		"Every binary contains the Go runtime and standard library and these" \
-		"Go modules, as listed in the Debian package's copyright file:" \
+		"The binaries contain the Go runtime and standard library and the Go" \
+		"modules listed below in the format of Debian's copyright files (the" \
+		"Debian package's). A FreeBSD binary contains no C library and only" \
+		"some of the modules: go list -deps ./cmd/udsvisor with GOOS=freebsd" \
+		"names them." \
 		""
 	cat "$top/packaging/deb/copyright"
 } >"$out/NOTICE"
