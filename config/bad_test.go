@@ -272,6 +272,10 @@ func TestBadSupervisor(t *testing.T) {
 	runCases(t, []badCase{
 		{"unknown control_group", "[supervisor]\ncontrol_group = \"nosuch\"", []string{`services.toml:2: supervisor.control_group: unknown group "nosuch"`}, nil},
 		{"control_mode 0666", "[supervisor]\ncontrol_mode = \"0666\"", nil, []string{`services.toml:2: supervisor.control_mode: "0666" lets every local user connect; the peer check still applies`}},
+		// status_group's members pass the file mode as others only.
+		{"status_group without others' bits", "[supervisor]\nstatus_group = \"adm\"", nil, []string{`services.toml:2: supervisor.status_group: its members cannot connect to the control socket, whose mode 0660 admits only root and control_group; set control_mode = "0666" (the peer check still refuses everyone else)`}},
+		{"status_group with 0666", "[supervisor]\nstatus_group = \"adm\"\ncontrol_mode = \"0666\"", nil, nil},
+		{"status_group is control_group", "[supervisor]\nstatus_group = \"adm\"\ncontrol_group = \"adm\"", nil, nil},
 		{"control_mode integer", "[supervisor]\ncontrol_mode = 660", []string{`services.toml:2: supervisor.control_mode: control_mode must be a string like "0660"; 660 is decimal (octal 1224)`}, nil},
 		{"control socket in /tmp", "[supervisor]\ncontrol_socket = \"/tmp/c.sock\"", []string{`services.toml:2: supervisor.control_socket: /tmp is world-writable; others could squat or replace the socket`}, nil},
 		{"T16 www-data control group", "[supervisor]\ncontrol_group = \"www-data\"", nil, []string{`services.toml:2: supervisor.control_group: www-data is a web server's group; a confused deputy could reach the control socket`}},

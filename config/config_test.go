@@ -81,7 +81,7 @@ func TestParseFull(t *testing.T) {
 	cfg := mustParse(t, `
 [supervisor]
 control_socket = "/run/udsv-config-test/control.sock"
-control_mode = "0660"
+control_mode = "0666"
 control_group = "adm"
 status_group = 33
 log_format = "json"
@@ -126,7 +126,7 @@ public = true
 	nogroup := lookupGID(t, "nogroup")
 	wantSup := Supervisor{
 		ControlSocket: "/run/udsv-config-test/control.sock",
-		ControlMode:   0o660,
+		ControlMode:   0o666,
 		ControlGroup:  int(lookupGID(t, "adm")),
 		StatusGroup:   int(wwwGID),
 		LogFormat:     "json",

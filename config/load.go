@@ -222,9 +222,6 @@ func (c *checker) supervisor(t table) Supervisor {
 	}
 	if m, ok := c.socketMode(t, "control_mode"); ok {
 		s.ControlMode = m
-		if m&0o002 != 0 {
-			c.warnf(t.sub("control_mode"), "\"%04o\" lets every local user connect; the peer check still applies", uint32(m))
-		}
 	}
 	for _, g := range []struct {
 		name string
@@ -245,6 +242,7 @@ func (c *checker) supervisor(t table) Supervisor {
 			c.warnf(t.sub(g.name), "www-data is a web server's group; a confused deputy could reach the control socket")
 		}
 	}
+	c.controlAccess(t, s)
 	if f, ok := c.str(t, "log_format"); ok {
 		if f != "console" && f != "json" {
 			c.errorf(t.sub("log_format"), "%q must be console or json", f)
@@ -253,6 +251,23 @@ func (c *checker) supervisor(t table) Supervisor {
 		}
 	}
 	return s
+}
+
+// controlAccess warns when the control socket's mode and the groups do
+// not fit. The socket belongs to root and control_group, so the members
+// of a separate status_group pass the file mode only as others: without
+// the others' bits they cannot even connect, and with them everyone can,
+// which the peer check then refuses, as it is there for.
+func (c *checker) controlAccess(t table, s Supervisor) {
+	others := s.ControlMode & 0o006
+	readers := s.StatusGroup >= 0 && s.StatusGroup != s.ControlGroup
+	switch {
+	case readers && others != 0o006:
+		c.warnf(t.sub("status_group"), "its members cannot connect to the control socket, whose mode %04o admits only root and control_group; set control_mode = \"0666\" (the peer check still refuses everyone else)",
+			uint32(s.ControlMode))
+	case !readers && others != 0:
+		c.warnf(t.sub("control_mode"), "\"%04o\" lets every local user connect; the peer check still applies", uint32(s.ControlMode))
+	}
 }
 
 // sharedUsers warns when services share a uid: each can signal, ptrace
