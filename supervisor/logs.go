@@ -7,6 +7,7 @@ package supervisor
 import (
 	"sync"
 	"time"
+	"unsafe"
 
 	"go.uber.org/zap"
 )
@@ -22,8 +23,18 @@ type LogLine struct {
 	Line     string `json:"line"` // as written, without the newline
 }
 
-// logLines is how many lines of output each service keeps for ctl logs.
-const logLines = 1000
+// logLines and logBytes bound the output each service keeps for ctl
+// logs: the newest lines, at most logLines of them and logBytes in all
+// (as lineCost counts). The bytes bound is what keeps a thousand
+// services' worth of long lines (up to maxLine each) from holding
+// gigabytes; the journal, which gets every line, is the full record.
+const (
+	logLines = 1000
+	logBytes = 256 << 10
+)
+
+// lineCost is what a kept line costs: its text and the LogLine around it.
+func lineCost(l LogLine) int { return len(l.Line) + int(unsafe.Sizeof(l)) }
 
 // followBuffer is how many lines a follower may fall behind before lines
 // are dropped for it: a slow reader must never block a service's output.
@@ -34,8 +45,10 @@ const followBuffer = 256
 // API, hence the mutex; it is not service state.
 type logRing struct {
 	mu    sync.Mutex
-	lines []LogLine // ring of at most logLines
-	next  int       // where the next line goes once full
+	buf   []LogLine // circular; grows up to logLines entries
+	start int       // the oldest kept line
+	n     int       // lines kept
+	bytes int       // their lineCost
 	subs  map[chan LogLine]struct{}
 }
 
@@ -46,11 +59,19 @@ func newLogRing() *logRing {
 func (r *logRing) add(l LogLine) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.lines) < logLines {
-		r.lines = append(r.lines, l)
-	} else {
-		r.lines[r.next] = l
-		r.next = (r.next + 1) % logLines
+	switch {
+	case r.n == logLines:
+		r.dropOldest()
+	case r.n == len(r.buf):
+		grown := make([]LogLine, min(logLines, max(16, 2*len(r.buf))))
+		r.copyKept(grown)
+		r.buf, r.start = grown, 0
+	}
+	r.buf[(r.start+r.n)%len(r.buf)] = l
+	r.n++
+	r.bytes += lineCost(l)
+	for r.bytes > logBytes {
+		r.dropOldest()
 	}
 	for ch := range r.subs {
 		select {
@@ -60,15 +81,37 @@ func (r *logRing) add(l LogLine) {
 	}
 }
 
+// dropOldest forgets the oldest kept line.
+func (r *logRing) dropOldest() {
+	r.bytes -= lineCost(r.buf[r.start])
+	r.buf[r.start] = LogLine{} // lets the text go
+	r.start = (r.start + 1) % len(r.buf)
+	r.n--
+}
+
+// copyKept copies the newest len(dst) kept lines (all, if dst is
+// longer) into dst, oldest first, and returns how many it copied.
+func (r *logRing) copyKept(dst []LogLine) int {
+	k := min(len(dst), r.n)
+	first := (r.start + r.n - k) % max(len(r.buf), 1)
+	c := copy(dst[:k], r.buf[first:])
+	copy(dst[c:k], r.buf)
+	return k
+}
+
 // last returns the newest n lines, oldest first (all when n <= 0).
 func (r *logRing) last(n int) []LogLine {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ordered := append(append([]LogLine(nil), r.lines[r.next:]...), r.lines[:r.next]...)
-	if n > 0 && n < len(ordered) {
-		ordered = ordered[len(ordered)-n:]
+	if n <= 0 || n > r.n {
+		n = r.n
 	}
-	return ordered
+	if n == 0 {
+		return nil
+	}
+	out := make([]LogLine, n)
+	r.copyKept(out)
+	return out
 }
 
 // subscribe returns a channel of new lines and the function that ends

@@ -130,8 +130,8 @@ user = "nobody"
 
 // Two children write to stdout as fast as they can, one in short lines
 // and one without any newline. udsvisor's memory stays bounded: the log
-// ring keeps the last 1,000 lines per service and a line is cut every
-// 16 KiB, while a child that writes faster than udsvisor logs is slowed
+// ring keeps the last 1,000 lines per service, 256 KiB at most, and a
+// line is cut every 16 KiB, while a child that writes faster than udsvisor logs is slowed
 // down by the full pipe (backpressure; nothing is dropped). The control
 // API keeps answering and the other service keeps serving.
 func TestFaultLogFlood(t *testing.T) {
@@ -176,6 +176,7 @@ func TestFaultLogFlood(t *testing.T) {
 		"lines": func(l string) bool { return l == line },
 		"zeros": func(l string) bool { return len(l) == 16<<10 && strings.Trim(l, "\x00") == "" },
 	} {
+		text := 0 // bytes of the lines kept
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		begin := time.Now()
 		b, err := apiGet(ctx, e.sock, "/v1/services/"+name+"/logs?lines=1000")
@@ -192,13 +193,18 @@ func TestFaultLogFlood(t *testing.T) {
 			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 				t.Fatalf("%s logs: %v", name, err)
 			}
+			text += len(l.Line)
 			if n++; !check(l.Line) {
 				t.Errorf("%s logs: line of %d bytes %.40q...", name, len(l.Line), l.Line)
 				break
 			}
 		}
-		if n != 1000 {
+		switch {
+		case name == "lines" && n != 1000:
 			t.Errorf("%s logs: %d lines kept, want 1000", name, n)
+		case name == "zeros" && (text > 256<<10 || text < 256<<10-2*16<<10):
+			// 1,000 lines of 16 KiB would be 16 MiB a service.
+			t.Errorf("%s logs: %d lines, %d bytes kept, want 256 KiB at most and nearly so", name, n, text)
 		}
 		sampleRSS()
 	}
