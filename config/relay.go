@@ -77,6 +77,11 @@ func (c *checker) relay(t table, s *Service) {
 	if len(s.Sockets) == 0 {
 		c.errorf(rt.key, "a relay needs a socket: it relays the connections accepted on the service's sockets")
 	}
+	if s.Ready == ReadyNotify {
+		// NOTIFY_SOCKET is an abstract address, which belongs to a
+		// network namespace: the app's own is not udsvisor's.
+		c.errorf(rt.key, "cannot be used with ready = \"notify\": the app runs in a network namespace of its own, where udsvisor's notify socket cannot be reached")
+	}
 	for _, sock := range s.Sockets {
 		if sock.Stdin {
 			c.errorf(rt.key, "cannot relay from a socket on stdin (%s): the relay takes the sockets at fd 3 and up", sock.Name)

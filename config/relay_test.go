@@ -28,6 +28,8 @@ func TestBadRelay(t *testing.T) {
 		{"socket on stdin", base + "[[services.api.sockets]]\npath = \"/run/x/api.sock\"\nstdin = true\n[services.api.relay]\nport = 80",
 			[]string{"services.toml:7: services.api.relay: cannot relay from a socket on stdin (api): the relay takes the sockets at fd 3 and up"}, nil},
 		{"not a table", base + "relay = 8080", []string{"services.toml:4: services.api.relay: must be a table, not an integer"}, nil},
+		{"notify", base + "ready = \"notify\"\n[[services.api.sockets]]\npath = \"/run/x/api.sock\"\n[services.api.relay]\nport = 80",
+			[]string{"services.toml:7: services.api.relay: cannot be used with ready = \"notify\": the app runs in a network namespace of its own, where udsvisor's notify socket cannot be reached"}, nil},
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -132,6 +133,16 @@ func (s *Supervisor) ConfigSHA256() [32]byte {
 		return v.cfg.SHA256
 	}
 	return s.cfg.SHA256
+}
+
+// Stale returns the services that still run their definition from
+// before the last reload, whose new one did not start (restart_mode =
+// "overlap"): ConfigSHA256's file does not describe what they run.
+func (s *Supervisor) Stale() []string {
+	if v := s.view.Load(); v != nil {
+		return slices.Clone(v.stale)
+	}
+	return nil
 }
 
 // Handover brings the supervisor to a standstill and returns its state,

@@ -288,6 +288,18 @@ func TestReloadOverlap(t *testing.T) {
 	if rep, err := getReport(sock); err != nil || !slices.Contains(rep.Env, "V=2") {
 		t.Errorf("after the failed reload served with %v, %v; want the old definition", rep.Env, err)
 	}
+	// The file no longer says what web runs (an upgrade refuses so),
+	// until a reload whose definition starts.
+	if stale := h.sup.Stale(); !slices.Equal(stale, []string{"web"}) {
+		t.Errorf("Stale() after the failed reload = %q, want [web]", stale)
+	}
+	writeConfig(t, file, h.dir, def("4", ""))
+	if res, err = h.sup.Reload(context.Background()); err != nil || len(res.Failed) != 0 {
+		t.Fatalf("reload of a good definition: %+v, %v", res, err)
+	}
+	if stale := h.sup.Stale(); len(stale) != 0 {
+		t.Errorf("Stale() after a good reload = %q, want none", stale)
+	}
 }
 
 // Requests that come during an overlapping restart join it: a second

@@ -209,7 +209,7 @@ func (s *Supervisor) reload(ctx context.Context, r *runner) (ReloadResult, error
 				services = maps.Clone(services)
 				replaced, services[c.Name] = services[c.Name], oldServices[c.Name]
 				r.services = services
-				s.view.Store(&view{services: services, cfg: cfg})
+				s.view.Store(&view{services: services, cfg: cfg, stale: slices.Clone(res.Failed)})
 			}
 			stopServices([]*running{replaced})
 			fresh.svc.replacing.Store(nil)

@@ -126,8 +126,11 @@ type Supervisor struct {
 // services, replaced as a whole, never changed in place.
 type view struct {
 	services map[string]*running
-	// cfg is the config the services run.
+	// cfg is the config the services run, but for stale.
 	cfg *config.Config
+	// stale are the services that still run their definition from
+	// before cfg: the last reload's overlap found the new one broken.
+	stale []string
 	// closing is set once shutdown has begun: no more requests.
 	closing bool
 }

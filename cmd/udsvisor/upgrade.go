@@ -136,6 +136,12 @@ func (u *upgrader) check(ctx context.Context) (checked, error) {
 	if sha256.Sum256(data) != running {
 		return checked{}, fmt.Errorf("%s changed since it was loaded; reload it first (udsvisor ctl reload)", u.cfgPath)
 	}
+	// The new binary would take them over under the file's definition,
+	// the one that did not start.
+	if stale := u.sup.Stale(); len(stale) > 0 {
+		return checked{}, fmt.Errorf("%s still run the definition from before the last reload, whose new one in %s did not start; fix it and reload first",
+			strings.Join(stale, ", "), u.cfgPath)
+	}
 	bin, err := os.Open(u.exePath)
 	if err != nil {
 		return checked{}, err
