@@ -17,8 +17,10 @@ type Relay struct {
 	// Proxy is the PROXY protocol header sent to the app first: "" for
 	// none, ProxyV1 or ProxyV2.
 	Proxy ProxyProtocol
-	// ConnectTimeout is how long a connection waits for the app's port
-	// (while the app starts or restarts) before it is closed.
+	// ConnectTimeout is how long a connection the app refuses, once it
+	// has listened, is retried before it is closed (before, the relay
+	// accepts nothing), and how often the relay warns while it waits for
+	// the app to listen.
 	ConnectTimeout time.Duration
 }
 
@@ -45,7 +47,8 @@ func (p *ProxyProtocol) Set(s string) error {
 	return fmt.Errorf("unknown PROXY protocol version %q (want %s or %s)", s, ProxyV1, ProxyV2)
 }
 
-// defaultConnectTimeout covers a slow app's start-up, a JVM's included.
+// defaultConnectTimeout is long enough for an app's listener to get
+// through a burst.
 const defaultConnectTimeout = 30 * time.Second
 
 var relayKeys = []string{"port", "proxy_protocol", "connect_timeout"}

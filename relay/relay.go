@@ -40,8 +40,9 @@ type Options struct {
 	// Proxy is the PROXY protocol header sent to the app first on each
 	// connection, if any.
 	Proxy config.ProxyProtocol
-	// ConnectTimeout bounds how long an accepted client waits for the app
-	// to accept on Port (it refuses while it starts); it must be positive.
+	// ConnectTimeout bounds how long an accepted client's dial is retried
+	// while the app refuses, and spaces the warnings while Serve waits for
+	// the app to listen at all; it must be positive.
 	ConnectTimeout time.Duration
 }
 
@@ -93,6 +94,9 @@ func Serve(ctx context.Context, lns []net.Listener, opts Options, log *zap.Logge
 			ln.Close()
 		}
 	})
+	if !s.awaitApp(ctx) {
+		return nil // done before the app listened; lns are closed
+	}
 	var wg sync.WaitGroup // the accept loops and the relays they started
 	errs := make([]error, len(lns))
 	for i, ln := range lns {
@@ -115,6 +119,37 @@ type server struct {
 
 	dialWarn   limiter // the app refused or was unreachable
 	acceptWarn limiter // accept ran out of fds or memory
+}
+
+// awaitApp returns once the app accepts a connection on its port (true)
+// or ctx is done (false). Nothing is accepted before: clients wait in the
+// sockets' backlog, as for any service that is starting, and udsvisor's
+// rule that a process which accepted a connection has started then means
+// that the app answers, which an overlapping restart and the crash
+// back-off rely on. The app sees one connection that closes unused.
+func (s *server) awaitApp(ctx context.Context) bool {
+	var d net.Dialer
+	start := time.Now()
+	warnAt := start.Add(s.opts.ConnectTimeout)
+	for {
+		c, err := d.DialContext(ctx, "tcp4", s.target)
+		if err == nil {
+			c.Close()
+			return true
+		}
+		if now := time.Now(); now.After(warnAt) {
+			s.log.Warn("relay: the app does not listen yet; connections wait in the backlog",
+				zap.String("target", s.target), zap.Duration("waited", time.Since(start).Round(time.Millisecond)), zap.Error(err))
+			warnAt = now.Add(s.opts.ConnectTimeout)
+		}
+		t := time.NewTimer(retryEvery)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
 }
 
 // accept relays each connection accepted on ln, each in a goroutine

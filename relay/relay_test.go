@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -240,29 +241,77 @@ func TestRelayBothWaysWithHalfClose(t *testing.T) {
 	}
 }
 
-// A client that connects while the app is still starting waits for it:
-// the refused dials are tried again until the app listens, 300 ms later.
+// A client that connects while the app is still starting waits for it
+// in the socket's backlog: Serve accepts nothing until the app listens,
+// 300 ms later, so that a process that accepted has an app that answers
+// (udsvisor's started rule), and then the client is served.
 func TestRelayWaitsForTheAppToListen(t *testing.T) {
 	port := freePort(t)
-	ln := relayCopy(t, supervisorSocket(t))
+	ln := firstAccept{Listener: relayCopy(t, supervisorSocket(t)), at: new(atomic.Int64)}
 	serve(t, []net.Listener{ln}, Options{Port: port, ConnectTimeout: waitLimit})
 	c := dial(t, ln)
 	if _, err := c.Write([]byte("early")); err != nil {
 		t.Fatal(err)
 	}
 	<-time.After(300 * time.Millisecond) // the app's start-up
+	listening := time.Now()
 	target(t, port, echo)
 	if got := readN(t, c, 5); string(got) != "early" {
 		t.Errorf("echo %q", got)
 	}
+	if at := time.Unix(0, ln.at.Load()); at.Before(listening) {
+		t.Errorf("Serve accepted %v before the app listened", listening.Sub(at))
+	}
 }
 
-// When nothing ever listens on the port, the client is closed after
+// firstAccept records when its first Accept returned a connection.
+type firstAccept struct {
+	net.Listener
+	at *atomic.Int64 // UnixNano; 0 before
+}
+
+func (l firstAccept) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.at.CompareAndSwap(0, time.Now().UnixNano())
+	}
+	return c, err
+}
+
+// Cancelled before the app ever listened, Serve returns at once, having
+// accepted nothing and closed its listeners.
+func TestRelayCancelBeforeTheAppListens(t *testing.T) {
+	ln := closeSignal{relayCopy(t, supervisorSocket(t)), make(chan struct{})}
+	cancel, r := serve(t, []net.Listener{ln}, Options{Port: freePort(t), ConnectTimeout: waitLimit})
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	select {
+	case <-r.done:
+		if r.err != nil {
+			t.Errorf("Serve: %v", r.err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("Serve did not return after cancel")
+	}
+	<-ln.closed
+}
+
+// When the app stops listening after it did, a client is closed after
 // ConnectTimeout, not before, and Serve goes on accepting.
 func TestRelayGivesUpAfterConnectTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
+	app, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ln := relayCopy(t, supervisorSocket(t))
-	serve(t, []net.Listener{ln}, Options{Port: freePort(t), ConnectTimeout: timeout})
+	serve(t, []net.Listener{ln}, Options{Port: app.Addr().(*net.TCPAddr).Port, ConnectTimeout: timeout})
+	if c, err := app.Accept(); err != nil { // the relay's look at the port
+		t.Fatal(err)
+	} else {
+		c.Close()
+	}
+	app.Close()
 	for range 2 {
 		start := time.Now()
 		c := dial(t, ln)
