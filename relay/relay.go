@@ -142,13 +142,21 @@ func (s *server) awaitApp(ctx context.Context) bool {
 				zap.String("target", s.target), zap.Duration("waited", time.Since(start).Round(time.Millisecond)), zap.Error(err))
 			warnAt = now.Add(s.opts.ConnectTimeout)
 		}
-		t := time.NewTimer(retryEvery)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, retryEvery) {
 			return false
-		case <-t.C:
 		}
+	}
+}
+
+// sleep waits for d and reports true, or false as soon as ctx is done.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -171,12 +179,8 @@ func (s *server) accept(ctx context.Context, ln net.Listener, wg *sync.WaitGroup
 			if n, ok := s.acceptWarn.allow(); ok {
 				s.log.Warn("relay: accept failed; retrying", zap.Error(err), zap.Duration("backoff", backoff), zap.Int("suppressed", n))
 			}
-			t := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if !sleep(ctx, backoff) {
 				return nil
-			case <-t.C:
 			}
 			continue
 		}
@@ -234,12 +238,8 @@ func (s *server) dial(ctx context.Context) (net.Conn, error) {
 		if !errors.Is(err, syscall.ECONNREFUSED) {
 			return nil, err
 		}
-		t := time.NewTimer(retryEvery)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, retryEvery) {
 			return nil, fmt.Errorf("%w (for %v)", err, s.opts.ConnectTimeout)
-		case <-t.C:
 		}
 	}
 }
