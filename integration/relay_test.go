@@ -97,7 +97,8 @@ port = %s
 	}
 
 	// ctl restart returns once the new relay runs, before the app
-	// listens: requests made now wait in the relay for the app's port.
+	// listens: requests made now wait in the socket's backlog until the
+	// relay, once its app answers, accepts them.
 	before := testutil.Birth(t, sock)
 	if out, err := s.ctl("restart", "legacy"); err != nil {
 		t.Fatalf("ctl restart: %v\n%s", err, out)

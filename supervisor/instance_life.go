@@ -36,9 +36,10 @@ func (inst *instance) spawn(s *service) {
 	// The watch begins before the launch, so that connections that
 	// queued for this process are seen waiting before it can take any;
 	// begun after, it could miss a process that accepts at once. A
-	// notify service has started when it says so.
+	// notify service has started when it says so, and a drained queue
+	// proves nothing while another process may have drained it.
 	inst.stopWatch()
-	if s.cfg.Ready != config.ReadyNotify {
+	if s.cfg.Ready != config.ReadyNotify && !s.othersMayAccept(inst) {
 		ev := accepted{inst: inst, seq: inst.watchSeq}
 		inst.watch = watchAccept(files, s.cfg.MinUptime, func() { s.inbox.post(ev) })
 	}
@@ -46,6 +47,22 @@ func (inst *instance) spawn(s *service) {
 	inst.pid, inst.startedAt, inst.statusText = 0, time.Time{}, ""
 	inst.transition(s, Starting)
 	go s.launch(inst, s.cfg, files)
+}
+
+// othersMayAccept reports whether a process other than inst's may take
+// connections from the service's sockets: another instance's, one that an
+// overlapping restart replaces (they are all in s.insts), or the old
+// definition's during a reload's overlap.
+func (s *service) othersMayAccept(inst *instance) bool {
+	if s.replacing.Load() != nil {
+		return true
+	}
+	for _, o := range s.insts {
+		if o != inst && (o.pid != 0 || o.launching) {
+			return true
+		}
+	}
+	return false
 }
 
 // stop asks the process to end and reports whether there is one (or a

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -402,5 +403,36 @@ func TestStopDuringReloadOverlap(t *testing.T) {
 	}
 	if alive(old) {
 		t.Errorf("the old process %d still runs", old)
+	}
+}
+
+// Without ready = "notify", a process has started once it accepted a
+// connection, which udsvisor sees as its sockets' queue draining. During
+// an overlap the old processes drain it too, so that says nothing of the
+// new one: under load, a new process that exits at once is still a
+// failed start, and the old one serves on.
+func TestOverlapWithoutNotifyUnderLoad(t *testing.T) {
+	users(t)
+	cfg := strings.Replace(overlapConfig("0s", ""), "ready = \"notify\"\n", "", 1)
+	cfg = strings.Replace(cfg, `"-notify", "READY=1", `, "", 1)
+	h := start(t, cfg)
+	old := h.waitState("web", Running).Pid
+	stop := make(chan struct{})
+	failed, firstErr, _, done := load(filepath.Join(h.dir, "web.sock"), stop)
+	time.Sleep(100 * time.Millisecond) // the load is on
+	if err := os.WriteFile(filepath.Join(h.dir, "broken"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := h.sup.Restart(context.Background(), "web")
+	close(stop)
+	done()
+	if err == nil {
+		t.Error("restart to a process that exits at once succeeded under load")
+	}
+	if st := h.status("web"); st.State != Running || st.Pid != old {
+		t.Errorf("after the failed restart: %s pid %d; want the old %d running", st.State, st.Pid, old)
+	}
+	if n := failed.Load(); n != 0 {
+		t.Errorf("%d requests failed, the first with %v", n, firstErr.Load())
 	}
 }
