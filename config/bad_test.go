@@ -268,6 +268,31 @@ func TestBadServices(t *testing.T) {
 	})
 }
 
+// Sockets whose directory udsvisor creates must agree on its group and
+// mode: it is made once, and the other group might not get through.
+func TestSharedNewDirectory(t *testing.T) {
+	two := func(groupB, modeB string) string {
+		return base + `[[services.api.sockets]]
+path = "/run/udsv-config-new/a.sock"
+directory_mode = "0750"
+[services.web]
+command = ["true"]
+user = "daemon"
+[[services.web.sockets]]
+path = "/run/udsv-config-new/b.sock"
+group = "` + groupB + `"
+directory_mode = "` + modeB + `"
+`
+	}
+	runCases(t, []badCase{
+		{"same group and mode", two("daemon", "0750"), nil, []string{`services.toml:9: services.web.user: user "daemon" is also the user of services.api; the two can signal each other and read each other's /proc`}},
+		{"another group", two("adm", "0750"), nil, []string{
+			`services.toml:9: services.web.user: user "daemon" is also the user of services.api; the two can signal each other and read each other's /proc`,
+			`services.toml:10: services.web.sockets[0]: shares directory /run/udsv-config-new, which udsvisor creates once, with services.api.sockets[0] (services.toml:4): group daemon and directory_mode 0750 there, adm and 0750 here; give them the same, or one socket's users may not reach it`,
+		}},
+	})
+}
+
 func TestBadSupervisor(t *testing.T) {
 	runCases(t, []badCase{
 		{"unknown control_group", "[supervisor]\ncontrol_group = \"nosuch\"", []string{`services.toml:2: supervisor.control_group: unknown group "nosuch"`}, nil},

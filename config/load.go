@@ -157,6 +157,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	slices.SortStableFunc(sockets, func(a, b *Socket) int { return a.Line - b.Line })
 	c.crossCheck(cfg.Supervisor.ControlSocket, sockets)
 	c.sharedUsers(cfg.Services)
+	c.sharedDirs(sockets)
 	c.crossRoutes(cfg.Services)
 	if len(c.errs) > 0 {
 		return nil, sortByLine(c.errs)
@@ -267,6 +268,32 @@ func (c *checker) controlAccess(t table, s Supervisor) {
 			uint32(s.ControlMode))
 	case !readers && others != 0:
 		c.warnf(t.sub("control_mode"), "\"%04o\" lets every local user connect; the peer check still applies", uint32(s.ControlMode))
+	}
+}
+
+// sharedDirs warns when Unix sockets whose directory udsvisor will create
+// ask for different groups or directory modes: it is created once, for
+// one of them, and the others' group may then be unable to search it.
+// sockets are in the order of the file.
+func (c *checker) sharedDirs(sockets []*Socket) {
+	first := map[string]*Socket{}
+	for _, sk := range sockets {
+		if sk.Path == "" {
+			continue
+		}
+		dir := filepath.Dir(sk.Path)
+		if _, err := c.lstat(dir); err == nil {
+			continue // it exists; udsvisor creates nothing there
+		}
+		f, ok := first[dir]
+		if !ok {
+			first[dir] = sk
+			continue
+		}
+		if f.GID != sk.GID || f.DirectoryMode != sk.DirectoryMode {
+			c.warnf(sk.Key, "shares directory %s, which udsvisor creates once, with %s (%s): group %s and directory_mode %04o there, %s and %04o here; give them the same, or one socket's users may not reach it",
+				dir, f.Key, c.at(f.Key), f.GroupName, uint32(f.DirectoryMode), sk.GroupName, uint32(sk.DirectoryMode))
+		}
 	}
 }
 
