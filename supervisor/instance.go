@@ -102,6 +102,10 @@ func (inst *instance) hasStarted() bool { return inst.st == Running || inst.st =
 // leaving reports whether the instance is on its way out.
 func (inst *instance) leaving() bool { return inst.old || inst.removing }
 
+// hasProcess reports whether the instance has a process, or a launch in
+// flight that will give it one.
+func (inst *instance) hasProcess() bool { return inst.pid != 0 || inst.launching }
+
 // arm (re)starts a timer; its fire reaches onTimerFired unless disarmed
 // or re-armed first.
 func (inst *instance) arm(s *service, kind int, d time.Duration) {

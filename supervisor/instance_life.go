@@ -5,6 +5,7 @@
 package supervisor
 
 import (
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -57,12 +58,7 @@ func (s *service) othersMayAccept(inst *instance) bool {
 	if s.replacing.Load() != nil {
 		return true
 	}
-	for _, o := range s.insts {
-		if o != inst && (o.pid != 0 || o.launching) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(s.insts, func(o *instance) bool { return o != inst && o.hasProcess() })
 }
 
 // stop asks the process to end and reports whether there is one (or a

@@ -22,7 +22,7 @@ import (
 // busy reports whether an instance has a process (or a launch in
 // flight).
 func (s *service) busy() bool {
-	return slices.ContainsFunc(s.insts, func(inst *instance) bool { return inst.pid != 0 || inst.launching })
+	return slices.ContainsFunc(s.insts, (*instance).hasProcess)
 }
 
 // setRest records where an inactive service without processes rests
