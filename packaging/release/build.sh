@@ -50,6 +50,13 @@ ldflags="-s -w -buildid= -X main.version=$VERSION -X main.commit=$commit"
 mkdir -p "$out"
 out=$(cd "$out" && pwd) # go build runs in $top
 bins=()
+glibc="" # a NOTICE line for each Linux binary built: the glibc it links
+# glibc_line ARCH PACKAGE adds the line of a Linux binary's glibc.
+glibc_line() {
+	local v
+	v=$(dpkg-query -W -f '${Version}' "$2")
+	glibc+=$(printf '  %s: %s %s (glibc %s)' "$1" "${2%%:*}" "$v" "${v%cross*}")$'\n'
+}
 build() { # GOOS GOARCH CGO CC: adds the binary to bins
 	local bin="udsvisor_${VERSION}_$1_$2" static=""
 	if [ "$3" = 1 ]; then
@@ -62,10 +69,16 @@ build() { # GOOS GOARCH CGO CC: adds the binary to bins
 }
 for target in ${TARGETS:-linux/amd64 linux/arm64 freebsd/amd64}; do
 	case $target in
-	linux/amd64) build linux amd64 1 "${CC_LINUX_AMD64:-gcc}" ;;
+	linux/amd64)
+		build linux amd64 1 "${CC_LINUX_AMD64:-gcc}"
+		glibc_line linux/amd64 libc6-dev:amd64
+		;;
 	# clang, not aarch64-linux-gnu-gcc: in Debian 12 that conflicts with
 	# gcc-multilib, which privdrop's tests need.
-	linux/arm64) build linux arm64 1 "${CC_LINUX_ARM64:-clang --target=aarch64-linux-gnu}" ;;
+	linux/arm64)
+		build linux arm64 1 "${CC_LINUX_ARM64:-clang --target=aarch64-linux-gnu}"
+		glibc_line linux/arm64 libc6-dev-arm64-cross
+		;;
 	freebsd/amd64) build freebsd amd64 0 "" ;;
 	*)
 		echo "build.sh: unknown target $target" >&2
@@ -79,31 +92,18 @@ done
 # modules and of glibc, which the Linux binaries link statically (LGPL
 # 2.1 section 6: say so, and where its source is).
 cp "$top/LICENSE" "$out/LICENSE"
-# glibc_line ARCH PACKAGE: the NOTICE line of a Linux binary's glibc.
-glibc_line() {
-	local v
-	v=$(dpkg-query -W -f '${Version}' "$2")
-	printf '  %s: %s %s (glibc %s)\n' "$1" "${2%%:*}" "$v" "${v%cross*}"
-}
 {
 	printf '%s\n' \
 		"udsvisor release binaries: the licences of what they contain." \
 		"" \
 		"udsvisor is licensed under the Apache License, Version 2.0: LICENSE," \
 		"beside this file."
-	linux=""
-	for target in ${TARGETS:-linux/amd64 linux/arm64 freebsd/amd64}; do
-		case $target in
-		linux/amd64) linux+=$(glibc_line linux/amd64 libc6-dev:amd64)$'\n' ;;
-		linux/arm64) linux+=$(glibc_line linux/arm64 libc6-dev-arm64-cross)$'\n' ;;
-		esac
-	done
-	if [ -n "$linux" ]; then
+	if [ -n "$glibc" ]; then
 		printf '%s\n' \
 			"" \
 			"The Linux binaries are linked statically with the GNU C Library" \
 			"(glibc) of these Debian 12 packages:"
-		printf '%s' "$linux"
+		printf '%s' "$glibc"
 		printf '%s\n' \
 			"glibc is licensed under the GNU Lesser General Public License," \
 			"version 2.1 or later (https://www.gnu.org/licenses/old-licenses/lgpl-2.1.html)." \
