@@ -26,15 +26,7 @@ func release(t *testing.T, src, out string, env ...string) []string {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build.sh %s: %v\n%s", strings.Join(env, " "), err, b)
 	}
-	ents, err := os.ReadDir(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	return names
+	return testutil.DirNames(t, out)
 }
 
 // copyCheckout copies the module's files as git sees them (tracked and

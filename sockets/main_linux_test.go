@@ -111,24 +111,9 @@ func wantGone(t *testing.T, p string) {
 	}
 }
 
-// entries lists the names in dir, so a test can tell that a failed Bind
-// left nothing behind (no temporary name, no directory).
-func entries(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
 func wantEntries(t *testing.T, dir string, want ...string) {
 	t.Helper()
-	got := entries(t, dir)
+	got := testutil.DirNames(t, dir)
 	sort.Strings(want)
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("%s holds %q, want %q", dir, got, want)

@@ -122,7 +122,7 @@ func TestT7T8ExistingName(t *testing.T) {
 			base := testutil.RunDir(t)
 			p := filepath.Join(base, "a.sock")
 			defer tc.setup(t, p)()
-			names := entries(t, base)
+			names := testutil.DirNames(t, base)
 			before := snapshot(t, base)
 			_, err := newBinder().bind(spec(p))
 			want := fmt.Sprintf(tc.want, p)

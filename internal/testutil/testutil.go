@@ -333,6 +333,21 @@ func WaitNanosleep(t testing.TB, pid int) {
 	})
 }
 
+// DirNames lists the names in dir, sorted: what a test expects a
+// directory to hold, and nothing else.
+func DirNames(t testing.TB, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
 // CopyFile copies from to a new file to with mode, whatever the umask.
 // Tests use it to put a binary where a test user can exec it, or to make
 // a copy with its own owner and mode bits.
